@@ -1,0 +1,299 @@
+//! Settings: a TOML file (see README "Configuration") plus environment overrides, validated
+//! once at start so that a typo in a keyword list or a region code stops the service before it
+//! processes a single message rather than silently dropping STOPs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use phonenumber::country;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::contact::{parse_region, validate_tenant};
+use crate::domain::inbound::TenantRef;
+use crate::domain::keywords::{KeywordOverrides, KeywordSet};
+use crate::domain::policy::{Policy, TransactionalAfterOptOut};
+use crate::domain::replies::{default_messages, MessageTexts, Messages};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The file as written by users. Every table is optional: an empty file is a valid config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Applies to every tenant without its own `[tenants.NAME]` table, and fills what a
+    /// tenant table leaves out.
+    pub defaults: TenantConfig,
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// Reject messages for tenants that have no `[tenants.NAME]` table (and no mapped
+    /// phone_number_id) instead of applying the defaults.
+    pub strict_tenants: bool,
+    /// Records per ledger batch (one sled transaction and one fsync each).
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantConfig {
+    /// ISO 3166 region for national numbers (`0612345678` with `FR`).
+    pub region: Option<String>,
+    /// Enabled keyword languages, default language first.
+    pub languages: Option<Vec<String>>,
+    /// WhatsApp `metadata.phone_number_id`s that belong to this tenant.
+    pub phone_number_ids: Vec<String>,
+    pub marketing_requires_opt_in: Option<bool>,
+    pub transactional_after_optout: Option<TransactionalAfterOptOut>,
+    /// Per-language keyword additions and removals.
+    pub keywords: BTreeMap<String, KeywordOverrides>,
+    /// Per-language reply texts; missing ones fall back to the built-in texts.
+    pub messages: BTreeMap<String, MessageTexts>,
+}
+
+/// One tenant's compiled rules.
+#[derive(Debug)]
+pub struct TenantProfile {
+    pub region: country::Id,
+    pub languages: Vec<String>,
+    pub keywords: KeywordSet,
+    pub policy: Policy,
+    pub messages: BTreeMap<String, Messages>,
+}
+
+impl TenantProfile {
+    /// Replies go out in the customer's language when we have texts for it, else in the
+    /// tenant's default language: a confirmation in the wrong language beats none.
+    pub fn messages_for(&self, language: Option<&str>) -> (&str, &Messages) {
+        if let Some((lang, m)) = language.and_then(|l| self.messages.get_key_value(l)) {
+            return (lang.as_str(), m);
+        }
+        let first = self.languages.first().map(String::as_str).unwrap_or("en");
+        match self.messages.get_key_value(first) {
+            Some((lang, m)) => (lang.as_str(), m),
+            None => {
+                let (lang, m) = self.messages.iter().next().expect("validated: never empty");
+                (lang.as_str(), m)
+            }
+        }
+    }
+}
+
+/// Validated settings, shared by every stage.
+#[derive(Debug)]
+pub struct Settings {
+    pub file: ConfigFile,
+    default: Arc<TenantProfile>,
+    tenants: HashMap<String, Arc<TenantProfile>>,
+    phone_ids: HashMap<String, String>,
+}
+
+impl Settings {
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let file = match path {
+            None => ConfigFile::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        Settings::from_file(file)
+    }
+
+    pub fn from_file(mut file: ConfigFile) -> Result<Settings, ConfigError> {
+        if let Ok(region) = std::env::var("CONSENT_LEDGER_DEFAULT_REGION") {
+            file.defaults.region = Some(region);
+        }
+        let default = Arc::new(compile(&file.defaults, None)?);
+        let mut tenants = HashMap::new();
+        let mut phone_ids = HashMap::new();
+        for (name, t) in &file.tenants {
+            validate_tenant(name).map_err(ConfigError::Invalid)?;
+            tenants.insert(name.clone(), Arc::new(compile(t, Some(&file.defaults))?));
+            for id in &t.phone_number_ids {
+                if let Some(other) = phone_ids.insert(id.clone(), name.clone()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "phone_number_id {id} is listed under both tenants {other} and {name}"
+                    )));
+                }
+            }
+        }
+        if file.batch_size == Some(0) {
+            return Err(ConfigError::Invalid("batch_size must be at least 1".into()));
+        }
+        Ok(Settings {
+            file,
+            default,
+            tenants,
+            phone_ids,
+        })
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.file.batch_size.unwrap_or(1000)
+    }
+
+    /// The tenant a message belongs to.
+    pub fn resolve_tenant(&self, tenant: &TenantRef) -> Result<String, String> {
+        let name = match tenant {
+            TenantRef::PhoneNumberId(id) => self
+                .phone_ids
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.clone()),
+            TenantRef::Name(name) => name.clone(),
+        };
+        validate_tenant(&name)?;
+        if self.file.strict_tenants && !self.tenants.contains_key(&name) {
+            return Err(format!(
+                "{name} has no [tenants.{name}] table and strict_tenants is on"
+            ));
+        }
+        Ok(name)
+    }
+
+    pub fn profile(&self, tenant: &str) -> Arc<TenantProfile> {
+        self.tenants
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
+    }
+}
+
+fn compile(
+    t: &TenantConfig,
+    defaults: Option<&TenantConfig>,
+) -> Result<TenantProfile, ConfigError> {
+    let pick = |f: fn(&TenantConfig) -> Option<String>| f(t).or_else(|| defaults.and_then(f));
+    let region_code = pick(|c| c.region.clone()).unwrap_or_else(|| "FR".into());
+    let region = parse_region(&region_code).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let languages = t
+        .languages
+        .clone()
+        .or_else(|| defaults.and_then(|d| d.languages.clone()))
+        .unwrap_or_else(|| vec!["fr".into(), "en".into()]);
+    if languages.is_empty() {
+        return Err(ConfigError::Invalid(
+            "languages must name at least one language".into(),
+        ));
+    }
+    let mut overrides = defaults.map(|d| d.keywords.clone()).unwrap_or_default();
+    overrides.extend(t.keywords.clone());
+    let keywords = KeywordSet::new(&languages, &overrides).map_err(ConfigError::Invalid)?;
+    let policy = Policy {
+        marketing_requires_opt_in: t
+            .marketing_requires_opt_in
+            .or_else(|| defaults.and_then(|d| d.marketing_requires_opt_in))
+            .unwrap_or(false),
+        transactional_after_optout: t
+            .transactional_after_optout
+            .or_else(|| defaults.and_then(|d| d.transactional_after_optout))
+            .unwrap_or_default(),
+    };
+    let mut messages = default_messages();
+    let configured = defaults
+        .map(|d| d.messages.iter())
+        .into_iter()
+        .flatten()
+        .chain(&t.messages);
+    for (lang, texts) in configured {
+        let base = messages.get(lang).or_else(|| messages.get("en")).cloned();
+        messages.insert(
+            lang.clone(),
+            texts.over(base.expect("built-in English texts")),
+        );
+    }
+    for (lang, m) in &messages {
+        m.validate()
+            .map_err(|e| ConfigError::Invalid(format!("messages.{lang}: {e}")))?;
+    }
+    Ok(TenantProfile {
+        region,
+        languages,
+        keywords,
+        policy,
+        messages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::from_file(toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?)
+    }
+
+    #[test]
+    fn empty_config_is_valid_with_french_defaults() {
+        let s = parse("").unwrap();
+        let p = s.profile("anyone");
+        assert_eq!(p.region, country::Id::FR);
+        assert_eq!(p.languages, vec!["fr", "en"]);
+        assert!(p
+            .messages_for(None)
+            .1
+            .opt_out_confirmation
+            .starts_with("C'est noté"));
+    }
+
+    #[test]
+    fn phone_number_ids_map_to_tenants() {
+        let s = parse("[tenants.acme]\nphone_number_ids = [\"106540352242922\"]\n").unwrap();
+        let t = TenantRef::PhoneNumberId("106540352242922".into());
+        assert_eq!(s.resolve_tenant(&t).unwrap(), "acme");
+        let other = TenantRef::PhoneNumberId("999".into());
+        assert_eq!(s.resolve_tenant(&other).unwrap(), "999");
+    }
+
+    #[test]
+    fn strict_tenants_rejects_unknown_ones() {
+        let s = parse("strict_tenants = true\n[tenants.acme]\n").unwrap();
+        assert!(s.resolve_tenant(&TenantRef::Name("acme".into())).is_ok());
+        assert!(s.resolve_tenant(&TenantRef::Name("other".into())).is_err());
+    }
+
+    #[test]
+    fn typos_are_reported_at_start() {
+        assert!(parse("[tenants.acme]\nregion = \"XX9\"\n").is_err());
+        assert!(parse("[tenants.acme]\nlanguages = [\"klingon\"]\n").is_err());
+        assert!(parse("[tenants.acme]\nmarketing_requires_optin = true\n").is_err());
+        assert!(parse(
+            "[tenants.a]\nphone_number_ids=[\"1\"]\n[tenants.b]\nphone_number_ids=[\"1\"]\n"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn tenant_inherits_and_overrides_defaults() {
+        let s = parse(
+            "[defaults]\nregion = \"US\"\ntransactional_after_optout = \"block\"\n\
+             [tenants.acme]\nlanguages = [\"en\"]\n[tenants.acme.messages.en]\n\
+             opt_out_confirmation = \"Bye!\"\n",
+        )
+        .unwrap();
+        let p = s.profile("acme");
+        assert_eq!(p.region, country::Id::US);
+        assert_eq!(
+            p.policy.transactional_after_optout,
+            TransactionalAfterOptOut::Block
+        );
+        let (lang, m) = p.messages_for(Some("nl"));
+        assert_eq!((lang, m.opt_out_confirmation.as_str()), ("en", "Bye!"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Contact identity: every phone number is reduced to one E.164 form before it touches the
+//! ledger, so `+33 6 12 34 56 78`, `0033612345678`, `33612345678` and (for a French tenant)
+//! `06 12 34 56 78` are one person. A campaign check that missed one spelling would message
+//! someone who said STOP, which is exactly the failure this product exists to prevent.
+
+use std::fmt;
+
+use phonenumber::{country, Mode};
+use serde::{Deserialize, Serialize};
+
+/// A phone number in E.164 form (`+` then digits). Constructed only through [`normalize`], so
+/// holding one is proof that it was validated.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(transparent)]
+pub struct Contact(String);
+
+impl Contact {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// All but the last two digits hidden: the only form of a number that may reach a log.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+
+    /// Rebuilds a contact read back from our own storage, where it was stored already normalized.
+    pub fn from_stored(e164: String) -> Self {
+        Contact(e164)
+    }
+}
+
+impl fmt::Display for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an input is not a usable phone number; shown to users next to the input they gave.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("empty phone number")]
+    Empty,
+    #[error("phone number too long")]
+    TooLong,
+    #[error("not a phone number")]
+    NotANumber,
+    #[error(
+        "not a valid phone number for any region (a national number needs the tenant's region)"
+    )]
+    Invalid,
+    #[error("unknown region code {0:?} (expected an ISO 3166 code such as FR or US)")]
+    UnknownRegion(String),
+}
+
+/// Parses an ISO 3166 region code as used in the config (`region = "FR"`).
+pub fn parse_region(code: &str) -> Result<country::Id, ContactError> {
+    code.trim()
+        .to_ascii_uppercase()
+        .parse::<country::Id>()
+        .map_err(|_| ContactError::UnknownRegion(code.to_string()))
+}
+
+/// Normalizes any common spelling of a phone number to E.164.
+///
+/// Order matters: an explicit `+` or `00` prefix is international; otherwise the tenant's region
+/// is tried first (a national number such as `0612345678`), and only then the digits as an
+/// international number without `+` (what WhatsApp's `from` and many CRMs export).
+pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactError> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(ContactError::Empty);
+    }
+    if trimmed.len() > 64 {
+        return Err(ContactError::TooLong);
+    }
+    let allowed = |c: char| c.is_ascii_digit() || " +-.()/\u{a0}".contains(c);
+    if !trimmed.chars().all(allowed) {
+        return Err(ContactError::NotANumber);
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 4 || digits.len() > 17 {
+        return Err(ContactError::NotANumber);
+    }
+    if let Some(rest) = trimmed.strip_prefix('+') {
+        if rest.contains('+') {
+            return Err(ContactError::NotANumber);
+        }
+        return international(&digits);
+    }
+    if trimmed.contains('+') {
+        return Err(ContactError::NotANumber);
+    }
+    if let Some(intl) = digits.strip_prefix("00") {
+        return international(intl);
+    }
+    if let Some(contact) = parse_valid(Some(region), &digits) {
+        return Ok(contact);
+    }
+    international(&digits)
+}
+
+fn international(digits: &str) -> Result<Contact, ContactError> {
+    parse_valid(None, &format!("+{digits}")).ok_or(ContactError::Invalid)
+}
+
+fn parse_valid(region: Option<country::Id>, text: &str) -> Option<Contact> {
+    let number = phonenumber::parse(region, text).ok()?;
+    if !phonenumber::is_valid(&number) {
+        return None;
+    }
+    Some(Contact(number.format().mode(Mode::E164).to_string()))
+}
+
+/// Masks any string that may hold a phone number for logs: keeps the last two characters.
+pub fn mask(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let keep = chars.len().min(2);
+    let hidden = chars.len() - keep;
+    let mut out = String::with_capacity(chars.len());
+    if chars.first() == Some(&'+') {
+        out.push('+');
+    }
+    let start = usize::from(chars.first() == Some(&'+'));
+    for _ in start..hidden {
+        out.push('*');
+    }
+    out.extend(&chars[hidden.max(start)..]);
+    out
+}
+
+/// Tenant ids appear in storage keys and URLs, so they are restricted to a safe alphabet.
+pub fn validate_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty() || tenant.len() > 64 {
+        return Err("tenant id must be 1 to 64 characters".into());
+    }
+    if !tenant
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "tenant id {tenant:?} may only contain letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fr(input: &str) -> Result<String, ContactError> {
+        normalize(input, country::Id::FR).map(|c| c.0)
+    }
+
+    #[test]
+    fn every_spelling_of_a_french_mobile_is_one_contact() {
+        for input in [
+            "+33 6 12 34 56 78",
+            "+33612345678",
+            "0033612345678",
+            "33612345678",
+            "06 12 34 56 78",
+            "06.12.34.56.78",
+            "+33 (0)6 12 34 56 78",
+        ] {
+            assert_eq!(fr(input).as_deref(), Ok("+33612345678"), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn national_number_uses_the_tenant_region() {
+        let us = normalize("(415) 555-2671", country::Id::US).unwrap();
+        assert_eq!(us.as_str(), "+14155552671");
+    }
+
+    #[test]
+    fn whatsapp_from_digits_without_plus_are_international() {
+        assert_eq!(fr("14155552671").as_deref(), Ok("+14155552671"));
+        assert_eq!(fr("447911123456").as_deref(), Ok("+447911123456"));
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        assert_eq!(fr(""), Err(ContactError::Empty));
+        assert_eq!(fr("hello"), Err(ContactError::NotANumber));
+        assert_eq!(fr("12"), Err(ContactError::NotANumber));
+        assert_eq!(fr("+33 6 12 +34"), Err(ContactError::NotANumber));
+        assert_eq!(fr("+999 1234 5678"), Err(ContactError::Invalid));
+    }
+
+    #[test]
+    fn masking_keeps_only_the_last_two_digits() {
+        assert_eq!(mask("+33612345678"), "+*********78");
+        assert_eq!(mask("7"), "7");
+        assert_eq!(mask(""), "");
+    }
+
+    #[test]
+    fn region_codes_parse_case_insensitively() {
+        assert_eq!(parse_region("fr"), Ok(country::Id::FR));
+        assert!(parse_region("XX1").is_err());
+    }
+
+    #[test]
+    fn tenant_ids_are_restricted() {
+        assert!(validate_tenant("acme-fr_1").is_ok());
+        assert!(validate_tenant("../etc").is_err());
+        assert!(validate_tenant("").is_err());
+    }
+}

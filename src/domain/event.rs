@@ -1,0 +1,257 @@
+//! The consent event: the one record the ledger keeps forever. Everything else (the consent
+//! view, the outbox, the analytics) is derived from these, so the type is deliberately flat,
+//! versioned by its schema file (schemas/consent-event.v1.json) and hashed over its canonical
+//! bytes so that a regulator can be shown the log was not edited.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::contact::Contact;
+
+/// Namespace of every `event_id` (UUID v5). Fixed forever: changing it would give a replayed
+/// message a new id and break deduplication for every subscriber.
+pub const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_2b9e_4d3a_5f70_8e21_9a4b_c0d7_e3f1);
+
+/// `prev_hash` of the first event of a chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum EventType {
+    OptedOut,
+    OptedIn,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::OptedOut => "OptedOut",
+            EventType::OptedIn => "OptedIn",
+        }
+    }
+}
+
+/// What a consent decision is about. Marketing is what STOP revokes; transactional (order and
+/// delivery updates) survives a marketing opt-out unless the tenant or the customer says otherwise.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Marketing,
+    Transactional,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 2] = [Purpose::Marketing, Purpose::Transactional];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Marketing => "marketing",
+            Purpose::Transactional => "transactional",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Purpose> {
+        match s {
+            "marketing" => Some(Purpose::Marketing),
+            "transactional" => Some(Purpose::Transactional),
+            _ => None,
+        }
+    }
+}
+
+/// How the customer expressed the decision; part of the proof of consent (RGPD Art. 7(1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Keyword,
+    QuickReply,
+    WhatsappUserPreferences,
+    Api,
+    Import,
+}
+
+/// How `campaign_id` was found, so an analyst knows how much to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribution {
+    /// The inbound record named the campaign.
+    Explicit,
+    /// The customer replied to (or pressed a button on) a message the campaign sent.
+    ReplyContext,
+    /// The last marketing message sent to the contact within the attribution window.
+    Window,
+    #[default]
+    None,
+}
+
+/// Where the event came from: enough to find the original message again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventSource {
+    pub kind: SourceKind,
+    /// Id of the inbound message (WhatsApp `wamid…`, SMS id, or a derived id).
+    pub message_id: String,
+    /// The keyword or phrase that matched, normalized (e.g. `ARRET`, `STOP ALL`).
+    pub keyword: Option<String>,
+    /// The classification rule that matched (`exact_keyword`, `courtesy_keyword`, …).
+    pub rule: Option<String>,
+    /// What the customer sent, verbatim: the text, or the button title and payload.
+    pub text: Option<String>,
+    pub language: Option<String>,
+    /// The message the customer replied to (WhatsApp `context.id`), when any.
+    pub context_message_id: Option<String>,
+    /// Kafka position of the inbound record (absent for file input).
+    pub topic: Option<String>,
+    pub kafka_partition: Option<i32>,
+    pub offset: Option<i64>,
+    /// Line number in the input file (absent for Kafka input).
+    pub line: Option<u64>,
+}
+
+/// An immutable consent event, as stored in the ledger and published to `consent.events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConsentEvent {
+    /// UUID v5 of (tenant, source message id, type): a redelivered message gets the same id.
+    pub event_id: Uuid,
+    /// Ledger partition (the inbound Kafka partition; 0 for file input) whose chain holds it.
+    pub partition: u32,
+    /// Position in the partition's chain, from 1, without gaps.
+    pub seq: u64,
+    pub tenant: String,
+    /// E.164 phone number.
+    pub contact: Contact,
+    /// `whatsapp`, `sms`, or what the source said.
+    pub channel: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub purposes: Vec<Purpose>,
+    /// When the customer acted (their message time).
+    pub occurred_at: DateTime<Utc>,
+    /// When the ledger appended the event.
+    pub recorded_at: DateTime<Utc>,
+    pub source: EventSource,
+    pub campaign_id: Option<String>,
+    pub attribution: Attribution,
+    /// `hash` of the previous event of this partition (64 zeros for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 of the canonical bytes: this event serialized with `hash` set to "".
+    pub hash: String,
+}
+
+impl ConsentEvent {
+    /// The id every copy of one decision shares, whatever the number of redeliveries.
+    pub fn id_for(tenant: &str, message_id: &str, event_type: EventType) -> Uuid {
+        let name = format!("{tenant}\n{message_id}\n{}", event_type.as_str());
+        Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
+    }
+
+    /// The bytes the hash covers. serde_json writes struct fields in declaration order, so the
+    /// same event always gives the same bytes; `prev_hash` is inside, which makes it a chain.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        serde_json::to_vec(&unhashed).expect("serializing a plain struct cannot fail")
+    }
+
+    pub fn compute_hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_bytes()))
+    }
+
+    /// Links the event after `prev_hash` and seals it.
+    pub fn seal(&mut self, prev_hash: &str) {
+        self.prev_hash = prev_hash.to_string();
+        self.hash = self.compute_hash();
+    }
+
+    /// The bytes stored in the ledger: the sealed event as JSON. `verify` checks that stored
+    /// bytes are exactly this, so even an edit that keeps the JSON meaning is detected.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("serializing a plain struct cannot fail")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    pub(crate) fn sample(event_type: EventType, at_secs: i64, seq: u64) -> ConsentEvent {
+        let at = Utc.timestamp_opt(at_secs, 0).unwrap();
+        let message_id = format!("wamid.{seq}");
+        ConsentEvent {
+            event_id: ConsentEvent::id_for("acme", &message_id, event_type),
+            partition: 0,
+            seq,
+            tenant: "acme".into(),
+            contact: Contact::from_stored("+33612345678".into()),
+            channel: "whatsapp".into(),
+            event_type,
+            purposes: vec![Purpose::Marketing],
+            occurred_at: at,
+            recorded_at: at,
+            source: EventSource {
+                kind: SourceKind::Keyword,
+                message_id,
+                keyword: Some("STOP".into()),
+                rule: Some("exact_keyword".into()),
+                text: Some("Stop".into()),
+                language: Some("fr".into()),
+                context_message_id: None,
+                topic: None,
+                kafka_partition: None,
+                offset: None,
+                line: Some(seq),
+            },
+            campaign_id: None,
+            attribution: Attribution::None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn event_id_is_stable_per_message_and_type() {
+        let a = ConsentEvent::id_for("acme", "wamid.1", EventType::OptedOut);
+        assert_eq!(
+            a,
+            ConsentEvent::id_for("acme", "wamid.1", EventType::OptedOut)
+        );
+        assert_ne!(
+            a,
+            ConsentEvent::id_for("acme", "wamid.1", EventType::OptedIn)
+        );
+        assert_ne!(
+            a,
+            ConsentEvent::id_for("other", "wamid.1", EventType::OptedOut)
+        );
+    }
+
+    #[test]
+    fn any_edit_changes_the_hash() {
+        let mut e = sample(EventType::OptedOut, 1_700_000_000, 1);
+        e.seal(GENESIS_HASH);
+        let sealed = e.hash.clone();
+        assert_eq!(sealed, e.compute_hash());
+        let mut edited = e.clone();
+        edited.event_type = EventType::OptedIn;
+        assert_ne!(edited.compute_hash(), sealed);
+        let mut relinked = e.clone();
+        relinked.prev_hash = "1".repeat(64);
+        assert_ne!(relinked.compute_hash(), sealed);
+    }
+
+    #[test]
+    fn stored_bytes_round_trip_exactly() {
+        let mut e = sample(EventType::OptedIn, 1_700_000_123, 7);
+        e.seal(GENESIS_HASH);
+        let bytes = e.stored_bytes();
+        let back: ConsentEvent = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.stored_bytes(), bytes);
+        assert_eq!(back.compute_hash(), e.hash);
+    }
+}

@@ -1,0 +1,234 @@
+use super::*;
+
+fn webhook(messages: &str) -> Vec<u8> {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Sheena Nelson"}},"wa_id":"33612345678"}}],"messages":[{messages}]}},"field":"messages"}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+fn only_message(bytes: &[u8]) -> Message {
+    match decode(bytes).unwrap().as_slice() {
+        [Item::Message(m)] => m.clone(),
+        other => panic!("expected one message, got {other:?}"),
+    }
+}
+
+#[test]
+fn text_message_as_meta_sends_it() {
+    let m = only_message(&webhook(
+        r#"{"from":"33612345678","id":"wamid.HBgLMzM2MTIzNDU2NzgVAgASGBQzQUZFNjBGQjE0","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
+    ));
+    assert_eq!(m.tenant, TenantRef::PhoneNumberId("106540352242922".into()));
+    assert_eq!(m.from, "33612345678");
+    assert_eq!(m.content, Content::Text("STOP".into()));
+    assert_eq!(m.occurred_at.timestamp(), 1_749_416_383);
+    assert_eq!(m.channel, "whatsapp");
+}
+
+#[test]
+fn template_quick_reply_keeps_payload_title_and_context() {
+    let m = only_message(&webhook(
+        r#"{"context":{"from":"15550783881","id":"wamid.CAMPAIGN1"},"from":"33612345678","id":"wamid.B1","timestamp":"1749416383","type":"button","button":{"payload":"STOP","text":"Stop promotions"}}"#,
+    ));
+    assert_eq!(
+        m.content,
+        Content::Button {
+            payload: "STOP".into(),
+            title: Some("Stop promotions".into())
+        }
+    );
+    assert_eq!(m.context_message_id.as_deref(), Some("wamid.CAMPAIGN1"));
+}
+
+#[test]
+fn interactive_button_and_list_replies_use_their_ids() {
+    let m = only_message(&webhook(
+        r#"{"from":"33612345678","id":"wamid.I1","timestamp":"1749416383","type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"STOP","title":"Se désabonner"}}}"#,
+    ));
+    assert_eq!(
+        m.content,
+        Content::Button {
+            payload: "STOP".into(),
+            title: Some("Se désabonner".into())
+        }
+    );
+    let m = only_message(&webhook(
+        r#"{"from":"33612345678","id":"wamid.L1","timestamp":"1749416383","type":"interactive","interactive":{"type":"list_reply","list_reply":{"id":"unsubscribe","title":"Unsubscribe","description":"No more offers"}}}"#,
+    ));
+    assert_eq!(
+        m.content,
+        Content::Button {
+            payload: "unsubscribe".into(),
+            title: Some("Unsubscribe".into())
+        }
+    );
+}
+
+#[test]
+fn statuses_and_media_are_ignored_not_rejected() {
+    let bytes = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.S1","status":"delivered","timestamp":"1749416383","recipient_id":"33612345678"}]},"field":"messages"}]}]}"#;
+    assert_eq!(decode(bytes).unwrap(), vec![Item::Ignored("status")]);
+    let items = decode(&webhook(
+        r#"{"from":"33612345678","id":"wamid.M1","timestamp":"1749416383","type":"image","image":{"id":"1","mime_type":"image/jpeg"}}"#,
+    ))
+    .unwrap();
+    assert!(matches!(items.as_slice(), [Item::Ignored(_)]));
+}
+
+#[test]
+fn one_bad_message_does_not_reject_its_neighbours() {
+    let items = decode(&webhook(
+        r#"{"from":"33612345678","id":"wamid.OK","timestamp":"1749416383","type":"text","text":{"body":"STOP"}},{"from":"33612345678","id":"wamid.BAD","timestamp":"yesterday","type":"text","text":{"body":"STOP"}},{"id":"wamid.NOFROM","type":"text"}"#,
+    ))
+    .unwrap();
+    assert!(matches!(items[0], Item::Message(_)));
+    match &items[1] {
+        Item::Rejected { path, error } => {
+            assert_eq!(path, "/entry/0/changes/0/value/messages/1");
+            assert_eq!(error, &DecodeError::InvalidTimestamp("yesterday".into()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        &items[2],
+        Item::Rejected {
+            error: DecodeError::Invalid { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn user_preferences_stop_has_a_stable_derived_id() {
+    let bytes = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Sheena"},"wa_id":"33612345678"}],"user_preferences":[{"wa_id":"33612345678","detail":"User requested to stop marketing messages","category":"marketing_messages","value":"stop","timestamp":1731705721}]},"field":"user_preferences"}]}]}"#;
+    let a = only_message(bytes);
+    let b = only_message(bytes);
+    assert_eq!(a.content, Content::Preference(Preference::Stop));
+    assert_eq!(a.message_id, b.message_id);
+    assert!(a.message_id.starts_with("user_preferences."));
+}
+
+#[test]
+fn normalized_inbound_record() {
+    let m = only_message(br#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"sms-1","from":"+33 6 12 34 56 78","received_at":"2026-11-20T10:00:00+01:00","text":"Arret svp","campaign_id":"black-friday","language":"fr"}"#);
+    assert_eq!(m.tenant, TenantRef::Name("acme".into()));
+    assert_eq!(m.occurred_at.to_rfc3339(), "2026-11-20T09:00:00+00:00");
+    assert_eq!(m.campaign_id.as_deref(), Some("black-friday"));
+    assert_eq!(m.language.as_deref(), Some("fr"));
+}
+
+#[test]
+fn bad_records_get_clear_reasons() {
+    assert!(matches!(
+        decode(b"{not json"),
+        Err(DecodeError::InvalidJson(_))
+    ));
+    assert_eq!(decode(b"null"), Err(DecodeError::NotAnObject));
+    assert_eq!(decode(b"[1,2]"), Err(DecodeError::NotAnObject));
+    assert_eq!(
+        decode(br#"{"hello":"world"}"#),
+        Err(DecodeError::UnknownShape)
+    );
+    let long = "a".repeat(MAX_TEXT_CHARS + 1);
+    let line = format!(
+        r#"{{"type":"inbound","tenant":"acme","channel":"sms","message_id":"x","from":"+33612345678","received_at":"2026-11-20T10:00:00Z","text":"{long}"}}"#
+    );
+    assert_eq!(
+        decode(line.as_bytes()),
+        Err(DecodeError::TextTooLong(MAX_TEXT_CHARS + 1))
+    );
+    let bad_time = br#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"x","from":"+33612345678","received_at":"20/11/2026","text":"STOP"}"#;
+    assert!(matches!(
+        decode(bad_time),
+        Err(DecodeError::Invalid {
+            what: "received_at",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn millisecond_timestamps_are_rejected_rather_than_misordered() {
+    assert!(unix_seconds("1749416383000").is_err());
+    assert!(unix_seconds("-5").is_err());
+    assert!(unix_seconds("1749416383").is_ok());
+}
+
+mod properties {
+    use super::super::decode;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>().prop_map(|n| serde_json::json!(n)),
+            ".{0,40}".prop_map(serde_json::Value::String),
+            prop::sample::select(vec![
+                "whatsapp_business_account",
+                "inbound",
+                "text",
+                "button",
+                "interactive",
+                "STOP",
+                "1749416383",
+                "messages"
+            ])
+            .prop_map(|s| serde_json::Value::String(s.into())),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "object",
+                        "entry",
+                        "changes",
+                        "value",
+                        "metadata",
+                        "phone_number_id",
+                        "messages",
+                        "from",
+                        "id",
+                        "timestamp",
+                        "type",
+                        "text",
+                        "body",
+                        "button",
+                        "payload",
+                        "interactive",
+                        "button_reply",
+                        "user_preferences",
+                        "wa_id",
+                        "category",
+                        "value",
+                        "tenant",
+                        "channel",
+                        "message_id",
+                        "received_at",
+                        "statuses",
+                        "context"
+                    ])
+                    .prop_map(String::from),
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics_on_json(value in arb_json()) {
+            let _ = decode(value.to_string().as_bytes());
+        }
+    }
+}

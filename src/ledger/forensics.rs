@@ -1,0 +1,45 @@
+//! Deliberate damage, for tests that prove `verify` catches it. Hidden from the docs: nothing
+//! in the product calls these, but the tests must go through the ledger module because it is
+//! the only code allowed to touch sled.
+
+use super::{keys, Ledger, Result};
+
+impl Ledger {
+    /// Raw stored bytes of one event.
+    pub fn raw_event(&self, partition: u32, seq: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .events
+            .get(keys::event(partition, seq))?
+            .map(|v| v.to_vec()))
+    }
+}
+
+/// Overwrites one event's stored bytes.
+pub fn overwrite_event(ledger: &Ledger, partition: u32, seq: u64, bytes: &[u8]) -> Result<()> {
+    ledger.events.insert(keys::event(partition, seq), bytes)?;
+    ledger.sync()
+}
+
+/// Deletes one event (its index entry stays, as a careless manual deletion would leave it).
+pub fn delete_event(ledger: &Ledger, partition: u32, seq: u64) -> Result<()> {
+    ledger.events.remove(keys::event(partition, seq))?;
+    ledger.sync()
+}
+
+/// Swaps the stored bytes of two events.
+pub fn swap_events(ledger: &Ledger, partition: u32, a: u64, b: u64) -> Result<()> {
+    let ka = keys::event(partition, a);
+    let kb = keys::event(partition, b);
+    let va = ledger.events.get(ka)?.expect("event a exists");
+    let vb = ledger.events.get(kb)?.expect("event b exists");
+    ledger.events.insert(ka, vb)?;
+    ledger.events.insert(kb, va)?;
+    ledger.sync()
+}
+
+/// Overwrites one consent row, as a bug in a projection would.
+pub fn overwrite_consent(ledger: &Ledger, key_text: &str, bytes: &[u8]) -> Result<()> {
+    let key = key_text.replace('/', "\0");
+    ledger.consent.insert(key.as_bytes(), bytes)?;
+    ledger.sync()
+}

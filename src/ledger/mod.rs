@@ -1,0 +1,222 @@
+//! The ledger: the only code that touches sled. Trees (see DESIGN.md "Storage"):
+//!
+//! | tree         | key                                   | value                     |
+//! |--------------|---------------------------------------|---------------------------|
+//! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | sealed event JSON         |
+//! | `by_contact` | tenant \0 contact \0 partition ++ seq | empty                     |
+//! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
+//! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
+//! | `outbox`     | outbox seq (u64 BE)                   | `OutboxEntry` JSON        |
+//! | `meta`       | `head/P`, `offset/T/P`, `outbox/next` | chain heads, offsets, …   |
+//!
+//! Every write goes through one multi-tree transaction per batch ([`Staged::commit`]), followed
+//! by a flush and an fsync of the database files, so a batch is either wholly durable or absent.
+
+mod batch;
+mod outbox;
+mod store;
+mod verify;
+
+#[doc(hidden)]
+pub mod forensics;
+
+pub use batch::Staged;
+pub use outbox::{OutboxEntry, OutboxTarget};
+pub use verify::{RebuildReport, VerifyReport};
+
+use std::path::{Path, PathBuf};
+
+use crate::domain::consent::{ContactConsent, PurposeState};
+use crate::domain::contact::Contact;
+use crate::domain::event::{ConsentEvent, Purpose};
+
+/// Version of the on-disk layout; a ledger written by a newer layout is refused, not misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("I/O error while syncing {path}: {source}")]
+    Sync {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("corrupt ledger record in {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error(
+        "ledger at {path} has layout version {found}, this build reads version {SCHEMA_VERSION}"
+    )]
+    Version { path: String, found: String },
+    #[error("cannot open the ledger at {path}: {detail}")]
+    Open { path: String, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// An open ledger. sled holds an exclusive lock on the directory, so one process at a time.
+pub struct Ledger {
+    path: PathBuf,
+    db: sled::Db,
+    events: sled::Tree,
+    by_contact: sled::Tree,
+    dedupe: sled::Tree,
+    consent: sled::Tree,
+    outbox: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// The last event of a partition's chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        ChainHead {
+            seq: 0,
+            hash: crate::domain::event::GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+impl Ledger {
+    pub fn open(dir: &Path) -> Result<Ledger> {
+        store::open(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The consent of one contact, every purpose.
+    pub fn consent(&self, tenant: &str, contact: &Contact) -> Result<ContactConsent> {
+        let mut c = ContactConsent::default();
+        for purpose in Purpose::ALL {
+            if let Some(bytes) =
+                self.consent
+                    .get(keys::consent(tenant, contact.as_str(), purpose))?
+            {
+                *c.get_mut(purpose) = decode::<PurposeState>("consent", &bytes)?;
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn is_seen(&self, tenant: &str, message_id: &str, kind: &str) -> Result<bool> {
+        Ok(self
+            .dedupe
+            .contains_key(keys::dedupe(tenant, message_id, kind))?)
+    }
+
+    pub fn chain_head(&self, partition: u32) -> Result<ChainHead> {
+        match self.meta.get(keys::head(partition))? {
+            Some(bytes) => decode("meta", &bytes),
+            None => Ok(ChainHead::default()),
+        }
+    }
+
+    /// Every event of one contact, oldest first in event time (ties by append order).
+    pub fn history(&self, tenant: &str, contact: &Contact) -> Result<Vec<ConsentEvent>> {
+        let prefix = keys::contact_prefix(tenant, contact.as_str());
+        let mut out = Vec::new();
+        for entry in self.by_contact.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            let event_key = &key[prefix.len()..];
+            let bytes = self
+                .events
+                .get(event_key)?
+                .ok_or_else(|| LedgerError::Corrupt {
+                    tree: "by_contact",
+                    detail: "index points at a missing event".into(),
+                })?;
+            out.push(decode::<ConsentEvent>("events", &bytes)?);
+        }
+        out.sort_by_key(|e| (e.occurred_at, e.partition, e.seq));
+        Ok(out)
+    }
+
+    /// Every event, partition by partition, in chain order.
+    pub fn events(&self) -> impl Iterator<Item = Result<ConsentEvent>> + '_ {
+        self.events.iter().map(|entry| {
+            let (_, bytes) = entry?;
+            decode::<ConsentEvent>("events", &bytes)
+        })
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The input offset a consumer resumes from (the next one to read), if any.
+    pub fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        match self.meta.get(keys::offset(topic, partition))? {
+            Some(bytes) => decode("meta", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a batch: reads see the ledger plus what the batch staged so far.
+    pub fn stage(&self) -> Staged<'_> {
+        Staged::new(self)
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| LedgerError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+/// Key layouts, in one place so that every reader and writer agrees.
+pub(crate) mod keys {
+    use crate::domain::event::Purpose;
+
+    pub fn event(partition: u32, seq: u64) -> [u8; 12] {
+        let mut k = [0u8; 12];
+        k[..4].copy_from_slice(&partition.to_be_bytes());
+        k[4..].copy_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    pub fn contact_prefix(tenant: &str, contact: &str) -> Vec<u8> {
+        [tenant.as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    }
+
+    pub fn by_contact(tenant: &str, contact: &str, partition: u32, seq: u64) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, contact);
+        k.extend_from_slice(&event(partition, seq));
+        k
+    }
+
+    pub fn dedupe(tenant: &str, message_id: &str, kind: &str) -> Vec<u8> {
+        [
+            tenant.as_bytes(),
+            b"\0",
+            message_id.as_bytes(),
+            b"\0",
+            kind.as_bytes(),
+        ]
+        .concat()
+    }
+
+    pub fn consent(tenant: &str, contact: &str, purpose: Purpose) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, contact);
+        k.extend_from_slice(purpose.as_str().as_bytes());
+        k
+    }
+
+    pub fn head(partition: u32) -> Vec<u8> {
+        format!("head/{partition:010}").into_bytes()
+    }
+
+    pub fn offset(topic: &str, partition: i32) -> Vec<u8> {
+        format!("offset/{topic}/{partition}").into_bytes()
+    }
+
+    pub const OUTBOX_NEXT: &[u8] = b"outbox/next";
+    pub const SCHEMA: &[u8] = b"schema_version";
+}

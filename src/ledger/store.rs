@@ -1,0 +1,89 @@
+//! Opening the database and making writes power-loss durable.
+
+use std::fs::File;
+use std::path::Path;
+
+use super::{keys, Ledger, LedgerError, Result, SCHEMA_VERSION};
+
+pub(super) fn open(dir: &Path) -> Result<Ledger> {
+    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
+        path: dir.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let db = sled::Config::new()
+        .path(dir)
+        // sled's own background flusher would make durability timing implicit; the pipeline
+        // flushes and fsyncs explicitly at each batch boundary instead.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| LedgerError::Open {
+            path: dir.display().to_string(),
+            detail: match e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    "it is locked by another consent-ledger process".to_string()
+                }
+                other => other.to_string(),
+            },
+        })?;
+    let ledger = Ledger {
+        path: dir.to_path_buf(),
+        events: db.open_tree("events")?,
+        by_contact: db.open_tree("by_contact")?,
+        dedupe: db.open_tree("dedupe")?,
+        consent: db.open_tree("consent")?,
+        outbox: db.open_tree("outbox")?,
+        meta: db.open_tree("meta")?,
+        db,
+    };
+    match ledger.meta.get(keys::SCHEMA)? {
+        None => {
+            ledger
+                .meta
+                .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+            ledger.sync()?;
+        }
+        Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
+        Some(v) => {
+            return Err(LedgerError::Version {
+                path: dir.display().to_string(),
+                found: String::from_utf8_lossy(&v).into_owned(),
+            })
+        }
+    }
+    Ok(ledger)
+}
+
+impl Ledger {
+    /// Flush sled, then fsync its files and directories. sled's flush uses sync_file_range on
+    /// Linux, which does not persist file metadata or the disk cache, so it is not enough on
+    /// its own to call a batch durable before its input offsets are committed.
+    pub fn sync(&self) -> Result<()> {
+        self.db.flush()?;
+        sync_tree(&self.path)
+    }
+}
+
+fn sync_tree(dir: &Path) -> Result<()> {
+    let err = |path: &Path, source: std::io::Error| LedgerError::Sync {
+        path: path.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| err(dir, e))? {
+        let entry = entry.map_err(|e| err(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| err(&path, e))?;
+        if kind.is_dir() {
+            sync_tree(&path)?;
+        } else if kind.is_file() {
+            // sled may delete an old snapshot between the listing and the open.
+            match File::open(&path) {
+                Ok(f) => f.sync_all().map_err(|e| err(&path, e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(&path, e)),
+            }
+        }
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err(dir, e))
+}

@@ -1,0 +1,20 @@
+//! consent-ledger: an event-sourced consent ledger for WhatsApp and SMS marketing.
+//!
+//! ```text
+//! inbound record ─► domain::inbound::decode ─► contact::normalize ─► keywords::classify
+//!      ─► decide::event_for (pure) ─► ledger::Staged (one sled transaction + fsync per batch)
+//!      ─► outbox relay ─► consent events and replies (file or Kafka sinks)
+//! query side: ledger reads + domain::policy::may_send (CLI, HTTP)
+//! ```
+//!
+//! - [`domain`]: the rules, pure; no I/O, no clocks.
+//! - [`ledger`]: the only code that touches sled.
+//! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
+//! - [`config`]: the TOML settings, validated at start.
+
+pub mod config;
+pub mod domain;
+pub mod ledger;
+pub mod pipeline;
+pub mod query;
+pub mod schemas;

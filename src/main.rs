@@ -1,0 +1,376 @@
+//! The `consent-ledger` command: parses arguments, calls the library, formats output.
+//! Exit codes: 0 success, 1 failure (verify mismatch, storage error), 2 usage error.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use consent_ledger::config::Settings;
+use consent_ledger::domain::contact::{self, Contact};
+use consent_ledger::domain::event::Purpose;
+use consent_ledger::ledger::Ledger;
+use consent_ledger::pipeline::file::{ingest, FileSinks};
+use consent_ledger::query::{self, Checked};
+use consent_ledger::schemas;
+
+#[derive(Parser)]
+#[command(
+    name = "consent-ledger",
+    version,
+    about = "Event-sourced consent ledger for WhatsApp and SMS marketing"
+)]
+struct Cli {
+    /// Where the ledger and its output files live.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENT_LEDGER_DATA_DIR",
+        default_value = "./data"
+    )]
+    data_dir: PathBuf,
+    /// TOML config file (tenants, keywords, reply texts); built-in defaults without it.
+    #[arg(long, global = true, env = "CONSENT_LEDGER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PurposeArg {
+    Marketing,
+    Transactional,
+}
+
+impl From<PurposeArg> for Purpose {
+    fn from(p: PurposeArg) -> Purpose {
+        match p {
+            PurposeArg::Marketing => Purpose::Marketing,
+            PurposeArg::Transactional => Purpose::Transactional,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Process inbound records (JSON lines) from FILE or stdin ("-").
+    Ingest {
+        #[arg(default_value = "-")]
+        file: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where rejected records go [default: DATA_DIR/dead-letter.jsonl].
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+    },
+    /// The consent of one contact.
+    Status {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        contact: String,
+        #[arg(long, value_enum, default_value = "marketing")]
+        purpose: PurposeArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Campaign audience filter: contacts (one per line) that may be sent to go to stdout.
+    Check {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "marketing")]
+        purpose: PurposeArg,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Every event of one contact, oldest first.
+    History {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        contact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log: every event with its proof fields.
+    Export {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Re-hash the log and compare the consent view with a fold of the log.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the consent view from the log.
+    Rebuild,
+    /// Write the JSON Schemas of every record type to DIR.
+    Schemas {
+        #[arg(default_value = "schemas")]
+        dir: PathBuf,
+    },
+}
+
+/// An error that is the caller's fault: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONSENT_LEDGER_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Schemas { dir } = &cli.command {
+        return write_schemas(dir);
+    }
+    let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match cli.command {
+        Command::Ingest {
+            file,
+            json,
+            dead_letter,
+        } => {
+            let mut sinks = FileSinks::in_dir(&cli.data_dir, dead_letter);
+            let summary = ingest(&ledger, &settings, open_input(&file)?, &file, &mut sinks)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "read {} records: {} opted out, {} opted in, {} help, {} no change, {} possible opt-out, {} duplicates, {} rejected",
+                    summary.read, summary.opted_out, summary.opted_in, summary.help, summary.no_change,
+                    summary.possible_opt_out, summary.duplicates, summary.rejected
+                )?;
+                if summary.rejected > 0 {
+                    writeln!(
+                        out,
+                        "rejected records are in {}",
+                        sinks.dead_letter.path().display()
+                    )?;
+                }
+            }
+        }
+        Command::Status {
+            tenant,
+            contact,
+            purpose,
+            json,
+        } => {
+            let profile = settings.profile(&tenant);
+            let contact = parse_contact(&tenant, &contact, &settings)?;
+            let r = query::status(&ledger, &profile, &tenant, &contact, purpose.into())?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                let since = r
+                    .since
+                    .map(|s| format!(" since {}", s.to_rfc3339()))
+                    .unwrap_or_default();
+                let verdict = match &r.reason {
+                    None => "may send".to_string(),
+                    Some(reason) => format!("may NOT send ({reason})"),
+                };
+                writeln!(
+                    out,
+                    "{} {} {}: {}{} — {}",
+                    r.tenant, r.contact, r.purpose, r.status, since, verdict
+                )?;
+            }
+        }
+        Command::Check {
+            tenant,
+            purpose,
+            file,
+        } => {
+            contact::validate_tenant(&tenant).map_err(UsageError)?;
+            let profile = settings.profile(&tenant);
+            let mut err = std::io::stderr().lock();
+            let (mut allowed, mut excluded, mut invalid, mut duplicates, mut total) =
+                (0u64, 0u64, 0u64, 0u64, 0u64);
+            let mut seen = std::collections::HashSet::new();
+            for line in open_input(&file)?.lines() {
+                let line = line.context("cannot read the contact list")?;
+                let input = line.trim();
+                if input.is_empty() {
+                    continue;
+                }
+                total += 1;
+                match query::check_one(&ledger, &profile, &tenant, input, purpose.into())? {
+                    Checked::Allowed(c) => {
+                        if seen.insert(c.clone()) {
+                            allowed += 1;
+                            writeln!(out, "{c}")?;
+                        } else {
+                            duplicates += 1;
+                        }
+                    }
+                    Checked::Excluded {
+                        contact,
+                        reason,
+                        since,
+                    } => {
+                        excluded += 1;
+                        let since = since.map(|s| s.to_rfc3339()).unwrap_or_default();
+                        writeln!(err, "excluded\t{contact}\t{reason}\t{since}")?;
+                    }
+                    Checked::Invalid { input, reason } => {
+                        invalid += 1;
+                        writeln!(err, "invalid\t{input}\t{reason}")?;
+                    }
+                }
+            }
+            out.flush()?;
+            writeln!(
+                err,
+                "checked {total} contacts: {allowed} allowed, {excluded} excluded, {invalid} invalid, {duplicates} duplicates"
+            )?;
+        }
+        Command::History {
+            tenant,
+            contact,
+            json,
+        } => {
+            let contact = parse_contact(&tenant, &contact, &settings)?;
+            let events = ledger.history(&tenant, &contact)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
+            } else {
+                if events.is_empty() {
+                    writeln!(out, "no events for {} in tenant {}", contact, tenant)?;
+                }
+                for e in &events {
+                    let purposes: Vec<&str> = e.purposes.iter().map(|p| p.as_str()).collect();
+                    writeln!(
+                        out,
+                        "{}  {:<9} {:<25} {:<10} keyword={} message={} campaign={} event={}",
+                        e.occurred_at.to_rfc3339(),
+                        e.event_type.as_str(),
+                        purposes.join(","),
+                        serde_json::to_value(e.source.kind)?.as_str().unwrap_or(""),
+                        e.source.keyword.as_deref().unwrap_or("-"),
+                        e.source.message_id,
+                        e.campaign_id.as_deref().unwrap_or("-"),
+                        e.event_id
+                    )?;
+                }
+            }
+        }
+        Command::Export { tenant, format } => {
+            if let ExportFormat::Csv = format {
+                writeln!(out, "{}", query::CSV_COLUMNS.join(","))?;
+            }
+            for event in ledger.events() {
+                let event = event?;
+                if tenant.as_ref().is_some_and(|t| *t != event.tenant) {
+                    continue;
+                }
+                match format {
+                    ExportFormat::Jsonl => {
+                        out.write_all(&event.stored_bytes())?;
+                        out.write_all(b"\n")?;
+                    }
+                    ExportFormat::Csv => writeln!(out, "{}", query::csv_row(&event))?,
+                }
+            }
+        }
+        Command::Verify { json } => {
+            let report = ledger.verify()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&report)?)?;
+            } else if report.ok() {
+                writeln!(
+                    out,
+                    "ok: {} events in {} partitions verify; the consent view of {} contacts matches the log",
+                    report.events, report.partitions, report.contacts
+                )?;
+            } else {
+                for p in &report.problems {
+                    writeln!(out, "MISMATCH {p}")?;
+                }
+                writeln!(
+                    out,
+                    "verify failed: {} problems in {} events",
+                    report.problems.len(),
+                    report.events
+                )?;
+            }
+            if !report.ok() {
+                out.flush()?;
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Rebuild => {
+            let r = ledger.rebuild()?;
+            writeln!(
+                out,
+                "rebuilt the consent view of {} contacts from {} events ({} rows changed)",
+                r.contacts, r.events, r.changed
+            )?;
+        }
+        Command::Schemas { .. } => unreachable!("handled above"),
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_input(file: &str) -> Result<Box<dyn BufRead>> {
+    if file == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f =
+        std::fs::File::open(file).map_err(|e| UsageError(format!("cannot open {file}: {e}")))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+}
+
+fn parse_contact(tenant: &str, input: &str, settings: &Settings) -> Result<Contact> {
+    contact::validate_tenant(tenant).map_err(UsageError)?;
+    let profile = settings.profile(tenant);
+    contact::normalize(input, profile.region)
+        .map_err(|e| UsageError(format!("invalid contact {input:?}: {e}")).into())
+}
+
+fn write_schemas(dir: &Path) -> Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, schema) in schemas::all() {
+        let path = dir.join(name);
+        std::fs::write(&path, schemas::render(&schema))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,117 @@
+//! Dead-letter records: a rejected input is never dropped; it is kept with its reason, its
+//! position in the source and its original bytes, so it can be fixed and replayed.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Rejection;
+use crate::domain::decide::Origin;
+
+/// One line of `dead-letter.jsonl` (schemas/dead-letter.v1.json).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetter {
+    /// Human-readable reason.
+    pub reason: String,
+    /// Stable reason code (`invalid_json`, `invalid_contact`, `text_too_long`, …).
+    pub code: String,
+    /// JSON pointer to the rejected message inside the record, when only part was rejected.
+    pub path: Option<String>,
+    pub source: DeadLetterSource,
+    /// The original record, when it is valid UTF-8.
+    pub original: Option<String>,
+    /// The original record as hex, when it is not valid UTF-8.
+    pub original_hex: Option<String>,
+    pub rejected_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+pub struct DeadLetterSource {
+    pub file: Option<String>,
+    pub line: Option<u64>,
+    pub topic: Option<String>,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+}
+
+impl DeadLetter {
+    pub fn new(
+        rejection: &Rejection,
+        origin: &Origin,
+        file: Option<&str>,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (original, original_hex) = match std::str::from_utf8(bytes) {
+            Ok(s) => (Some(s.to_string()), None),
+            Err(_) => (None, Some(hex::encode(bytes))),
+        };
+        DeadLetter {
+            reason: rejection.error.to_string(),
+            code: rejection.error.code().to_string(),
+            path: rejection.path.clone(),
+            source: DeadLetterSource {
+                file: file.map(str::to_string),
+                line: origin.line,
+                topic: origin.topic.clone(),
+                partition: origin.kafka_partition,
+                offset: origin.offset,
+            },
+            original,
+            original_hex,
+            rejected_at: now,
+        }
+    }
+}
+
+/// An append-only JSONL file, fsynced after each batch of lines.
+pub struct JsonlFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl JsonlFile {
+    pub fn new(path: &Path) -> Self {
+        JsonlFile {
+            path: path.to_path_buf(),
+            file: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends lines and fsyncs them; the file is created on first use.
+    pub fn append<I: IntoIterator<Item = String>>(&mut self, lines: I) -> std::io::Result<usize> {
+        let mut buf = String::new();
+        let mut n = 0;
+        for line in lines {
+            buf.push_str(&line);
+            buf.push('\n');
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(buf.as_bytes())?;
+        file.sync_data()?;
+        Ok(n)
+    }
+}

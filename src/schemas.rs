@@ -1,0 +1,31 @@
+//! JSON Schemas of every record that crosses a process boundary, generated from the Rust types
+//! so the files in schemas/ cannot drift from the code (a test compares them).
+
+use schemars::{schema_for, Schema};
+
+use crate::domain::event::ConsentEvent;
+use crate::domain::inbound::{NormalizedInbound, WhatsappWebhook};
+use crate::domain::replies::OutboundMessage;
+use crate::pipeline::deadletter::DeadLetter;
+use crate::pipeline::Summary;
+use crate::query::StatusRecord;
+
+/// (file name, schema) of every published schema.
+pub fn all() -> Vec<(&'static str, Schema)> {
+    vec![
+        ("consent-event.v1.json", schema_for!(ConsentEvent)),
+        ("inbound-message.v1.json", schema_for!(NormalizedInbound)),
+        ("whatsapp-webhook.v1.json", schema_for!(WhatsappWebhook)),
+        ("outbound-message.v1.json", schema_for!(OutboundMessage)),
+        ("dead-letter.v1.json", schema_for!(DeadLetter)),
+        ("ingest-summary.v1.json", schema_for!(Summary)),
+        ("consent-status.v1.json", schema_for!(StatusRecord)),
+    ]
+}
+
+/// The text written to schemas/NAME: pretty JSON with a trailing newline.
+pub fn render(schema: &Schema) -> String {
+    let mut text = serde_json::to_string_pretty(schema).expect("schemas serialize");
+    text.push('\n');
+    text
+}
