@@ -15,6 +15,7 @@
 pub mod config;
 pub mod domain;
 pub mod ledger;
+pub mod metrics;
 pub mod pipeline;
 pub mod query;
 pub mod schemas;

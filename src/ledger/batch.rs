@@ -15,6 +15,7 @@ use crate::domain::event::{ConsentEvent, Purpose};
 
 pub struct Staged<'a> {
     ledger: &'a Ledger,
+    _writer: std::sync::MutexGuard<'a, ()>,
     consent: HashMap<(String, Contact), ContactConsent>,
     dirty: HashSet<(String, Contact)>,
     seen: HashSet<Vec<u8>>,
@@ -33,9 +34,10 @@ pub struct Committed {
 }
 
 impl<'a> Staged<'a> {
-    pub(super) fn new(ledger: &'a Ledger) -> Self {
+    pub(super) fn new(ledger: &'a Ledger, writer: std::sync::MutexGuard<'a, ()>) -> Self {
         Staged {
             ledger,
+            _writer: writer,
             consent: HashMap::new(),
             dirty: HashSet::new(),
             seen: HashSet::new(),
@@ -166,6 +168,12 @@ impl<'a> Staged<'a> {
             .map(|o| serde_json::to_vec(o).expect("plain struct"))
             .collect();
 
+        let event_keys: Vec<[u8; 12]> = self
+            .events
+            .iter()
+            .map(|e| keys::event(e.partition, e.seq))
+            .collect();
+        let mut feed_head = l.feed_head()?;
         let trees = (
             &l.events,
             &l.by_contact,
@@ -173,10 +181,11 @@ impl<'a> Staged<'a> {
             &l.meta,
             &l.dedupe,
             &l.outbox,
+            &l.feed,
         );
         trees
             .transaction(
-                |(t_events, t_by_contact, t_consent, t_meta, t_dedupe, t_outbox)| {
+                |(t_events, t_by_contact, t_consent, t_meta, t_dedupe, t_outbox, t_feed)| {
                     for (tree, rows) in [
                         (t_events, &writes[0]),
                         (t_by_contact, &writes[1]),
@@ -199,6 +208,9 @@ impl<'a> Staged<'a> {
                         next += 1;
                     }
                     t_meta.insert(keys::OUTBOX_NEXT, &next.to_be_bytes())?;
+                    for (i, key) in event_keys.iter().enumerate() {
+                        t_feed.insert(&(feed_head + 1 + i as u64).to_be_bytes(), key)?;
+                    }
                     Ok(())
                 },
             )
@@ -210,6 +222,8 @@ impl<'a> Staged<'a> {
                 TransactionError::Storage(s) => LedgerError::Storage(s),
             })?;
         l.sync()?;
+        feed_head += event_keys.len() as u64;
+        l.committed.send_replace(feed_head);
         Ok(Committed {
             events: self.events.len(),
             outbox: self.outbox.len(),

@@ -8,6 +8,7 @@
 //! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
 //! | `outbox`     | outbox seq (u64 BE)                   | `OutboxEntry` JSON        |
 //! | `meta`       | `head/P`, `offset/T/P`, `outbox/next` | chain heads, offsets, …   |
+//! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //!
 //! Every write goes through one multi-tree transaction per batch ([`Staged::commit`]), followed
 //! by a flush and an fsync of the database files, so a batch is either wholly durable or absent.
@@ -64,6 +65,13 @@ pub struct Ledger {
     consent: sled::Tree,
     outbox: sled::Tree,
     meta: sled::Tree,
+    feed: sled::Tree,
+    /// One batch at a time: chain heads and the consent view are read, then written, by the
+    /// batch, so two concurrent writers (the Kafka consumer and the HTTP API) must queue.
+    writer: std::sync::Mutex<()>,
+    /// Bumped after every durable commit, with the last feed position: long-poll readers wait
+    /// on it instead of polling storage.
+    committed: tokio::sync::watch::Sender<u64>,
 }
 
 /// The last event of a partition's chain.
@@ -158,9 +166,49 @@ impl Ledger {
         }
     }
 
-    /// Starts a batch: reads see the ledger plus what the batch staged so far.
+    /// Starts a batch: reads see the ledger plus what the batch staged so far. Blocks while
+    /// another batch is open; the batch holds the writer lock until it is committed or dropped.
     pub fn stage(&self) -> Staged<'_> {
-        Staged::new(self)
+        let guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Staged::new(self, guard)
+    }
+
+    /// A receiver that changes after each commit; its value is the last feed position.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    /// The last feed position (0 when the ledger is empty).
+    pub fn feed_head(&self) -> Result<u64> {
+        Ok(match self.feed.last()? {
+            Some((k, _)) => u64::from_be_bytes(k.as_ref().try_into().unwrap_or_default()),
+            None => 0,
+        })
+    }
+
+    /// Events appended after feed position `after`, in append order across all partitions,
+    /// with their feed positions: the cursor of consumers that do not read Kafka.
+    pub fn feed_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ConsentEvent)>> {
+        let mut out = Vec::new();
+        for entry in self.feed.range((after + 1).to_be_bytes()..) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, event_key) = entry?;
+            let position = u64::from_be_bytes(k.as_ref().try_into().unwrap_or_default());
+            let bytes = self
+                .events
+                .get(&event_key)?
+                .ok_or_else(|| LedgerError::Corrupt {
+                    tree: "feed",
+                    detail: "feed points at a missing event".into(),
+                })?;
+            out.push((position, decode("events", &bytes)?));
+        }
+        Ok(out)
     }
 }
 

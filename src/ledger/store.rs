@@ -33,6 +33,9 @@ pub(super) fn open(dir: &Path) -> Result<Ledger> {
         consent: db.open_tree("consent")?,
         outbox: db.open_tree("outbox")?,
         meta: db.open_tree("meta")?,
+        feed: db.open_tree("feed")?,
+        writer: std::sync::Mutex::new(()),
+        committed: tokio::sync::watch::Sender::new(0),
         db,
     };
     match ledger.meta.get(keys::SCHEMA)? {
@@ -50,6 +53,7 @@ pub(super) fn open(dir: &Path) -> Result<Ledger> {
             })
         }
     }
+    ledger.committed.send_replace(ledger.feed_head()?);
     Ok(ledger)
 }
 

@@ -1,0 +1,184 @@
+//! Process metrics, exposed at `GET /metrics` in Prometheus text format. One registry per
+//! process, shared by the pipeline and the HTTP API, so a single scrape shows both sides.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnly {
+    pub method: String,
+    pub route: String,
+}
+
+/// Every metric of the process. Cheap to clone (all handles are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Inbound records read from any source.
+    pub records_read: Counter,
+    /// Consent events appended to the ledger.
+    pub events_appended: Counter,
+    /// Records or messages sent to the dead-letter output, by reason code.
+    pub dead_lettered: Family<ReasonLabels, Counter>,
+    /// Outbox entries published, by destination topic (or file).
+    pub published: Family<TopicLabels, Counter>,
+    /// Ledger batches committed (each one sled transaction + fsync).
+    pub batches: Counter,
+    /// Seconds per batch commit, fsync included.
+    pub commit_seconds: Histogram,
+    /// High watermark minus committed offset, per input partition.
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// Outbox entries not yet published.
+    pub outbox_pending: Gauge,
+    /// HTTP requests by route and status.
+    pub http_requests: Family<RouteLabels, Counter>,
+    /// HTTP latency by route, seconds.
+    pub http_seconds: Family<RouteOnly, Histogram>,
+    /// Contacts checked by the audience filter.
+    pub contacts_checked: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("consent_ledger");
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            records_read: Counter::default(),
+            events_appended: Counter::default(),
+            dead_lettered: Family::default(),
+            published: Family::default(),
+            batches: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            consumer_lag: Family::default(),
+            outbox_pending: Gauge::default(),
+            http_requests: Family::default(),
+            http_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+            contacts_checked: Counter::default(),
+        };
+        registry.register(
+            "records_read",
+            "Inbound records read",
+            m.records_read.clone(),
+        );
+        registry.register(
+            "events_appended",
+            "Consent events appended to the ledger",
+            m.events_appended.clone(),
+        );
+        registry.register(
+            "dead_lettered",
+            "Records sent to the dead-letter output",
+            m.dead_lettered.clone(),
+        );
+        registry.register("published", "Outbox entries published", m.published.clone());
+        registry.register("batches", "Ledger batches committed", m.batches.clone());
+        registry.register(
+            "commit_seconds",
+            "Seconds per ledger batch commit, fsync included",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Messages behind the high watermark, per input partition",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Outbox entries not yet published",
+            m.outbox_pending.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "HTTP request latency by route",
+            m.http_seconds.clone(),
+        );
+        registry.register(
+            "contacts_checked",
+            "Contacts checked by the audience filter",
+            m.contacts_checked.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            ..m
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_the_prefix() {
+        let m = Metrics::new();
+        m.events_appended.inc_by(3);
+        m.consumer_lag
+            .get_or_create(&PartitionLabels {
+                topic: "inbound.messages".into(),
+                partition: 2,
+            })
+            .set(7);
+        let text = m.render();
+        assert!(
+            text.contains("consent_ledger_events_appended_total 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "consent_ledger_consumer_lag{topic=\"inbound.messages\",partition=\"2\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
