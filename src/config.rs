@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use phonenumber::country;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::domain::contact::{parse_region, validate_tenant};
 use crate::domain::inbound::TenantRef;
@@ -41,6 +42,8 @@ pub struct ConfigFile {
     pub strict_tenants: bool,
     /// Records per ledger batch (one sled transaction and one fsync each).
     pub batch_size: Option<usize>,
+    /// The HTTP API: body limit and admin tokens (tenant tokens live in their tenant table).
+    pub api: ApiConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +61,29 @@ pub struct TenantConfig {
     pub keywords: BTreeMap<String, KeywordOverrides>,
     /// Per-language reply texts; missing ones fall back to the built-in texts.
     pub messages: BTreeMap<String, MessageTexts>,
+    /// SHA-256 (hex) of the bearer tokens that may use this tenant's HTTP API. Hashes, not
+    /// tokens, so the config file can be read by operators without granting access:
+    /// `printf %s "$TOKEN" | sha256sum`. Several, so a token can be rotated without downtime.
+    pub api_tokens_sha256: Vec<String>,
+}
+
+/// The `[api]` table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body in bytes; larger ones get 413. The default (64 MiB) leaves room
+    /// for a JSON audience of 1,000,000 numbers (about 16 MB) and a large CSV import.
+    pub max_body_bytes: Option<u64>,
+    /// SHA-256 (hex) of the tokens that may read every tenant (support, audits).
+    pub admin_tokens_sha256: Vec<String>,
+}
+
+/// Who an API token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiPrincipal {
+    /// Reads every tenant; see README "HTTP API" for what it may not do.
+    Admin,
+    Tenant(String),
 }
 
 /// One tenant's compiled rules.
@@ -95,6 +121,7 @@ pub struct Settings {
     default: Arc<TenantProfile>,
     tenants: HashMap<String, Arc<TenantProfile>>,
     phone_ids: HashMap<String, String>,
+    api_tokens: HashMap<[u8; 32], ApiPrincipal>,
 }
 
 impl Settings {
@@ -136,12 +163,26 @@ impl Settings {
         if file.batch_size == Some(0) {
             return Err(ConfigError::Invalid("batch_size must be at least 1".into()));
         }
+        let api_tokens = compile_api_tokens(&file)?;
         Ok(Settings {
             file,
             default,
             tenants,
             phone_ids,
+            api_tokens,
         })
+    }
+
+    /// The principal a bearer token authenticates, if any. Only hashes are kept, so a leaked
+    /// config or core dump does not leak usable tokens.
+    pub fn api_principal(&self, token: &str) -> Option<&ApiPrincipal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.api_tokens.get(&digest)
+    }
+
+    pub fn api_max_body_bytes(&self) -> usize {
+        let bytes = self.file.api.max_body_bytes.unwrap_or(64 << 20);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 
     pub fn batch_size(&self) -> usize {
@@ -173,6 +214,51 @@ impl Settings {
             .cloned()
             .unwrap_or_else(|| self.default.clone())
     }
+}
+
+/// Token hashes by principal. A hash listed twice would make one token mean two things, and a
+/// token in `[defaults]` would open every tenant to it: both are refused at start.
+fn compile_api_tokens(file: &ConfigFile) -> Result<HashMap<[u8; 32], ApiPrincipal>, ConfigError> {
+    if !file.defaults.api_tokens_sha256.is_empty() {
+        return Err(ConfigError::Invalid(
+            "api_tokens_sha256 belongs in a [tenants.NAME] table (or [api] admin_tokens_sha256), not in [defaults]".into(),
+        ));
+    }
+    let listed = file
+        .api
+        .admin_tokens_sha256
+        .iter()
+        .map(|h| {
+            (
+                h,
+                ApiPrincipal::Admin,
+                "api.admin_tokens_sha256".to_string(),
+            )
+        })
+        .chain(file.tenants.iter().flat_map(|(name, t)| {
+            t.api_tokens_sha256.iter().map(move |h| {
+                (
+                    h,
+                    ApiPrincipal::Tenant(name.clone()),
+                    format!("tenants.{name}.api_tokens_sha256"),
+                )
+            })
+        }));
+    let mut tokens = HashMap::new();
+    for (hash, principal, field) in listed {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hash.trim(), &mut digest).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "{field}: {hash:?} is not a SHA-256 in hex (64 characters; make one with `printf %s \"$TOKEN\" | sha256sum`)"
+            ))
+        })?;
+        if tokens.insert(digest, principal).is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{field}: the hash {hash} is listed more than once"
+            )));
+        }
+    }
+    Ok(tokens)
 }
 
 fn compile(
@@ -277,6 +363,42 @@ mod tests {
             "[tenants.a]\nphone_number_ids=[\"1\"]\n[tenants.b]\nphone_number_ids=[\"1\"]\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn api_tokens_are_stored_as_hashes_per_tenant_and_admin() {
+        let hash = |t: &str| hex::encode(Sha256::digest(t));
+        let s = parse(&format!(
+            "[api]\nmax_body_bytes = 1024\nadmin_tokens_sha256 = [\"{}\"]\n\
+             [tenants.acme]\napi_tokens_sha256 = [\"{}\", \"{}\"]\n",
+            hash("root"),
+            hash("acme-1"),
+            hash("acme-2").to_uppercase()
+        ))
+        .unwrap();
+        assert_eq!(s.api_principal("root"), Some(&ApiPrincipal::Admin));
+        let acme = ApiPrincipal::Tenant("acme".into());
+        assert_eq!(s.api_principal("acme-1"), Some(&acme));
+        assert_eq!(s.api_principal("acme-2"), Some(&acme));
+        assert_eq!(s.api_principal("acme-3"), None);
+        assert_eq!(s.api_principal(""), None);
+        assert_eq!(s.api_max_body_bytes(), 1024);
+        assert_eq!(parse("").unwrap().api_max_body_bytes(), 64 << 20);
+    }
+
+    #[test]
+    fn bad_api_tokens_are_reported_at_start() {
+        let h = hex::encode(Sha256::digest("t"));
+        // Not hex, a plain token pasted by mistake, and a typo in the [api] table.
+        assert!(parse("[tenants.a]\napi_tokens_sha256 = [\"secret\"]\n").is_err());
+        assert!(parse("[api]\nmax_body_byte = 1\n").is_err());
+        // One token for two principals.
+        assert!(parse(&format!(
+            "[api]\nadmin_tokens_sha256 = [\"{h}\"]\n[tenants.a]\napi_tokens_sha256 = [\"{h}\"]\n"
+        ))
+        .is_err());
+        // A token in [defaults] would open every tenant.
+        assert!(parse(&format!("[defaults]\napi_tokens_sha256 = [\"{h}\"]\n")).is_err());
     }
 
     #[test]

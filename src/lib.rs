@@ -11,7 +11,9 @@
 //! - [`ledger`]: the only code that touches sled.
 //! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
 //! - [`config`]: the TOML settings, validated at start.
+//! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.
 
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod ledger;

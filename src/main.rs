@@ -16,6 +16,8 @@ use consent_ledger::pipeline::file::{ingest, FileSinks};
 use consent_ledger::query::{self, Checked};
 use consent_ledger::schemas;
 
+mod serve;
+
 #[derive(Parser)]
 #[command(
     name = "consent-ledger",
@@ -61,6 +63,13 @@ enum ExportFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API (file mode, no Kafka consumer) until SIGTERM/SIGINT.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (the line "listening on ADDR"
+        /// on stdout tells which).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
     /// Process inbound records (JSON lines) from FILE or stdin ("-").
     Ingest {
         #[arg(default_value = "-")]
@@ -157,6 +166,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
+    if let Command::Serve { listen } = cli.command {
+        return serve::serve(ledger, settings, &listen, &cli.data_dir);
+    }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match cli.command {
@@ -342,7 +354,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r.contacts, r.events, r.changed
             )?;
         }
-        Command::Schemas { .. } => unreachable!("handled above"),
+        Command::Schemas { .. } | Command::Serve { .. } => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 
 pub mod deadletter;
 pub mod file;
+pub mod record;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

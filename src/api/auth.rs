@@ -1,0 +1,71 @@
+//! Bearer tokens, per tenant. A token is checked before anything else in a request is looked
+//! at, and a tenant token is refused for any other tenant path with the same answer whether
+//! that tenant exists or not, so no response tells one business anything about another.
+//!
+//! The admin token reads every tenant (support, audits) but does not write: consent is
+//! recorded or imported with the tenant's own token, so every write in the log is attributable
+//! to the business it belongs to.
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+
+use super::problem::Problem;
+use super::AppState;
+use crate::config::ApiPrincipal;
+use crate::domain::contact::validate_tenant;
+
+/// What a request does to a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub ApiPrincipal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(Problem::unauthorized(
+                "missing bearer token: send `Authorization: Bearer <token>`",
+                false,
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Problem::unauthorized("the Authorization header must be `Bearer <token>`", true)
+            })?;
+        match state.settings.api_principal(token) {
+            Some(principal) => Ok(Caller(principal.clone())),
+            None => Err(Problem::unauthorized("unknown or revoked token", true)),
+        }
+    }
+}
+
+impl Caller {
+    /// Whether this caller may do `access` on `tenant` (the raw path segment).
+    pub fn allow(&self, tenant: &str, access: Access) -> Result<(), Problem> {
+        match &self.0 {
+            ApiPrincipal::Tenant(own) if own == tenant => Ok(()),
+            ApiPrincipal::Tenant(_) => Err(Problem::forbidden(
+                "this token is not valid for the tenant in the path",
+            )),
+            ApiPrincipal::Admin if access == Access::Write => Err(Problem::forbidden(
+                "the admin token is read-only; record or import consent with the tenant's own token",
+            )),
+            ApiPrincipal::Admin => validate_tenant(tenant)
+                .map_err(|e| Problem::bad_request("invalid-tenant", "Invalid tenant", e)),
+        }
+    }
+}

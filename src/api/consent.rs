@@ -1,0 +1,146 @@
+//! One contact: its consent for a purpose (what a sender asks before one message) and its
+//! history (what a business shows a customer or a regulator). Both answer exactly as the CLI's
+//! `status --json` and `history --json` do, through the same query code.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Access, Caller};
+use super::openapi::schema_ref;
+use super::problem::{Path, Problem, Query};
+use super::AppState;
+use crate::domain::contact::{self, Contact};
+use crate::domain::event::{ConsentEvent, Purpose};
+use crate::query::{self, StatusRecord};
+
+/// `marketing` or `transactional`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurposeParam {
+    #[default]
+    Marketing,
+    Transactional,
+}
+
+impl From<PurposeParam> for Purpose {
+    fn from(p: PurposeParam) -> Purpose {
+        match p {
+            PurposeParam::Marketing => Purpose::Marketing,
+            PurposeParam::Transactional => Purpose::Transactional,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PurposeQuery {
+    /// The purpose of the message about to be sent (default `marketing`).
+    #[param(inline)]
+    pub purpose: Option<PurposeParam>,
+}
+
+/// A contact from a path segment, normalized with the tenant's region like the CLI does.
+pub fn contact_in_path(state: &AppState, tenant: &str, input: &str) -> Result<Contact, Problem> {
+    let profile = state.settings.profile(tenant);
+    contact::normalize(input, profile.region).map_err(|e| {
+        Problem::bad_request(
+            "invalid-contact",
+            "Invalid contact",
+            format!("invalid contact {input:?}: {e}"),
+        )
+    })
+}
+
+/// The consent of one contact for one purpose, and whether a message may be sent now.
+///
+/// `may_send` applies the tenant's policy (`marketing_requires_opt_in`,
+/// `transactional_after_optout`); `reason` says why not. The contact may be written in any
+/// spelling the CLI accepts, URL-encoded (`%2B33612345678`).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/contacts/{contact}/consent", tag = "consent",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("contact" = String, Path, description = "Phone number, URL-encoded (`%2B33612345678`)"),
+        PurposeQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The consent record (schemas/consent-status.v1.json)",
+            body = ref("#/components/schemas/StatusRecord")),
+        (status = 400, description = "Invalid contact, tenant or purpose", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn get_consent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, input)): Path<(String, String)>,
+    Query(q): Query<PurposeQuery>,
+) -> Result<Json<StatusRecord>, Problem> {
+    caller.allow(&tenant, Access::Read)?;
+    let contact = contact_in_path(&state, &tenant, &input)?;
+    let profile = state.settings.profile(&tenant);
+    let purpose = q.purpose.unwrap_or_default().into();
+    Ok(Json(query::status(
+        &state.ledger,
+        &profile,
+        &tenant,
+        &contact,
+        purpose,
+    )?))
+}
+
+/// Every consent event of one contact.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    pub tenant: String,
+    /// E.164.
+    pub contact: String,
+    /// Oldest first in event time (ties by append order), each with its proof: source message,
+    /// position in the hash chain, `prev_hash` and `hash`.
+    #[schema(schema_with = consent_events)]
+    pub events: Vec<ConsentEvent>,
+}
+
+fn consent_events() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::Array::new(schema_ref("ConsentEvent"))
+}
+
+/// The history of one contact, with the proof of every decision.
+///
+/// What a business shows a customer who asks (RGPD Art. 15) or a regulator who asks when and
+/// how consent was withdrawn: each event keeps its source message and its place in the hash
+/// chain (`partition`, `seq`, `prev_hash`, `hash`), which `consent-ledger verify` checks.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/contacts/{contact}/history", tag = "consent",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("contact" = String, Path, description = "Phone number, URL-encoded (`%2B33612345678`)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The events, oldest first", body = History),
+        (status = 400, description = "Invalid contact or tenant", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn get_history(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, input)): Path<(String, String)>,
+) -> Result<Json<History>, Problem> {
+    caller.allow(&tenant, Access::Read)?;
+    let contact = contact_in_path(&state, &tenant, &input)?;
+    let events = state.ledger.history(&tenant, &contact)?;
+    Ok(Json(History {
+        tenant,
+        contact: contact.to_string(),
+        events,
+    }))
+}

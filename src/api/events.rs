@@ -1,0 +1,410 @@
+//! Consent events in and out over HTTP: recording a decision taken elsewhere (a web form, a
+//! support agent, a CRM), and the long-poll feed that automations without Kafka follow to
+//! stop a flow the moment a customer opts out.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::{Access, Caller};
+use super::consent::contact_in_path;
+use super::openapi::schema_ref;
+use super::problem::{Path, Problem, Query};
+use super::{stream, AppState};
+use crate::domain::consent::Request;
+use crate::domain::event::ConsentEvent;
+use crate::pipeline::record::{self, ConsentRecord, Origin, Recorded};
+
+/// How far ahead of our clock an `occurred_at` may be (client clock skew). Further is refused:
+/// the latest decision wins, so a future one would silently outrank every later STOP.
+pub const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub enum DecisionType {
+    OptedOut,
+    OptedIn,
+}
+
+/// What an opt-out covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Marketing only (STOP).
+    #[default]
+    Marketing,
+    /// Every purpose, transactional included (STOP ALL). Opt-outs only.
+    All,
+}
+
+/// The evidence of a decision, kept in the event's `source.text`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    /// Where the decision was given (the web form, the ticket), http(s).
+    pub url: Option<String>,
+    /// What the person saw or said: the checkbox wording, the agent's note.
+    pub text: Option<String>,
+}
+
+/// A consent decision to record.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "contact": "+33612345678", "type": "OptedIn", "channel": "web", "source": "web_form",
+    "occurred_at": "2025-11-24T10:00:00Z",
+    "proof": {"url": "https://shop.example/newsletter", "text": "I agree to receive offers by WhatsApp"}
+}))]
+pub struct RecordRequest {
+    /// Phone number, any spelling the CLI accepts.
+    pub contact: String,
+    #[serde(rename = "type")]
+    pub event_type: DecisionType,
+    /// Default `marketing`.
+    #[serde(default)]
+    pub scope: Scope,
+    /// When the person decided; default now. At most 5 minutes ahead of the server clock.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Where it was given (`web`, `support`, `crm`, …); default `api`. Letters, digits, `._-`.
+    pub channel: Option<String>,
+    /// What recorded it (`web_form`, `support_agent`, …), kept in `source.rule`.
+    pub source: Option<String>,
+    pub proof: Option<Proof>,
+    /// ISO 639-1 language of the exchange.
+    pub language: Option<String>,
+    /// The campaign the decision answers, when known.
+    pub campaign_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordResponse {
+    /// True when this `Idempotency-Key` was recorded before: `event` is the original one and
+    /// nothing was appended.
+    pub replayed: bool,
+    #[schema(schema_with = consent_event)]
+    pub event: ConsentEvent,
+}
+
+fn consent_event() -> utoipa::openapi::Ref {
+    schema_ref("ConsentEvent")
+}
+
+/// Record a consent decision given outside WhatsApp/SMS.
+///
+/// A web-form opt-in with its proof, a support agent's opt-out, a CRM sync. The event is
+/// appended to the ledger and published to subscribers like a STOP; no message is sent to
+/// the customer. `Idempotency-Key` is required: a retry with the same key returns the
+/// original event (200, `Idempotent-Replayed: true`) instead of appending a second one; the
+/// same key with another contact or type is a 409.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/consent-events", tag = "events",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("Idempotency-Key" = String, Header,
+            description = "Unique per decision, 1 to 255 visible ASCII characters"),
+    ),
+    request_body = RecordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Recorded", body = RecordResponse),
+        (status = 200, description = "Already recorded under this key: the original event",
+            body = RecordResponse),
+        (status = 400, description = "Invalid body, contact or key", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant, or the admin token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 409, description = "Key already used for another decision", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "Body over `api.max_body_bytes`", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn record(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    caller.allow(&tenant, Access::Write)?;
+    let key = idempotency_key(&headers)?;
+    let req: RecordRequest =
+        stream::read_json(&headers, body, state.settings.api_max_body_bytes()).await?;
+    let contact = contact_in_path(&state, &tenant, &req.contact)?;
+    let now = Utc::now();
+    let occurred_at = req.occurred_at.unwrap_or(now);
+    if occurred_at > now + MAX_CLOCK_SKEW {
+        return Err(invalid(format!(
+            "occurred_at {} is in the future (server time {}): a future decision would outrank every later one",
+            occurred_at.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    let request =
+        match (req.event_type, req.scope) {
+            (DecisionType::OptedOut, scope) => Request::OptOut {
+                all: scope == Scope::All,
+            },
+            (DecisionType::OptedIn, Scope::Marketing) => Request::OptIn,
+            (DecisionType::OptedIn, Scope::All) => return Err(invalid(
+                "scope \"all\" applies to OptedOut only; an OptedIn restores every revoked purpose",
+            )),
+        };
+    let record = ConsentRecord {
+        origin: Origin::Api,
+        key,
+        contact: contact.clone(),
+        request,
+        occurred_at,
+        channel: label("channel", req.channel.as_deref())?.unwrap_or_else(|| "api".into()),
+        label: label("source", req.source.as_deref())?,
+        proof: proof_text(req.proof.unwrap_or_default())?,
+        language: language(req.language.as_deref())?,
+        campaign_id: bounded("campaign_id", req.campaign_id, 128)?,
+        line: None,
+    };
+    let ledger = state.ledger.clone();
+    let recorded = tokio::task::spawn_blocking(move || {
+        let recorded = record::record_one(&ledger, &tenant, &record, now)?;
+        Ok::<_, crate::ledger::LedgerError>(match recorded {
+            Recorded::Appended(event) => Some((true, *event)),
+            Recorded::Duplicate { event_id } => {
+                record::find_event(&ledger, &tenant, &record.contact, event_id)?.map(|e| (false, e))
+            }
+        })
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))??;
+    match recorded {
+        Some((true, event)) => {
+            state.metrics.events_appended.inc();
+            Ok((
+                StatusCode::CREATED,
+                Json(RecordResponse {
+                    replayed: false,
+                    event,
+                }),
+            )
+                .into_response())
+        }
+        Some((false, event)) => {
+            let mut res = Json(RecordResponse {
+                replayed: true,
+                event,
+            })
+            .into_response();
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(res)
+        }
+        None => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was already used for a decision about another contact or of another type; use a new key for a new decision",
+        )),
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::bad_request("invalid-body", "Invalid body", detail)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Err(Problem::bad_request(
+            "idempotency-key-missing",
+            "Idempotency-Key required",
+            "send an Idempotency-Key header (e.g. a UUID) so that a retry cannot record the decision twice",
+        ));
+    };
+    let key = value.to_str().unwrap_or("");
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::bad_request(
+            "invalid-idempotency-key",
+            "Invalid Idempotency-Key",
+            "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// A short machine label: it ends up in exports and dashboards, so keep it plain.
+pub fn label(field: &str, value: Option<&str>) -> Result<Option<String>, Problem> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.len() > 64
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(invalid(format!(
+            "{field} must be 1 to 64 letters, digits, '.', '_' or '-' (got {v:?})"
+        )));
+    }
+    Ok(Some(v.to_string()))
+}
+
+fn bounded(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Problem> {
+    match value {
+        Some(v) if v.chars().count() > max => {
+            Err(invalid(format!("{field} is longer than {max} characters")))
+        }
+        other => Ok(other.filter(|v| !v.trim().is_empty())),
+    }
+}
+
+fn language(value: Option<&str>) -> Result<Option<String>, Problem> {
+    match value {
+        None => Ok(None),
+        Some(v) if (2..=8).contains(&v.len()) && v.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Ok(Some(v.to_ascii_lowercase()))
+        }
+        Some(v) => Err(invalid(format!(
+            "language must be an ISO 639-1 code such as \"fr\" (got {v:?})"
+        ))),
+    }
+}
+
+/// The proof as one text: `TEXT [proof_url: URL]`, the form `source.text` has for buttons.
+pub fn proof_text(proof: Proof) -> Result<Option<String>, Problem> {
+    let text = bounded("proof.text", proof.text, 4096)?;
+    let url = bounded("proof.url", proof.url, 2048)?;
+    if let Some(u) = &url {
+        if !(u.starts_with("https://") || u.starts_with("http://"))
+            || u.contains(char::is_whitespace)
+        {
+            return Err(invalid("proof.url must be an http(s) URL"));
+        }
+    }
+    Ok(match (text, url) {
+        (None, None) => None,
+        (Some(t), None) => Some(t),
+        (None, Some(u)) => Some(format!("[proof_url: {u}]")),
+        (Some(t), Some(u)) => Some(format!("{t} [proof_url: {u}]")),
+    })
+}
+
+/// Longest long poll; clients loop.
+const MAX_WAIT_SECONDS: u64 = 60;
+/// Feed positions examined per pass; positions of other tenants are skipped but count.
+const SCAN_BUDGET: u64 = 10_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// Return events after this feed position (the `next` of the previous page); default 0.
+    pub after: Option<u64>,
+    /// Seconds to wait for an event when there is none yet (long poll); default 0, at most 60.
+    pub wait: Option<u64>,
+    /// Most events per page; default 100, at most 1000.
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedItem {
+    /// Feed position: ledger-wide append order.
+    pub position: u64,
+    #[schema(schema_with = consent_event)]
+    pub event: ConsentEvent,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPage {
+    /// This tenant's events after `after`, in append order.
+    pub events: Vec<FeedItem>,
+    /// The `after` of the next request. It can move past positions that hold other tenants'
+    /// events even when `events` is empty.
+    pub next: u64,
+}
+
+/// Long-poll feed of this tenant's consent events, for automations that do not read Kafka.
+///
+/// Loop on `GET …/events?after={next}&wait=30`: the request returns as soon as an event is
+/// appended (by the consumer, `ingest`, this API or an import), or with no events after
+/// `wait` seconds. Positions are stable; subscribers dedupe by `event_id`.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "events",
+    params(("tenant" = String, Path, description = "Tenant id"), FeedQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = FeedPage),
+        (status = 400, description = "Invalid query", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn feed(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<FeedPage>, Problem> {
+    caller.allow(&tenant, Access::Read)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut commits = state.ledger.subscribe();
+    let mut closing = state.closing.subscribe();
+    let mut after = q.after.unwrap_or(0);
+    loop {
+        // Marked seen before the scan: a commit that lands during the scan still wakes us.
+        commits.borrow_and_update();
+        let (ledger, t) = (state.ledger.clone(), tenant.clone());
+        let (events, next, at_head) =
+            tokio::task::spawn_blocking(move || scan(&ledger, &t, after, limit))
+                .await
+                .map_err(|e| Problem::internal(&e))??;
+        after = next;
+        if !events.is_empty() || !at_head || wait.is_zero() || *closing.borrow() {
+            return Ok(Json(FeedPage { events, next }));
+        }
+        tokio::select! {
+            changed = commits.changed() => {
+                if changed.is_err() {
+                    return Ok(Json(FeedPage { events, next }));
+                }
+            }
+            _ = closing.changed() => return Ok(Json(FeedPage { events, next })),
+            () = tokio::time::sleep_until(deadline) => return Ok(Json(FeedPage { events, next })),
+        }
+    }
+}
+
+/// This tenant's events after `after`: (events, position scanned to, whether that is the head).
+fn scan(
+    ledger: &crate::ledger::Ledger,
+    tenant: &str,
+    mut after: u64,
+    limit: usize,
+) -> Result<(Vec<FeedItem>, u64, bool), crate::ledger::LedgerError> {
+    let start = after;
+    let mut out = Vec::new();
+    loop {
+        let page = ledger.feed_after(after, 1000)?;
+        let full = page.len() == 1000;
+        for (position, event) in page {
+            after = position;
+            if event.tenant == tenant {
+                out.push(FeedItem { position, event });
+                if out.len() == limit {
+                    return Ok((out, after, false));
+                }
+            }
+        }
+        if !full {
+            return Ok((out, after, true));
+        }
+        if after - start >= SCAN_BUDGET {
+            return Ok((out, after, false));
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The HTTP API for campaign senders and marketing automations (axum on tokio): the consent
+//! of one contact, the audience filter, history, recording and importing consent, the audit
+//! export and a long-poll event feed, plus health, readiness, metrics and `/openapi.json`.
+//!
+//! ```text
+//! /v1/tenants/{tenant}/…   auth::Caller (bearer token → tenant or admin) → handler
+//!     consent.rs  status and history of one contact (query.rs, shared with the CLI)
+//!     check.rs    audience filter, JSON or NDJSON, streamed (stream.rs)
+//!     events.rs   record one decision (pipeline::record) and the long-poll feed
+//!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
+//!     export.rs   streamed audit log
+//! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
+//! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
+//! ```
+//!
+//! Like mini-redis, [`serve`] takes its listener and shutdown signal as arguments, so tests
+//! bind 127.0.0.1:0 and stop the server cleanly, and `run` serves next to its consumer.
+
+mod auth;
+mod check;
+mod consent;
+mod events;
+mod export;
+mod imports;
+pub mod openapi;
+mod ops;
+pub mod problem;
+mod stream;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::config::Settings;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+
+/// Whether the process should receive traffic (`GET /readyz`). `serve` is ready once the
+/// ledger is open; `run` is ready once its consumer has partitions, because before that its
+/// consent view may lag behind the topic.
+#[derive(Clone, Debug)]
+pub struct Readiness(Arc<Mutex<Option<String>>>);
+
+impl Readiness {
+    pub fn set_ready(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Not ready, and why (shown by `/readyz`).
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.into());
+    }
+
+    /// `Err(reason)` while not ready.
+    pub fn check(&self) -> Result<(), String> {
+        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(reason) => Err(reason.clone()),
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+    readiness: Readiness,
+    /// Flips to true when the server starts shutting down, so long polls return at once
+    /// instead of holding the graceful shutdown for their whole wait.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Starts not ready ("starting"): the caller says when it is, with
+    /// `state.readiness().set_ready()`.
+    pub fn new(ledger: Arc<Ledger>, settings: Arc<Settings>, metrics: Metrics) -> AppState {
+        AppState {
+            ledger,
+            settings,
+            metrics,
+            readiness: Readiness(Arc::new(Mutex::new(Some("starting".into())))),
+            closing: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// A handle to flip readiness from outside (the Kafka consumer on assignment).
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+}
+
+/// Every route. Public so that `run` or a test can mount it elsewhere.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/tenants/{tenant}/contacts/{contact}/consent",
+            get(consent::get_consent),
+        )
+        .route(
+            "/tenants/{tenant}/contacts/{contact}/history",
+            get(consent::get_history),
+        )
+        .route("/tenants/{tenant}/consent/check", post(check::check))
+        .route("/tenants/{tenant}/consent-events", post(events::record))
+        .route("/tenants/{tenant}/events", get(events::feed))
+        .route("/tenants/{tenant}/imports", post(imports::import))
+        .route("/tenants/{tenant}/export", get(export::export));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::serve_document))
+        .fallback(problem::not_found)
+        // Bodies are read by our own limited readers (stream.rs), which answer 413 as a
+        // problem with the configured limit; axum's default 2 MB cap would be a second limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(problem::problems_everywhere))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::observe,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
+/// flight (long polls return early) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closing = state.closing.clone();
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
+        .await
+}

@@ -1,0 +1,410 @@
+//! Black-box tests of the write side and the feed: recording consent given elsewhere,
+//! importing a previous platform's opt-outs, and automations following events as they land.
+
+mod api_util;
+
+use std::time::{Duration, Instant};
+
+use api_util::*;
+use serde_json::{json, Value};
+
+const EVENTS: &str = "/v1/tenants/acme/consent-events";
+
+fn opt_in() -> Value {
+    json!({
+        "contact": "06 12 34 56 78", "type": "OptedIn", "channel": "web", "source": "web_form",
+        "occurred_at": "2025-11-24T10:00:00Z", "language": "fr", "campaign_id": "newsletter",
+        "proof": {"url": "https://shop.example/newsletter", "text": "J'accepte de recevoir les offres par WhatsApp"}
+    })
+}
+
+#[tokio::test]
+async fn recording_is_idempotent_per_key() {
+    let s = Server::start().await;
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "form-4711")
+        .json(&opt_in())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let first = ok_json(res).await;
+    assert_eq!(first["replayed"], false);
+    let e = &first["event"];
+    assert_eq!(e["type"], "OptedIn");
+    assert_eq!(e["contact"], "+33612345678");
+    assert_eq!(e["channel"], "web");
+    assert_eq!(e["purposes"], json!(["marketing"]));
+    assert_eq!(e["occurred_at"], "2025-11-24T10:00:00Z");
+    assert_eq!(e["campaign_id"], "newsletter");
+    assert_eq!(e["attribution"], "explicit");
+    assert_eq!(e["source"]["kind"], "api");
+    assert_eq!(e["source"]["message_id"], "api:form-4711");
+    assert_eq!(e["source"]["rule"], "web_form");
+    assert_eq!(
+        e["source"]["text"],
+        "J'accepte de recevoir les offres par WhatsApp [proof_url: https://shop.example/newsletter]"
+    );
+    assert_eq!(e["hash"].as_str().unwrap().len(), 64);
+
+    // The retry of a client that lost the answer gets the same event, and nothing is appended.
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "form-4711")
+        .json(&opt_in())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    let again = ok_json(res).await;
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["event"], first["event"]);
+    assert_eq!(s.state.ledger.event_count(), 1);
+
+    // The same key for another decision is a client bug worth hearing about.
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "form-4711")
+        .json(&json!({"contact": "+33611111111", "type": "OptedOut"}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 409).await;
+    assert_eq!(
+        p["type"],
+        "urn:consent-ledger:problem:idempotency-key-reused"
+    );
+
+    // The decision counts: the contact is opted in, and it was published like a STOP.
+    let status = s
+        .get_json("/v1/tenants/acme/contacts/%2B33612345678/consent", ACME)
+        .await;
+    assert_eq!(status["status"], "opted_in");
+    assert_eq!(status["event_id"], first["event"]["event_id"]);
+    assert_eq!(s.state.ledger.outbox_len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_support_agent_opt_out_of_everything_blocks_transactional_too() {
+    let s = Server::start().await;
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "ticket-99")
+        .json(
+            &json!({"contact": "+33612345678", "type": "OptedOut", "scope": "all",
+                      "channel": "support", "source": "support_agent",
+                      "proof": {"text": "Customer asked by phone to stop all messages"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let e = ok_json(res).await;
+    assert_eq!(
+        e["event"]["purposes"],
+        json!(["marketing", "transactional"])
+    );
+    let t = s
+        .get_json(
+            "/v1/tenants/acme/contacts/%2B33612345678/consent?purpose=transactional",
+            ACME,
+        )
+        .await;
+    assert_eq!(
+        (t["may_send"].as_bool(), t["reason"].as_str()),
+        (Some(false), Some("revoked_all"))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_recordings_are_rejected_with_a_reason() {
+    let s = Server::start().await;
+    let future = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let cases = [
+        (
+            None,
+            json!({"contact": "+33612345678", "type": "OptedOut"}),
+            "Idempotency-Key",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "hello", "type": "OptedOut"}),
+            "not a phone number",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "Maybe"}),
+            "Maybe",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "OptedOut", "colour": "red"}),
+            "colour",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "OptedOut", "occurred_at": future}),
+            "future",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "OptedIn", "scope": "all"}),
+            "OptedOut only",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "OptedOut", "channel": "web form"}),
+            "channel",
+        ),
+        (
+            Some("k"),
+            json!({"contact": "+33612345678", "type": "OptedOut", "proof": {"url": "javascript:alert(1)"}}),
+            "http",
+        ),
+        (
+            Some("a key with spaces"),
+            json!({"contact": "+33612345678", "type": "OptedOut"}),
+            "visible ASCII",
+        ),
+    ];
+    for (key, body, needle) in cases {
+        let mut req = s.post(EVENTS, ACME).json(&body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let p = problem(req.send().await.unwrap(), 400).await;
+        assert!(
+            p["detail"].as_str().unwrap().contains(needle),
+            "{body}: {p}"
+        );
+    }
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "k")
+        .header("content-type", "text/plain")
+        .body("STOP")
+        .send()
+        .await
+        .unwrap();
+    problem(res, 415).await;
+    assert_eq!(s.state.ledger.event_count(), 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn import_reports_imported_duplicate_and_rejected_rows_by_line() {
+    let s = Server::start().await;
+    let csv = "\
+Contact,Status,Occurred_At,Source,Email
++33612345678,opted_out,2024-03-01T09:30:00Z,old-crm,camille@example.com
+06 55 50 12 34,Opted-Out,2024-03-02 10:00:00,old-crm,
+hello,opted_out,2024-03-01,old-crm,
++33611223344,maybe,2024-03-01,old-crm,
++33611223344,opted_in,03/01/2024,old-crm,
++33611223344,opted_in,2999-01-01,old-crm,
+\"+33 6 99 88 77 66\",unsubscribed,2024-03-05,\"Mailchimp, list A\",
++33612345678,opted_out,2024-03-01T10:30:00+01:00,old-crm,
+,,,,
++33644433322,opted_in,2024-03-06
+";
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let r = ok_json(res).await;
+    assert_eq!(r["imported"], 4, "{r}");
+    assert_eq!(
+        r["duplicates"], 1,
+        "same row as line 2, another spelling of its time: {r}"
+    );
+    assert_eq!(r["rejected"], 4, "{r}");
+    assert_eq!(r["ignored_columns"], json!(["email"]));
+    let lines: Vec<u64> = r["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5, 6, 7]);
+    let reasons = r["rejections"].to_string();
+    for needle in [
+        "not a phone number",
+        "unknown status",
+        "invalid occurred_at",
+        "future",
+    ] {
+        assert!(reasons.contains(needle), "{needle}: {reasons}");
+    }
+
+    let e = &s
+        .get_json("/v1/tenants/acme/contacts/%2B33699887766/history", ACME)
+        .await["events"][0];
+    assert_eq!(e["source"]["kind"], "import");
+    assert_eq!(e["source"]["rule"], "Mailchimp, list A");
+    assert_eq!(e["source"]["line"], 8);
+    assert_eq!(e["occurred_at"], "2024-03-05T00:00:00Z");
+    let c = s
+        .get_json("/v1/tenants/acme/contacts/0655501234/consent", ACME)
+        .await;
+    assert_eq!(c["status"], "opted_out");
+
+    // Sending the file again after a timeout imports nothing twice.
+    let again = ok_json(
+        s.post("/v1/tenants/acme/imports", ACME)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (again["imported"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(5))
+    );
+
+    // NDJSON, same fields.
+    let ndjson = "{\"contact\":\"+33600000001\",\"status\":\"opted_out\",\"occurred_at\":\"2024-01-01\",\"scope\":\"all\"}\n\
+                  not json\n\
+                  {\"contact\":\"+33600000002\",\"status\":\"opted_in\"}\n";
+    let r = ok_json(
+        s.post("/v1/tenants/acme/imports", ACME)
+            .header("content-type", "application/x-ndjson")
+            .body(ndjson)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r["imported"].as_u64(), r["rejected"].as_u64()),
+        (Some(1), Some(2)),
+        "{r}"
+    );
+    assert_eq!(
+        r["rejections"][1],
+        json!({"line": 3, "reason": "missing occurred_at"})
+    );
+    assert!(s.state.ledger.verify().unwrap().ok());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn import_without_the_required_columns_is_refused_whole() {
+    let s = Server::start().await;
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv")
+        .body("phone,state\n+33612345678,opted_out\n")
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 400).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("contact, status, occurred_at"),
+        "{p}"
+    );
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .json(&json!([]))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 415).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_long_poll_wakes_up_when_ingest_appends_an_event() {
+    let s = Server::start().await;
+    let head = s.get_json("/v1/tenants/acme/events", ACME).await;
+    assert_eq!(head, json!({"events": [], "next": 0}));
+
+    let poll = {
+        let req = s.get("/v1/tenants/acme/events?after=0&wait=10", ACME);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let page = ok_json(req.send().await.unwrap()).await;
+            (page, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !poll.is_finished(),
+        "nothing to return yet: the request must wait"
+    );
+    let appended = Instant::now();
+    s.ingest(inbound(
+        "acme",
+        "m1",
+        "+33612345678",
+        "2025-11-24T11:00:00Z",
+        "STOP",
+    ))
+    .await;
+    let (page, waited) = poll.await.unwrap();
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(
+        appended.elapsed() < Duration::from_secs(3),
+        "woke up late: {:?}",
+        appended.elapsed()
+    );
+    assert_eq!(page["next"], 1);
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["position"], 1);
+    assert_eq!(events[0]["event"]["type"], "OptedOut");
+
+    // The same for an event recorded over HTTP, from the returned cursor.
+    let poll = {
+        let req = s.get("/v1/tenants/acme/events?after=1&wait=10", ACME);
+        tokio::spawn(async move { ok_json(req.send().await.unwrap()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.post(EVENTS, ACME)
+        .header("idempotency-key", "k2")
+        .json(&opt_in())
+        .send()
+        .await
+        .unwrap();
+    let page = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page["events"][0]["event"]["type"], "OptedIn");
+    assert_eq!(page["next"], 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_poll_times_out_empty_and_shutdown_does_not_wait_for_it() {
+    let s = Server::start().await;
+    let started = Instant::now();
+    let page = s
+        .get_json("/v1/tenants/acme/events?after=0&wait=1", ACME)
+        .await;
+    assert_eq!(page, json!({"events": [], "next": 0}));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    let req = s.get("/v1/tenants/acme/events?after=0&wait=60", ACME);
+    let poll = tokio::spawn(async move { req.send().await.unwrap().status() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    s.stop().await;
+    assert_eq!(poll.await.unwrap(), 200);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+}
