@@ -268,6 +268,17 @@ async fn health_readiness_and_metrics_need_no_token() {
     let p = problem(res, 503).await;
     assert_eq!(p["detail"], "waiting for partition assignment");
     s.state.readiness().set_ready();
+    // `run` makes readiness follow its consumer's assignment flag.
+    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    s.state
+        .readiness()
+        .follow(assigned.clone(), "the consumer has no partitions yet");
+    let p = problem(s.client.get(s.url("/readyz")).send().await.unwrap(), 503).await;
+    assert_eq!(p["detail"], "the consumer has no partitions yet");
+    assert_eq!(p["type"], "urn:consent-ledger:problem:not-ready");
+    assigned.store(true, std::sync::atomic::Ordering::Release);
+    let r = ok_json(s.client.get(s.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(r, json!({"status": "ok"}));
 
     s.get(ACME_CONSENT, ACME).send().await.unwrap();
     s.get(ACME_CONSENT, "nope").send().await.unwrap();

@@ -28,6 +28,7 @@ pub mod problem;
 mod stream;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
@@ -41,24 +42,45 @@ use crate::metrics::Metrics;
 /// Whether the process should receive traffic (`GET /readyz`). `serve` is ready once the
 /// ledger is open; `run` is ready once its consumer has partitions, because before that its
 /// consent view may lag behind the topic.
-#[derive(Clone, Debug)]
-pub struct Readiness(Arc<Mutex<Option<String>>>);
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<Mutex<ReadyState>>);
+
+#[derive(Debug, Default)]
+struct ReadyState {
+    /// Why not ready, when set by [`Readiness::set_not_ready`].
+    reason: Option<String>,
+    /// A flag owned by another component (the consumer), and what to say while it is false.
+    follows: Option<(Arc<AtomicBool>, String)>,
+}
 
 impl Readiness {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn set_ready(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.lock().reason = None;
     }
 
     /// Not ready, and why (shown by `/readyz`).
     pub fn set_not_ready(&self, reason: impl Into<String>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.into());
+        self.lock().reason = Some(reason.into());
+    }
+
+    /// Also not ready while `flag` is false, e.g. the consumer's "partitions assigned".
+    pub fn follow(&self, flag: Arc<AtomicBool>, reason_while_false: impl Into<String>) {
+        self.lock().follows = Some((flag, reason_while_false.into()));
     }
 
     /// `Err(reason)` while not ready.
     pub fn check(&self) -> Result<(), String> {
-        match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
-            None => Ok(()),
-            Some(reason) => Err(reason.clone()),
+        let state = self.lock();
+        if let Some(reason) = &state.reason {
+            return Err(reason.clone());
+        }
+        match &state.follows {
+            Some((flag, reason)) if !flag.load(Ordering::Acquire) => Err(reason.clone()),
+            _ => Ok(()),
         }
     }
 }
@@ -83,7 +105,11 @@ impl AppState {
             ledger,
             settings,
             metrics,
-            readiness: Readiness(Arc::new(Mutex::new(Some("starting".into())))),
+            readiness: {
+                let r = Readiness::default();
+                r.set_not_ready("starting");
+                r
+            },
             closing: tokio::sync::watch::Sender::new(false),
         }
     }
