@@ -44,6 +44,8 @@ pub struct ConfigFile {
     pub batch_size: Option<usize>,
     /// The HTTP API: body limit and admin tokens (tenant tokens live in their tenant table).
     pub api: ApiConfig,
+    /// Kafka mode (`consent-ledger run`): brokers, group, topics, librdkafka properties.
+    pub kafka: crate::pipeline::kafka::settings::KafkaConfig,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

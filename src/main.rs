@@ -17,6 +17,7 @@ use consent_ledger::query::{self, Checked};
 use consent_ledger::schemas;
 
 mod serve;
+mod service;
 
 #[derive(Parser)]
 #[command(
@@ -63,6 +64,13 @@ enum ExportFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The service: consume the inbound Kafka topic into the ledger, publish consent events
+    /// and replies, until SIGTERM/SIGINT.
+    Run {
+        /// Also serve the HTTP API on this address (e.g. 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Serve the HTTP API (file mode, no Kafka consumer) until SIGTERM/SIGINT.
     Serve {
         /// Address to listen on; port 0 picks a free port (the line "listening on ADDR"
@@ -138,11 +146,15 @@ struct UsageError(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CONSENT_LEDGER_LOG")
                 .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -168,6 +180,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
     if let Command::Serve { listen } = cli.command {
         return serve::serve(ledger, settings, &listen, &cli.data_dir);
+    }
+    if let Command::Run { listen } = cli.command {
+        return service::run(ledger, settings, listen);
     }
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -354,7 +369,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r.contacts, r.events, r.changed
             )?;
         }
-        Command::Schemas { .. } | Command::Serve { .. } => unreachable!("handled above"),
+        Command::Schemas { .. } | Command::Serve { .. } | Command::Run { .. } => {
+            unreachable!("handled above")
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

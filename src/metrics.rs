@@ -65,6 +65,10 @@ pub struct Metrics {
     pub http_seconds: Family<RouteOnly, Histogram>,
     /// Contacts checked by the audience filter.
     pub contacts_checked: Counter,
+    /// Outbox publishes the broker did not acknowledge (retried from the outbox).
+    pub publish_errors: Counter,
+    /// Input offset commits that failed (the batch is redelivered and deduplicated).
+    pub commit_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -91,6 +95,8 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
             }),
             contacts_checked: Counter::default(),
+            publish_errors: Counter::default(),
+            commit_errors: Counter::default(),
         };
         registry.register(
             "records_read",
@@ -138,6 +144,16 @@ impl Metrics {
             "contacts_checked",
             "Contacts checked by the audience filter",
             m.contacts_checked.clone(),
+        );
+        registry.register(
+            "publish_errors",
+            "Outbox publishes not acknowledged, retried",
+            m.publish_errors.clone(),
+        );
+        registry.register(
+            "offset_commit_errors",
+            "Input offset commits that failed",
+            m.commit_errors.clone(),
         );
         Metrics {
             registry: Arc::new(registry),

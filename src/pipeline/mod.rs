@@ -5,6 +5,7 @@
 
 pub mod deadletter;
 pub mod file;
+pub mod kafka;
 pub mod record;
 
 use chrono::{DateTime, Utc};

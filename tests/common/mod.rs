@@ -1,6 +1,8 @@
 //! Shared helpers for the black-box tests: run the real binary, build realistic traffic.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

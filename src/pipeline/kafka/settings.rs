@@ -1,0 +1,147 @@
+//! The `[kafka]` table of the config file, with environment overrides for what differs per
+//! deployment (brokers, group, credentials) so one config file serves every environment.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list. Env: `KAFKA_BOOTSTRAP_SERVERS`.
+    pub bootstrap_servers: String,
+    /// Consumer group shared by every instance. Env: `CONSENT_LEDGER_GROUP_ID`.
+    pub group_id: String,
+    pub topics: Topics,
+    /// Records per ledger batch (one sled transaction + fsync, then one offset commit).
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill before committing what is there.
+    pub linger_ms: u64,
+    /// Create the topics the service writes to when they are missing.
+    pub create_topics: bool,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Extra librdkafka properties for both consumer and producer (SASL, TLS, timeouts…).
+    /// Env: `KAFKA_PROP_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    pub inbound: String,
+    pub consent_events: String,
+    pub outbound: String,
+    pub dead_letter: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            inbound: "inbound.messages".into(),
+            consent_events: "consent.events".into(),
+            outbound: "outbound.messages".into(),
+            dead_letter: "inbound.messages.dlq".into(),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "localhost:9092".into(),
+            group_id: "consent-ledger".into(),
+            topics: Topics::default(),
+            batch_size: 500,
+            linger_ms: 50,
+            create_topics: true,
+            partitions: 3,
+            replication_factor: 1,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Applies `KAFKA_BOOTSTRAP_SERVERS`, `CONSENT_LEDGER_GROUP_ID` and `KAFKA_PROP_*`.
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (key, value) in vars {
+            match key.as_str() {
+                "KAFKA_BOOTSTRAP_SERVERS" => self.bootstrap_servers = value,
+                "CONSENT_LEDGER_GROUP_ID" => self.group_id = value,
+                _ => {
+                    if let Some(prop) = key.strip_prefix("KAFKA_PROP_") {
+                        self.properties
+                            .insert(prop.to_ascii_lowercase().replace('_', "."), value);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err("kafka.bootstrap_servers is empty".into());
+        }
+        if self.batch_size == 0 {
+            return Err("kafka.batch_size must be at least 1".into());
+        }
+        if self.partitions < 1 || self.replication_factor < 1 {
+            return Err("kafka.partitions and kafka.replication_factor must be at least 1".into());
+        }
+        let t = &self.topics;
+        for (name, topic) in [
+            ("inbound", &t.inbound),
+            ("consent_events", &t.consent_events),
+            ("outbound", &t.outbound),
+            ("dead_letter", &t.dead_letter),
+        ] {
+            if topic.trim().is_empty() {
+                return Err(format!("kafka.topics.{name} is empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_brokers_group_and_properties() {
+        let c = KafkaConfig::default().with_env([
+            (
+                "KAFKA_BOOTSTRAP_SERVERS".to_string(),
+                "b1:9092,b2:9092".to_string(),
+            ),
+            (
+                "CONSENT_LEDGER_GROUP_ID".to_string(),
+                "ledger-eu".to_string(),
+            ),
+            (
+                "KAFKA_PROP_SASL_MECHANISM".to_string(),
+                "SCRAM-SHA-512".to_string(),
+            ),
+            ("PATH".to_string(), "/bin".to_string()),
+        ]);
+        assert_eq!(c.bootstrap_servers, "b1:9092,b2:9092");
+        assert_eq!(c.group_id, "ledger-eu");
+        assert_eq!(c.properties["sasl.mechanism"], "SCRAM-SHA-512");
+        assert_eq!(c.properties.len(), 1);
+    }
+
+    #[test]
+    fn defaults_are_the_documented_topics() {
+        let c = KafkaConfig::default();
+        assert_eq!(c.topics.inbound, "inbound.messages");
+        assert_eq!(c.topics.dead_letter, "inbound.messages.dlq");
+        assert!(c.validate().is_ok());
+        let bad = KafkaConfig {
+            batch_size: 0,
+            ..KafkaConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Helpers for tests against a real Kafka broker: the one scripts/kafka.sh started
+//! (scripts/test.sh exports its address), or the developer's own via KAFKA_BOOTSTRAP_SERVERS.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+
+use super::BIN;
+
+/// The broker to test against. Fails loudly without one: a Kafka test that silently passes
+/// when no broker is there proves nothing.
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| {
+        panic!(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: run the suite with scripts/test.sh (it starts a broker), \
+             or `export KAFKA_BOOTSTRAP_SERVERS=$(scripts/kafka.sh start)`"
+        )
+    })
+}
+
+/// A Kafka record to produce: key and value (`None` is a null value, a tombstone).
+pub type Record = (String, Option<Vec<u8>>);
+
+/// Topic and group names unique to one test run.
+pub struct Names {
+    pub inbound: String,
+    pub events: String,
+    pub outbound: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl Names {
+    pub fn new(test: &str) -> Names {
+        let run = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let p = format!("t.{test}.{run}");
+        Names {
+            inbound: format!("{p}.inbound"),
+            events: format!("{p}.events"),
+            outbound: format!("{p}.outbound"),
+            dlq: format!("{p}.dlq"),
+            group: format!("{p}.group"),
+        }
+    }
+
+    pub fn config_toml(&self, extra: &str) -> String {
+        format!(
+            "[kafka]\ngroup_id = \"{}\"\nbatch_size = 200\nlinger_ms = 20\npartitions = 3\n\
+             [kafka.topics]\ninbound = \"{}\"\nconsent_events = \"{}\"\noutbound = \"{}\"\ndead_letter = \"{}\"\n\
+             [kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n{extra}",
+            self.group, self.inbound, self.events, self.outbound, self.dlq
+        )
+    }
+}
+
+pub fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `(key, value)` records in order and waits for every ack.
+pub async fn produce(bootstrap: &str, topic: &str, records: &[Record]) {
+    let p = producer(bootstrap);
+    for (key, value) in records {
+        let mut r: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key.as_str());
+        if let Some(v) = value {
+            r = r.payload(v.as_slice());
+        }
+        p.send(r, Duration::from_secs(60))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+}
+
+/// Creates `topic` with `partitions` (so tests control the partition count).
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    admin
+        .create_topics(&[t], &AdminOptions::new())
+        .await
+        .expect("create topic");
+}
+
+/// Reads `topic` from the beginning until `until(&records)` holds or `timeout` passes.
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    until: impl Fn(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+        if until(&out) {
+            break;
+        }
+    }
+    out
+}
+
+/// Like [`consume_until`], then keeps reading for `settle` more, so duplicates show up.
+pub fn consume_settled(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    settle: Duration,
+    until: impl Fn(&[OwnedMessage]) -> bool,
+) -> Vec<OwnedMessage> {
+    let settle_from = std::cell::Cell::new(None::<Instant>);
+    consume_until(bootstrap, topic, timeout + settle, |r| {
+        if settle_from.get().is_none() && until(r) {
+            settle_from.set(Some(Instant::now()));
+        }
+        settle_from.get().is_some_and(|t| t.elapsed() >= settle)
+    })
+}
+
+pub fn json_of(m: &OwnedMessage) -> serde_json::Value {
+    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn header(m: &OwnedMessage, name: &str) -> Option<String> {
+    let headers = m.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Distinct `event_id`s on a consent-events topic.
+pub fn distinct_events(records: &[OwnedMessage]) -> std::collections::HashSet<String> {
+    records
+        .iter()
+        .filter_map(|m| json_of(m)["event_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A `consent-ledger run` child process.
+pub struct Service {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    pub fn start(env: &super::Env, bootstrap: &str) -> Service {
+        let log = env
+            .dir
+            .path()
+            .join(format!("service-{}.log", uuid::Uuid::new_v4().simple()));
+        let child = env
+            .command(&["run"])
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("CONSENT_LEDGER_LOG", "info,rdkafka=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start consent-ledger run");
+        let _ = BIN;
+        Service { child, log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, and the exit code (the service must drain and exit 0).
+    pub fn stop(mut self) -> Option<i32> {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                self.signal("-KILL");
+                panic!(
+                    "service did not stop within 60 s after SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// kill -9: no cleanup of any kind.
+    pub fn kill9(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,113 @@
+//! `verify` must catch every kind of tampering with the stored log: an edited event, a deleted
+//! one (in the middle or at the end), two swapped, and a consent view that disagrees with the
+//! log. The damage is done through the ledger module (the only code that touches sled), the
+//! detection through the CLI, as an auditor would run it.
+
+mod common;
+
+use common::*;
+use consent_ledger::ledger::{forensics, Ledger};
+
+fn ledger_with_events() -> Env {
+    let env = Env::new();
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            let text = if i % 3 == 0 { "START" } else { "STOP" };
+            wa_text(
+                &format!("3361234{:04}", i % 7),
+                &format!("wamid.t{i}"),
+                1_763_978_400 + i,
+                text,
+            )
+        })
+        .collect();
+    let summary = env.ingest(&lines.join("\n"));
+    assert_eq!(summary["events"], 20);
+    assert!(env.ok(&["verify"]).starts_with("ok: 20 events"));
+    env
+}
+
+fn tamper(env: &Env, damage: impl FnOnce(&Ledger)) {
+    let ledger = Ledger::open(&env.data().join("ledger")).unwrap();
+    damage(&ledger);
+}
+
+fn verify_fails(env: &Env, expected: &str) {
+    let out = env.run(&["verify"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "verify must fail: {stdout}");
+    assert!(
+        stdout.contains(expected),
+        "expected {expected:?} in:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("+33612340001"),
+        "verify output masks numbers"
+    );
+}
+
+#[test]
+fn an_edited_event_is_detected() {
+    let env = ledger_with_events();
+    tamper(&env, |l| {
+        let raw = String::from_utf8(l.raw_event(0, 5).unwrap().unwrap()).unwrap();
+        let edited = raw.replace("\"OptedOut\"", "\"OptedIn\"");
+        assert_ne!(raw, edited);
+        forensics::overwrite_event(l, 0, 5, edited.as_bytes()).unwrap();
+    });
+    verify_fails(&env, "partition 0 seq 5: hash mismatch");
+}
+
+#[test]
+fn an_edit_that_recomputes_the_hash_still_breaks_the_chain() {
+    let env = ledger_with_events();
+    tamper(&env, |l| {
+        let mut e: consent_ledger::domain::event::ConsentEvent =
+            serde_json::from_slice(&l.raw_event(0, 5).unwrap().unwrap()).unwrap();
+        e.occurred_at -= chrono::Duration::days(30);
+        let prev = e.prev_hash.clone();
+        e.seal(&prev);
+        forensics::overwrite_event(l, 0, 5, &e.stored_bytes()).unwrap();
+    });
+    verify_fails(&env, "partition 0 seq 6: prev_hash does not match");
+}
+
+#[test]
+fn a_deleted_event_is_detected() {
+    let env = ledger_with_events();
+    tamper(&env, |l| forensics::delete_event(l, 0, 7).unwrap());
+    verify_fails(&env, "partition 0 seq 8: expected seq 7");
+}
+
+#[test]
+fn deleting_the_last_event_is_detected() {
+    let env = ledger_with_events();
+    tamper(&env, |l| forensics::delete_event(l, 0, 20).unwrap());
+    verify_fails(&env, "chain head says seq 20 but the log ends at seq 19");
+}
+
+#[test]
+fn reordered_events_are_detected() {
+    let env = ledger_with_events();
+    tamper(&env, |l| forensics::swap_events(l, 0, 3, 4).unwrap());
+    verify_fails(&env, "stored under the wrong position");
+}
+
+#[test]
+fn a_consent_view_that_disagrees_with_the_log_is_detected_and_rebuilt() {
+    let env = ledger_with_events();
+    let contact = "+33612340001";
+    let before = env.status(PHONE_NUMBER_ID, contact, "marketing");
+    tamper(&env, |l| {
+        let fake =
+            br#"{"status":"opted_in","since":null,"event_id":null,"latest":null,"events":1}"#;
+        forensics::overwrite_consent(l, &format!("{PHONE_NUMBER_ID}/{contact}/marketing"), fake)
+            .unwrap();
+    });
+    assert_ne!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
+    verify_fails(&env, "view says opted_in but the log says");
+    let rebuilt = env.ok(&["rebuild"]);
+    assert!(rebuilt.contains("(1 rows changed)"), "{rebuilt}");
+    assert!(env.ok(&["verify"]).starts_with("ok: "));
+    assert_eq!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
+}
