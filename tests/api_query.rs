@@ -44,6 +44,9 @@ async fn consent_answers_exactly_like_the_cli_status_record() {
         "0612345678",
         "%2B33%206%2012%2034%2056%2078",
         "33612345678",
+        // A literal '+' in a path is a plus, not a space (that is only in query strings).
+        "+33612345678",
+        "0033612345678",
     ] {
         let got = s
             .get_json(

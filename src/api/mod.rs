@@ -27,7 +27,7 @@ mod ops;
 pub mod problem;
 mod stream;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -154,19 +154,39 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How long requests in flight may take to finish after shutdown is requested; then the
+/// remaining connections are dropped, so a client that stopped reading a streamed export
+/// cannot hold the process past an orchestrator's kill deadline (Kubernetes waits 30 s).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight (long polls return early) and returns.
+/// flight (long polls return at once; at most [`SHUTDOWN_GRACE`]) and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = state.closing.clone();
+    let mut closed = closing.subscribe();
     let app = router(state);
-    axum::serve(listener, app)
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             closing.send_replace(true);
         })
-        .await
+        .into_future();
+    let deadline = async move {
+        let _ = closed.wait_for(|c| *c).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "requests still running after the shutdown grace period; dropping them"
+            );
+            Ok(())
+        }
+    }
 }
