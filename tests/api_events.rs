@@ -408,3 +408,34 @@ async fn a_long_poll_times_out_empty_and_shutdown_does_not_wait_for_it() {
         stopping.elapsed()
     );
 }
+
+#[tokio::test]
+async fn import_reads_an_excel_csv_with_bom_and_crlf() {
+    let s = Server::start().await;
+    let csv = "\u{feff}contact;ignored\r\n";
+    // Semicolons are not separators here: the header has no usable columns.
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv; charset=utf-8")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400).await;
+    let csv = "\u{feff}contact,status,occurred_at\r\n+33612345678,opted_out,2024-03-01\r\n";
+    let r = ok_json(
+        s.post("/v1/tenants/acme/imports", ACME)
+            .header("content-type", "text/csv; charset=utf-8")
+            .body(csv)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r["imported"].as_u64(), r["rejected"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    s.stop().await;
+}
