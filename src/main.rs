@@ -147,7 +147,7 @@ struct UsageError(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Run { .. } => "info",
+        Command::Run { .. } | Command::Serve { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()

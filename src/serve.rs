@@ -48,7 +48,7 @@ pub fn serve(
         drop(stdout);
         tracing::info!(%addr, "serving the HTTP API");
         tokio::spawn(async move {
-            signal().await;
+            crate::service::shutdown_signal().await;
             tracing::info!("shutdown requested; finishing the requests in flight");
             let _ = stop_tx.send(true);
         });
@@ -60,20 +60,4 @@ pub fn serve(
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Resolves on SIGTERM (docker stop, Kubernetes) or SIGINT (Ctrl-C).
-async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
