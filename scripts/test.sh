@@ -19,7 +19,7 @@ if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start | tail -n 1)"
   export KAFKA_BOOTSTRAP_SERVERS
   export CONSENT_LEDGER_TEST_BROKER=local
-  trap 'scripts/kafka.sh stop >&2 || true' EXIT
+  trap 'env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true' EXIT
 fi
 echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS)" >&2
 # Kafka tests share one broker and one restarts it: two at a time keeps them within their

@@ -129,6 +129,13 @@ impl Ledger {
                 .problems
                 .push(format!("partition {p}: events without a chain head"));
         }
+        if self.feed.len() as u64 != report.events {
+            report.problems.push(format!(
+                "the feed index has {} entries for {} events",
+                self.feed.len(),
+                report.events
+            ));
+        }
         report.partitions = last.len();
         report.contacts = contacts.len();
         let mut view = View::new();
