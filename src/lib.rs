@@ -12,10 +12,12 @@
 //! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
 //! - [`config`]: the TOML settings, validated at start.
 //! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.
+//! - [`init`]: the starter config `consent-ledger init` writes, STOP automation included.
 
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod init;
 pub mod ledger;
 pub mod metrics;
 pub mod pipeline;

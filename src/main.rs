@@ -132,6 +132,30 @@ enum Command {
     },
     /// Rebuild the consent view from the log.
     Rebuild,
+    /// Check a WhatsApp message template (Meta's template JSON, from FILE or stdin "-"):
+    /// a MARKETING one needs an opt-out footer and a STOP quick reply. Exit 1 when it is not
+    /// compliant, 2 when the input is not a template.
+    LintTemplate {
+        #[arg(default_value = "-")]
+        file: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented config file with the STOP automation set up for one tenant.
+    Init {
+        /// The customers' language: keywords and reply texts.
+        #[arg(long, default_value = "fr", value_parser = clap::builder::PossibleValuesParser::new(
+            consent_ledger::domain::keywords::KeywordSet::builtin_languages().iter().copied()))]
+        language: String,
+        #[arg(long, default_value = "my-shop")]
+        tenant: String,
+        /// Write to FILE instead of stdout; an existing FILE is kept unless --force.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
     /// Write the JSON Schemas of every record type to DIR.
     Schemas {
         #[arg(default_value = "schemas")]
@@ -175,6 +199,19 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Schemas { dir } = &cli.command {
         return write_schemas(dir);
+    }
+    // Neither needs the config or the ledger, so they work before either exists.
+    if let Command::LintTemplate { file, json } = &cli.command {
+        return lint_template(file, *json);
+    }
+    if let Command::Init {
+        language,
+        tenant,
+        output,
+        force,
+    } = &cli.command
+    {
+        return init(language, tenant, output.as_deref(), *force);
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
@@ -372,6 +409,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Schemas { .. } | Command::Serve { .. } | Command::Run { .. } => {
             unreachable!("handled above")
         }
+        Command::LintTemplate { .. } | Command::Init { .. } => {
+            unreachable!("handled above")
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -401,5 +441,80 @@ fn write_schemas(dir: &Path) -> Result<ExitCode> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lint_template(file: &str, json: bool) -> Result<ExitCode> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open_input(file)?, &mut text)
+        .map_err(|e| UsageError(format!("cannot read {file}: {e}")))?;
+    let report = consent_ledger::domain::template::lint_str(&text)
+        .map_err(|e| UsageError(format!("{file}: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else if report.compliant {
+        writeln!(
+            out,
+            "{} ({}, {}): compliant",
+            report.template, report.language, report.category
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} ({}, {}): NOT compliant, {} problem(s)",
+            report.template,
+            report.language,
+            report.category,
+            report.problems.len()
+        )?;
+        for p in &report.problems {
+            writeln!(out, "{}  {}: {}", p.pointer, p.code, p.message)?;
+            writeln!(out, "    fix: {}", p.suggestion)?;
+        }
+    }
+    out.flush()?;
+    Ok(if report.compliant {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn init(language: &str, tenant: &str, output: Option<&Path>, force: bool) -> Result<ExitCode> {
+    let text = consent_ledger::init::config_file(language, tenant)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let Some(path) = output else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    // create_new, not an exists() check: a file appearing in between is not overwritten either.
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            UsageError(format!(
+                "{} already exists; use --force to overwrite it",
+                path.display()
+            ))
+        } else {
+            UsageError(format!("cannot write {}: {e}", path.display()))
+        }
+    })?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "wrote {}: edit the lines marked EDIT, then use it with --config {}",
+        path.display(),
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //!     events.rs   record one decision (pipeline::record) and the long-poll feed
 //!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
 //!     export.rs   streamed audit log
+//! /v1/templates/lint        any valid token → templates.rs (domain::template, no tenant data)
 //! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
 //! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
 //! ```
@@ -26,6 +27,7 @@ pub mod openapi;
 mod ops;
 pub mod problem;
 mod stream;
+mod templates;
 
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,7 +137,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{tenant}/consent-events", post(events::record))
         .route("/tenants/{tenant}/events", get(events::feed))
         .route("/tenants/{tenant}/imports", post(imports::import))
-        .route("/tenants/{tenant}/export", get(export::export));
+        .route("/tenants/{tenant}/export", get(export::export))
+        .route("/templates/lint", post(templates::lint));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(ops::healthz))

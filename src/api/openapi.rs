@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{check, consent, events, export, imports, ops, problem};
+use super::{check, consent, events, export, imports, ops, problem, templates};
 use crate::domain::event::ConsentEvent;
 use crate::query::StatusRecord;
 
@@ -31,6 +31,7 @@ use crate::query::StatusRecord;
         events::feed,
         imports::import,
         export::export,
+        templates::lint,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -40,6 +41,7 @@ use crate::query::StatusRecord;
     tags(
         (name = "consent", description = "Ask before sending; the audit log"),
         (name = "events", description = "Record, import and follow consent events"),
+        (name = "templates", description = "Check WhatsApp templates offer an opt-out before submitting them"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
 )]

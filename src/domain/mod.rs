@@ -9,3 +9,4 @@ pub mod inbound;
 pub mod keywords;
 pub mod policy;
 pub mod replies;
+pub mod template;
