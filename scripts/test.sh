@@ -7,6 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tests/report_html.rs opens the campaign report in headless Chromium and fails without it.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium (Debian package) for the HTML report test" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "==> cargo clippy --all-targets -- -D warnings" >&2

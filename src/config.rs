@@ -10,6 +10,7 @@ use phonenumber::country;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::analytics::AnomalyRules;
 use crate::domain::contact::{parse_region, validate_tenant};
 use crate::domain::inbound::TenantRef;
 use crate::domain::keywords::{KeywordOverrides, KeywordSet};
@@ -67,6 +68,24 @@ pub struct TenantConfig {
     /// tokens, so the config file can be read by operators without granting access:
     /// `printf %s "$TOKEN" | sha256sum`. Several, so a token can be rotated without downtime.
     pub api_tokens_sha256: Vec<String>,
+    /// How long after a marketing send an opt-out without a reply context is still blamed on
+    /// it (default 72): long enough for a customer who reads the message the next evening,
+    /// short enough that last month's newsletter is not blamed for today's STOP.
+    pub attribution_window_hours: Option<u32>,
+    /// When a campaign's opt-out rate is flagged as abnormal (`stats`, `/campaigns`).
+    pub anomaly: AnomalyConfig,
+}
+
+/// The `anomaly` table of `[defaults]` or a tenant; a tenant's field overrides the default's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// Flag above this multiple of the tenant's median campaign opt-out rate (default 3).
+    pub rate_multiple: Option<f64>,
+    /// ... and above this opt-out rate in percent (default 1.0).
+    pub min_rate_percent: Option<f64>,
+    /// ... and with at least this many sends (default 200).
+    pub min_sent: Option<u64>,
 }
 
 /// The `[api]` table.
@@ -96,6 +115,8 @@ pub struct TenantProfile {
     pub keywords: KeywordSet,
     pub policy: Policy,
     pub messages: BTreeMap<String, Messages>,
+    pub attribution_window: chrono::Duration,
+    pub anomaly: AnomalyRules,
 }
 
 impl TenantProfile {
@@ -310,13 +331,59 @@ fn compile(
         m.validate()
             .map_err(|e| ConfigError::Invalid(format!("messages.{lang}: {e}")))?;
     }
+    let window_hours = t
+        .attribution_window_hours
+        .or_else(|| defaults.and_then(|d| d.attribution_window_hours))
+        .unwrap_or(72);
+    if !(1..=24 * 90).contains(&window_hours) {
+        return Err(ConfigError::Invalid(format!(
+            "attribution_window_hours = {window_hours}: expected 1 to 2160 (90 days)"
+        )));
+    }
+    let anomaly = anomaly_rules(&t.anomaly, defaults.map(|d| &d.anomaly))?;
     Ok(TenantProfile {
         region,
         languages,
         keywords,
         policy,
         messages,
+        attribution_window: chrono::Duration::hours(i64::from(window_hours)),
+        anomaly,
     })
+}
+
+fn anomaly_rules(
+    t: &AnomalyConfig,
+    defaults: Option<&AnomalyConfig>,
+) -> Result<AnomalyRules, ConfigError> {
+    let builtin = AnomalyRules::default();
+    let rules = AnomalyRules {
+        rate_multiple: t
+            .rate_multiple
+            .or_else(|| defaults.and_then(|d| d.rate_multiple))
+            .unwrap_or(builtin.rate_multiple),
+        min_rate_percent: t
+            .min_rate_percent
+            .or_else(|| defaults.and_then(|d| d.min_rate_percent))
+            .unwrap_or(builtin.min_rate_percent),
+        min_sent: t
+            .min_sent
+            .or_else(|| defaults.and_then(|d| d.min_sent))
+            .unwrap_or(builtin.min_sent),
+    };
+    if !(rules.rate_multiple.is_finite() && rules.rate_multiple >= 1.0) {
+        return Err(ConfigError::Invalid(format!(
+            "anomaly.rate_multiple = {}: expected a number of at least 1",
+            rules.rate_multiple
+        )));
+    }
+    if !(0.0..=100.0).contains(&rules.min_rate_percent) {
+        return Err(ConfigError::Invalid(format!(
+            "anomaly.min_rate_percent = {}: expected 0 to 100",
+            rules.min_rate_percent
+        )));
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -401,6 +468,36 @@ mod tests {
         .is_err());
         // A token in [defaults] would open every tenant.
         assert!(parse(&format!("[defaults]\napi_tokens_sha256 = [\"{h}\"]\n")).is_err());
+    }
+
+    #[test]
+    fn attribution_window_and_anomaly_rules_inherit_per_field() {
+        let s = parse(
+            "[defaults]\nattribution_window_hours = 48\n[defaults.anomaly]\nrate_multiple = 4.0\n\
+             [tenants.acme]\n[tenants.acme.anomaly]\nmin_sent = 50\n[tenants.globex]\nattribution_window_hours = 24\n",
+        )
+        .unwrap();
+        let acme = s.profile("acme");
+        assert_eq!(acme.attribution_window, chrono::Duration::hours(48));
+        assert_eq!(
+            (
+                acme.anomaly.rate_multiple,
+                acme.anomaly.min_rate_percent,
+                acme.anomaly.min_sent
+            ),
+            (4.0, 1.0, 50)
+        );
+        assert_eq!(
+            s.profile("globex").attribution_window,
+            chrono::Duration::hours(24)
+        );
+        assert_eq!(
+            parse("").unwrap().profile("x").attribution_window,
+            chrono::Duration::hours(72)
+        );
+        assert!(parse("[defaults]\nattribution_window_hours = 0\n").is_err());
+        assert!(parse("[defaults.anomaly]\nrate_multiple = 0.5\n").is_err());
+        assert!(parse("[defaults.anomaly]\nmin_rate = 1\n").is_err());
     }
 
     #[test]

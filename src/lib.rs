@@ -12,6 +12,7 @@
 //! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
 //! - [`config`]: the TOML settings, validated at start.
 //! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.
+//! - [`report`]: campaign opt-out statistics and their HTML page (`stats`, `/campaigns`).
 //! - [`init`]: the starter config `consent-ledger init` writes, STOP automation included.
 
 pub mod api;
@@ -22,4 +23,5 @@ pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod report;
 pub mod schemas;

@@ -9,11 +9,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use consent_ledger::config::Settings;
+use consent_ledger::domain::analytics::TenantStats;
 use consent_ledger::domain::contact::{self, Contact};
 use consent_ledger::domain::event::Purpose;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
 use consent_ledger::query::{self, Checked};
+use consent_ledger::report;
 use consent_ledger::schemas;
 
 mod serve;
@@ -132,6 +134,19 @@ enum Command {
     },
     /// Rebuild the consent view from the log.
     Rebuild,
+    /// Opt-out statistics per campaign, with anomaly flags; optionally an HTML report.
+    Stats {
+        #[arg(long)]
+        tenant: String,
+        /// Count only sends and replies at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Also write the self-contained HTML report (charts and table) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Check a WhatsApp message template (Meta's template JSON, from FILE or stdin "-"):
     /// a MARKETING one needs an opt-out footer and a STOP quick reply. Exit 1 when it is not
     /// compliant, 2 when the input is not a template.
@@ -240,6 +255,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     summary.read, summary.opted_out, summary.opted_in, summary.help, summary.no_change,
                     summary.possible_opt_out, summary.duplicates, summary.rejected
                 )?;
+                if summary.sent + summary.statuses > 0 {
+                    writeln!(
+                        out,
+                        "campaign analytics: {} sent records, {} delivery statuses",
+                        summary.sent, summary.statuses
+                    )?;
+                }
                 if summary.rejected > 0 {
                     writeln!(
                         out,
@@ -406,6 +428,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 r.contacts, r.events, r.changed
             )?;
         }
+        Command::Stats {
+            tenant,
+            since,
+            json,
+            html,
+        } => {
+            contact::validate_tenant(&tenant).map_err(UsageError)?;
+            let since = match since.as_deref() {
+                None => None,
+                Some(s) => Some(parse_since(s).ok_or_else(|| {
+                    UsageError(format!(
+                        "--since {s:?} is not a time (RFC 3339 or YYYY-MM-DD)"
+                    ))
+                })?),
+            };
+            let profile = settings.profile(&tenant);
+            let stats = report::stats(&ledger, &profile, &tenant, since)?;
+            if let Some(path) = &html {
+                std::fs::write(path, report::html(&stats))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&stats)?)?;
+            } else {
+                print_stats(&mut out, &stats)?;
+            }
+        }
         Command::Schemas { .. } | Command::Serve { .. } | Command::Run { .. } => {
             unreachable!("handled above")
         }
@@ -415,6 +464,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// RFC 3339, or a UTC date meaning its midnight.
+fn parse_since(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+fn print_stats(out: &mut impl Write, stats: &TenantStats) -> Result<()> {
+    let pct = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{:.2}%", r * 100.0));
+    writeln!(
+        out,
+        "{:<24} {:>8} {:>9} {:>8} {:>8} {:>5} {:>8}  anomaly",
+        "campaign", "sent", "delivered", "opt-outs", "rate", "help", "possible"
+    )?;
+    for c in &stats.campaigns {
+        writeln!(
+            out,
+            "{:<24} {:>8} {:>9} {:>8} {:>8} {:>5} {:>8}  {}",
+            c.campaign_id,
+            c.sent,
+            c.delivered
+                .map_or_else(|| "-".to_string(), |d| d.to_string()),
+            c.opt_outs,
+            pct(c.opt_out_rate),
+            c.help_requests,
+            c.possible_opt_outs,
+            if c.anomaly.flagged {
+                format!("FLAGGED: {}", c.anomaly.reasons.join("; "))
+            } else {
+                "-".to_string()
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "{} campaigns; tenant median opt-out rate {}",
+        stats.campaigns.len(),
+        pct(stats.median_opt_out_rate)
+    )?;
+    Ok(())
 }
 
 fn open_input(file: &str) -> Result<Box<dyn BufRead>> {

@@ -4,7 +4,7 @@
 use schemars::{schema_for, Schema};
 
 use crate::domain::event::ConsentEvent;
-use crate::domain::inbound::{NormalizedInbound, WhatsappWebhook};
+use crate::domain::inbound::{NormalizedInbound, SentRecord, WhatsappWebhook};
 use crate::domain::replies::OutboundMessage;
 use crate::pipeline::deadletter::DeadLetter;
 use crate::pipeline::Summary;
@@ -15,6 +15,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
     vec![
         ("consent-event.v1.json", schema_for!(ConsentEvent)),
         ("inbound-message.v1.json", schema_for!(NormalizedInbound)),
+        ("sent-message.v1.json", schema_for!(SentRecord)),
         ("whatsapp-webhook.v1.json", schema_for!(WhatsappWebhook)),
         ("outbound-message.v1.json", schema_for!(OutboundMessage)),
         ("dead-letter.v1.json", schema_for!(DeadLetter)),

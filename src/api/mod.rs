@@ -9,6 +9,7 @@
 //!     events.rs   record one decision (pipeline::record) and the long-poll feed
 //!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
 //!     export.rs   streamed audit log
+//!     campaigns.rs  opt-out rates per campaign, anomaly flags, HTML report (report.rs)
 //! /v1/templates/lint        any valid token → templates.rs (domain::template, no tenant data)
 //! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
 //! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
@@ -18,6 +19,7 @@
 //! bind 127.0.0.1:0 and stop the server cleanly, and `run` serves next to its consumer.
 
 mod auth;
+mod campaigns;
 mod check;
 mod consent;
 mod events;
@@ -138,6 +140,12 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{tenant}/events", get(events::feed))
         .route("/tenants/{tenant}/imports", post(imports::import))
         .route("/tenants/{tenant}/export", get(export::export))
+        .route("/tenants/{tenant}/campaigns", get(campaigns::list))
+        .route("/tenants/{tenant}/campaigns.html", get(campaigns::html))
+        .route(
+            "/tenants/{tenant}/campaigns/{campaign}",
+            get(campaigns::one),
+        )
         .route("/templates/lint", post(templates::lint));
     Router::new()
         .nest("/v1", v1)

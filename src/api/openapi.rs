@@ -12,7 +12,8 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{check, consent, events, export, imports, ops, problem, templates};
+use super::{campaigns, check, consent, events, export, imports, ops, problem, templates};
+use crate::domain::analytics::TenantStats;
 use crate::domain::event::ConsentEvent;
 use crate::query::StatusRecord;
 
@@ -31,6 +32,9 @@ use crate::query::StatusRecord;
         events::feed,
         imports::import,
         export::export,
+        campaigns::list,
+        campaigns::one,
+        campaigns::html,
         templates::lint,
         ops::healthz,
         ops::readyz,
@@ -41,6 +45,7 @@ use crate::query::StatusRecord;
     tags(
         (name = "consent", description = "Ask before sending; the audit log"),
         (name = "events", description = "Record, import and follow consent events"),
+        (name = "campaigns", description = "Opt-out rates per campaign, anomaly flags, HTML report"),
         (name = "templates", description = "Check WhatsApp templates offer an opt-out before submitting them"),
         (name = "operations", description = "Health, readiness, metrics"),
     ),
@@ -82,6 +87,7 @@ pub fn document() -> Value {
         .into_generator();
     generator.subschema_for::<ConsentEvent>();
     generator.subschema_for::<StatusRecord>();
+    generator.subschema_for::<TenantStats>();
     let spliced = generator.take_definitions(true);
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         for (name, schema) in spliced {

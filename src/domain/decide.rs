@@ -3,12 +3,13 @@
 //! is told. The pipeline supplies the position (partition, seq, clock) so that this stays free
 //! of I/O and clocks, and so that tests can state whole scenarios as given/when/then.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
+use super::analytics::SentRef;
 use super::consent::{event_type_for, purposes_for, ContactConsent, Request};
 use super::contact::Contact;
 use super::event::{Attribution, ConsentEvent, EventSource, EventType, SourceKind};
-use super::inbound::{Content, Message, Preference};
+use super::inbound::{Content, Message, Preference, SentCategory};
 use super::keywords::{Classification, KeywordSet, Rule, Scope};
 use super::replies::ReplyKind;
 
@@ -46,6 +47,50 @@ pub struct Position {
     pub partition: u32,
     pub seq: u64,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// The campaign a message answers, and how sure we are of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attributed {
+    pub campaign_id: Option<String>,
+    pub attribution: Attribution,
+}
+
+/// Which campaign a message answers, most certain route first: the campaign the record names;
+/// the sent message the customer replied to (`context_message_id`), whatever its category,
+/// since the customer pointed at it; else the last marketing message sent to the contact no
+/// more than `window` before the message (inclusive: exactly `window` before still counts).
+/// The caller looks up `replied_to` and `last_marketing` (the latest marketing send at or
+/// before the message, or any earlier one); the boundary is decided here.
+pub fn attribute(
+    message: &Message,
+    replied_to: Option<&SentRef>,
+    last_marketing: Option<&SentRef>,
+    window: Duration,
+) -> Attributed {
+    if let Some(id) = &message.campaign_id {
+        return Attributed {
+            campaign_id: Some(id.clone()),
+            attribution: Attribution::Explicit,
+        };
+    }
+    if let Some(sent) = replied_to {
+        return Attributed {
+            campaign_id: Some(sent.campaign_id.clone()),
+            attribution: Attribution::ReplyContext,
+        };
+    }
+    if let Some(sent) = last_marketing.filter(|s| {
+        s.category == SentCategory::Marketing
+            && s.sent_at <= message.occurred_at
+            && message.occurred_at - s.sent_at <= window
+    }) {
+        return Attributed {
+            campaign_id: Some(sent.campaign_id.clone()),
+            attribution: Attribution::Window,
+        };
+    }
+    Attributed::default()
 }
 
 /// The classification of a message, with the kind of source it came from.
@@ -146,6 +191,7 @@ pub fn event_for(
     kind: SourceKind,
     current: &ContactConsent,
     at: Position,
+    attributed: &Attributed,
 ) -> Option<ConsentEvent> {
     let request = request_of(c)?;
     let event_type: EventType = event_type_for(request);
@@ -153,10 +199,6 @@ pub fn event_for(
         Classification::OptOut { keyword, rule, .. }
         | Classification::OptIn { keyword, rule, .. } => (keyword.clone(), *rule),
         _ => unreachable!("request_of returned Some"),
-    };
-    let (campaign_id, attribution) = match &r.message.campaign_id {
-        Some(id) => (Some(id.clone()), Attribution::Explicit),
-        None => (None, Attribution::None),
     };
     Some(ConsentEvent {
         event_id: ConsentEvent::id_for(&r.tenant, &r.message.message_id, event_type),
@@ -182,8 +224,8 @@ pub fn event_for(
             offset: r.origin.offset,
             line: r.origin.line,
         },
-        campaign_id,
-        attribution,
+        campaign_id: attributed.campaign_id.clone(),
+        attribution: attributed.attribution,
         prev_hash: String::new(),
         hash: String::new(),
     })
@@ -246,7 +288,8 @@ mod tests {
                 seq: i as u64 + 1,
                 recorded_at: Utc.timestamp_opt(9_999_999, 0).unwrap(),
             };
-            match event_for(r, &c, kind, &state, at) {
+            let attributed = attribute(&r.message, None, None, Duration::hours(72));
+            match event_for(r, &c, kind, &state, at, &attributed) {
                 Some(e) => {
                     let after = state.apply(&e);
                     replies.push(reply_for_event(&state, &after, &e));
@@ -359,9 +402,72 @@ mod tests {
             seq: 1,
             recorded_at: Utc.timestamp_opt(5, 0).unwrap(),
         };
-        let e = event_for(&r, &c, kind, &ContactConsent::default(), at).unwrap();
+        let sent = sent_ref("wamid.C1", "welcome", 0);
+        let attributed = attribute(&r.message, Some(&sent), Some(&sent), Duration::hours(72));
+        let e = event_for(&r, &c, kind, &ContactConsent::default(), at, &attributed).unwrap();
         assert_eq!(e.campaign_id.as_deref(), Some("black-friday"));
         assert_eq!(e.attribution, Attribution::Explicit);
         assert_eq!(e.source.language.as_deref(), Some("fr"));
+    }
+
+    fn sent_ref(id: &str, campaign: &str, at: i64) -> SentRef {
+        SentRef {
+            message_id: id.into(),
+            contact: Contact::from_stored("+33612345678".into()),
+            campaign_id: campaign.into(),
+            category: SentCategory::Marketing,
+            sent_at: Utc.timestamp_opt(at, 0).unwrap(),
+        }
+    }
+
+    const H72: i64 = 72 * 3600;
+
+    #[test]
+    fn a_reply_to_a_campaign_message_is_attributed_to_that_campaign() {
+        let mut r = msg("m1", 10 * H72, text("STOP"));
+        r.message.context_message_id = Some("wamid.C1".into());
+        let mut replied = sent_ref("wamid.C1", "spring-sale", 0);
+        // Even a utility message counts when the customer answered it, long ago or not.
+        replied.category = SentCategory::Utility;
+        let recent = sent_ref("wamid.C2", "newsletter", 10 * H72 - 60);
+        let a = attribute(
+            &r.message,
+            Some(&replied),
+            Some(&recent),
+            Duration::hours(72),
+        );
+        assert_eq!(a.campaign_id.as_deref(), Some("spring-sale"));
+        assert_eq!(a.attribution, Attribution::ReplyContext);
+    }
+
+    #[test]
+    fn without_context_the_last_marketing_send_in_the_window_is_attributed() {
+        let r = msg("m1", 1_000_000, text("STOP"));
+        let sent = sent_ref("wamid.C1", "flash", 1_000_000 - 3600);
+        let a = attribute(&r.message, None, Some(&sent), Duration::hours(72));
+        assert_eq!(
+            (a.campaign_id.as_deref(), a.attribution),
+            (Some("flash"), Attribution::Window)
+        );
+        let mut utility = sent.clone();
+        utility.category = SentCategory::Utility;
+        let a = attribute(&r.message, None, Some(&utility), Duration::hours(72));
+        assert_eq!(a, Attributed::default());
+    }
+
+    #[test]
+    fn the_window_boundary_is_inclusive() {
+        let r = msg("m1", 1_000_000, text("STOP"));
+        let exactly = sent_ref("wamid.C1", "flash", 1_000_000 - H72);
+        let a = attribute(&r.message, None, Some(&exactly), Duration::hours(72));
+        assert_eq!(a.attribution, Attribution::Window);
+        let a_second_more = sent_ref("wamid.C1", "flash", 1_000_000 - H72 - 1);
+        let a = attribute(&r.message, None, Some(&a_second_more), Duration::hours(72));
+        assert_eq!(a, Attributed::default());
+        assert_eq!(a.attribution, Attribution::None);
+        // A send after the message cannot be what it answers.
+        let later = sent_ref("wamid.C1", "flash", 1_000_001);
+        let a = attribute(&r.message, None, Some(&later), Duration::hours(72));
+        assert_eq!(a.attribution, Attribution::None);
     }
 }

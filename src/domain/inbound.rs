@@ -19,7 +19,7 @@ pub enum DecodeError {
     InvalidJson(String),
     #[error("not a JSON object")]
     NotAnObject,
-    #[error("unknown record shape: expected a WhatsApp webhook (\"object\":\"whatsapp_business_account\") or a record with \"type\":\"inbound\"")]
+    #[error("unknown record shape: expected a WhatsApp webhook (\"object\":\"whatsapp_business_account\") or a record with \"type\":\"inbound\" or \"type\":\"sent\"")]
     UnknownShape,
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
@@ -95,6 +95,10 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Message(Message),
+    /// A message a campaign sent: what opt-outs are attributed to and rates are computed over.
+    Sent(SentMessage),
+    /// A WhatsApp delivery status of a business-initiated message, kept for delivery counts.
+    Status(DeliveryStatus),
     /// Statuses, reactions, media…: valid input that carries no consent meaning.
     Ignored(&'static str),
     Rejected {
@@ -129,6 +133,71 @@ pub struct NormalizedInbound {
     /// ISO 639-1 language of the conversation (`fr`, `en`), when the sender knows it.
     #[serde(default)]
     pub language: Option<String>,
+}
+
+/// The category WhatsApp bills a business message under; only marketing sends can be the
+/// campaign a window-attributed opt-out answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SentCategory {
+    Marketing,
+    Utility,
+    Authentication,
+}
+
+/// A message a campaign sent (schemas/sent-message.v1.json), on the same inputs as inbound
+/// records: the denominator of every opt-out rate and the target of attribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SentRecord {
+    /// Always `sent`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub tenant: String,
+    /// The id the channel gave the message (`wamid.…`, SMS id): what a reply's
+    /// `context_message_id` and a delivery status point to. Unique per tenant.
+    pub message_id: String,
+    /// The recipient's phone number in any common spelling; E.164 preferred.
+    pub to: String,
+    pub campaign_id: String,
+    pub category: SentCategory,
+    /// RFC 3339 time the message was sent.
+    pub sent_at: String,
+    /// `whatsapp`, `sms`, …
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// A decoded sent record, its recipient not yet normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    pub tenant: TenantRef,
+    pub message_id: String,
+    pub to: String,
+    pub campaign_id: String,
+    pub category: SentCategory,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Meta's status of a message the business sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+/// One `statuses` entry that carries a conversation or pricing category, i.e. a billed
+/// business-initiated message: the only statuses with analytics value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    pub tenant: TenantRef,
+    pub message_id: String,
+    pub state: DeliveryState,
+    pub at: DateTime<Utc>,
+    /// `pricing.category`, else `conversation.origin.type` (`marketing`, `utility`, …).
+    pub category: String,
 }
 
 /// A value that failed to decode is kept with its error instead of failing the whole webhook.
@@ -189,7 +258,8 @@ pub struct WaValue {
     pub metadata: Option<WaMetadata>,
     #[serde(default)]
     pub messages: Vec<Lenient<WaMessage>>,
-    /// Delivery statuses of messages the business sent; no consent meaning.
+    /// Delivery statuses of messages the business sent: no consent meaning, but those with a
+    /// pricing or conversation category count as deliveries of a campaign.
     #[serde(default)]
     pub statuses: Vec<serde_json::Value>,
     #[serde(default)]
@@ -290,6 +360,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Item>, DecodeError> {
                 .map_err(|e| invalid("inbound record", e.to_string()))?;
             Ok(vec![Item::Message(decode_normalized(record)?)])
         }
+        Some("sent") => {
+            let record: SentRecord =
+                serde_json::from_value(value).map_err(|e| invalid("sent record", e.to_string()))?;
+            Ok(vec![Item::Sent(decode_sent(record)?)])
+        }
         _ => Err(DecodeError::UnknownShape),
     }
 }
@@ -334,6 +409,66 @@ fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeError> {
     })
 }
 
+fn decode_sent(r: SentRecord) -> Result<SentMessage, DecodeError> {
+    for (what, v) in [
+        ("message_id", &r.message_id),
+        ("campaign_id", &r.campaign_id),
+        ("tenant", &r.tenant),
+    ] {
+        if v.trim().is_empty() {
+            return Err(invalid(what, "must not be empty".into()));
+        }
+    }
+    let sent_at = DateTime::parse_from_rfc3339(&r.sent_at)
+        .map_err(|e| invalid("sent_at", format!("{:?} is not RFC 3339 ({e})", r.sent_at)))?
+        .with_timezone(&Utc);
+    Ok(SentMessage {
+        tenant: TenantRef::Name(r.tenant),
+        message_id: r.message_id,
+        to: r.to,
+        campaign_id: r.campaign_id,
+        category: r.category,
+        sent_at,
+    })
+}
+
+/// A status with a billing category is a business-initiated message Meta counted; one without
+/// (a reply inside a customer-service window) says nothing about a campaign and is ignored.
+fn wa_status(tenant: &TenantRef, status: &serde_json::Value) -> Result<Item, DecodeError> {
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    let category = text(status.pointer("/pricing/category"))
+        .or_else(|| text(status.pointer("/conversation/origin/type")));
+    let Some(category) = category else {
+        return Ok(Item::Ignored("status"));
+    };
+    let state = match status.get("status").and_then(|v| v.as_str()) {
+        Some("sent") => DeliveryState::Sent,
+        Some("delivered") => DeliveryState::Delivered,
+        Some("read") => DeliveryState::Read,
+        Some("failed") => DeliveryState::Failed,
+        _ => return Ok(Item::Ignored("status")),
+    };
+    let message_id = text(status.get("id"))
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| invalid("WhatsApp status", "missing id".into()))?;
+    let at = match status.get("timestamp") {
+        Some(serde_json::Value::String(s)) => unix_seconds(s)?,
+        Some(serde_json::Value::Number(n)) => unix_seconds(&n.to_string())?,
+        other => {
+            return Err(DecodeError::InvalidTimestamp(
+                other.map(|v| v.to_string()).unwrap_or_default(),
+            ))
+        }
+    };
+    Ok(Item::Status(DeliveryStatus {
+        tenant: tenant.clone(),
+        message_id,
+        state,
+        at,
+        category,
+    }))
+}
+
 fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
     let mut items = Vec::new();
     for (e, entry) in hook.entry.into_iter().enumerate() {
@@ -364,7 +499,13 @@ fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
                     },
                 });
             }
-            items.extend(value.statuses.iter().map(|_| Item::Ignored("status")));
+            for (i, status) in value.statuses.iter().enumerate() {
+                let path = format!("{base}/statuses/{i}");
+                items.push(
+                    wa_status(&tenant, status)
+                        .unwrap_or_else(|error| Item::Rejected { path, error }),
+                );
+            }
             for (i, pref) in value.user_preferences.into_iter().enumerate() {
                 let path = format!("{base}/user_preferences/{i}");
                 items.push(match pref {

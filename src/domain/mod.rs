@@ -1,6 +1,7 @@
 //! The rules, with no I/O and no clocks: given the current consent of a contact and an inbound
 //! message, what events follow. Everything here is tested next to the code.
 
+pub mod analytics;
 pub mod consent;
 pub mod contact;
 pub mod decide;

@@ -7,11 +7,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use chrono::{DateTime, Duration, Utc};
+
 use super::outbox::OutboxEntry;
+use super::sent::{keys as sent_keys, lookup_floor};
 use super::{keys, ChainHead, Ledger, LedgerError, Result};
+use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
 use crate::domain::consent::ContactConsent;
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
+use crate::domain::inbound::{DeliveryStatus, SentCategory};
 
 pub struct Staged<'a> {
     ledger: &'a Ledger,
@@ -24,6 +29,12 @@ pub struct Staged<'a> {
     events: Vec<ConsentEvent>,
     outbox: Vec<OutboxEntry>,
     offsets: BTreeMap<(String, i32), i64>,
+    /// Sent records by `sent` key, and the same by `sent_by_contact` key, so that an opt-out
+    /// later in the batch is attributed to a send earlier in it.
+    sent: BTreeMap<Vec<u8>, SentRef>,
+    sent_by_contact: BTreeMap<Vec<u8>, SentRef>,
+    delivery: BTreeMap<Vec<u8>, DeliveryRecord>,
+    signals: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a commit wrote.
@@ -46,7 +57,104 @@ impl<'a> Staged<'a> {
             events: Vec::new(),
             outbox: Vec::new(),
             offsets: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            sent_by_contact: BTreeMap::new(),
+            delivery: BTreeMap::new(),
+            signals: Vec::new(),
         }
+    }
+
+    /// Stages a sent record; false when `(tenant, message id)` is already known, so a
+    /// redelivered record neither counts twice nor moves the original send.
+    pub fn stage_sent(&mut self, tenant: &str, sent: SentRef) -> Result<bool> {
+        let key = sent_keys::sent(tenant, &sent.message_id);
+        if self.sent.contains_key(&key) || self.ledger.sent.contains_key(&key)? {
+            return Ok(false);
+        }
+        let by_contact = sent_keys::sent_by_contact(
+            tenant,
+            sent.contact.as_str(),
+            sent.sent_at,
+            &sent.message_id,
+        );
+        self.sent_by_contact.insert(by_contact, sent.clone());
+        self.sent.insert(key, sent);
+        Ok(true)
+    }
+
+    /// The sent record of `message_id`, in this batch or the ledger.
+    pub fn sent_message(&self, tenant: &str, message_id: &str) -> Result<Option<SentRef>> {
+        if let Some(s) = self.sent.get(&sent_keys::sent(tenant, message_id)) {
+            return Ok(Some(s.clone()));
+        }
+        self.ledger.sent_message(tenant, message_id)
+    }
+
+    /// The latest marketing send to `contact` at or before `at`, looking back a little over
+    /// `window` (the exact boundary is the domain's call), in this batch or the ledger.
+    pub fn last_marketing_sent(
+        &self,
+        tenant: &str,
+        contact: &Contact,
+        at: DateTime<Utc>,
+        window: Duration,
+    ) -> Result<Option<SentRef>> {
+        let not_before = lookup_floor(at, window);
+        let mut low = sent_keys::contact_prefix(tenant, contact.as_str());
+        low.extend_from_slice(&sent_keys::time(not_before));
+        let high = sent_keys::sent_by_contact_upto(tenant, contact.as_str(), at);
+        let staged = self
+            .sent_by_contact
+            .range(low..high)
+            .rev()
+            .find(|(_, s)| s.category == SentCategory::Marketing)
+            .map(|(_, s)| s.clone());
+        let stored = self
+            .ledger
+            .last_marketing_sent(tenant, contact, not_before, at)?;
+        Ok(match (staged, stored) {
+            (Some(a), Some(b)) => {
+                Some(if (b.sent_at, &b.message_id) > (a.sent_at, &a.message_id) {
+                    b
+                } else {
+                    a
+                })
+            }
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Merges a delivery status into what is known of its message, whether or not the sent
+    /// record has arrived yet: `stats` joins the two by message id when it reads them.
+    pub fn stage_delivery(&mut self, tenant: &str, status: &DeliveryStatus) -> Result<()> {
+        let key = sent_keys::sent(tenant, &status.message_id);
+        if !self.delivery.contains_key(&key) {
+            let stored = self
+                .ledger
+                .delivery(tenant, &status.message_id)?
+                .unwrap_or_default();
+            self.delivery.insert(key.clone(), stored);
+        }
+        if let Some(record) = self.delivery.get_mut(&key) {
+            record.merge(status.state, status.at, &status.category);
+        }
+        Ok(())
+    }
+
+    /// Counts a help request or possible opt-out for a campaign; keyed by the inbound message,
+    /// so it is idempotent like everything else in the batch.
+    pub fn stage_signal(
+        &mut self,
+        tenant: &str,
+        campaign_id: &str,
+        kind: SignalKind,
+        message_id: &str,
+        occurred_at: DateTime<Utc>,
+    ) {
+        self.signals.push((
+            sent_keys::signal(tenant, campaign_id, kind.as_str(), message_id),
+            serde_json::to_vec(&occurred_at).expect("a time serializes"),
+        ));
     }
 
     pub fn consent(&mut self, tenant: &str, contact: &Contact) -> Result<ContactConsent> {
@@ -122,6 +230,9 @@ impl<'a> Staged<'a> {
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
+            && self.sent.is_empty()
+            && self.delivery.is_empty()
+            && self.signals.is_empty()
             && self.dedupe.is_empty()
             && self.outbox.is_empty()
             && self.offsets.is_empty()
@@ -130,8 +241,19 @@ impl<'a> Staged<'a> {
     /// Writes the batch atomically, then makes it durable.
     pub fn commit(self) -> Result<Committed> {
         let l = self.ledger;
-        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 5] = Default::default();
-        let [events, by_contact, consent, meta, dedupe] = &mut writes;
+        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 9] = Default::default();
+        let [events, by_contact, consent, meta, dedupe, sent, sent_by_contact, delivery, signals] =
+            &mut writes;
+        for (k, s) in &self.sent {
+            sent.push((k.clone(), json(s)));
+        }
+        for (k, s) in &self.sent_by_contact {
+            sent_by_contact.push((k.clone(), json(s)));
+        }
+        for (k, d) in &self.delivery {
+            delivery.push((k.clone(), json(d)));
+        }
+        signals.clone_from(&self.signals);
         for e in &self.events {
             events.push((keys::event(e.partition, e.seq).to_vec(), e.stored_bytes()));
             by_contact.push((
@@ -182,16 +304,36 @@ impl<'a> Staged<'a> {
             &l.dedupe,
             &l.outbox,
             &l.feed,
+            &l.sent,
+            &l.sent_by_contact,
+            &l.delivery,
+            &l.campaign_signals,
         );
         trees
             .transaction(
-                |(t_events, t_by_contact, t_consent, t_meta, t_dedupe, t_outbox, t_feed)| {
+                |(
+                    t_events,
+                    t_by_contact,
+                    t_consent,
+                    t_meta,
+                    t_dedupe,
+                    t_outbox,
+                    t_feed,
+                    t_sent,
+                    t_sent_by_contact,
+                    t_delivery,
+                    t_signals,
+                )| {
                     for (tree, rows) in [
                         (t_events, &writes[0]),
                         (t_by_contact, &writes[1]),
                         (t_consent, &writes[2]),
                         (t_meta, &writes[3]),
                         (t_dedupe, &writes[4]),
+                        (t_sent, &writes[5]),
+                        (t_sent_by_contact, &writes[6]),
+                        (t_delivery, &writes[7]),
+                        (t_signals, &writes[8]),
                     ] {
                         for (k, v) in rows {
                             tree.insert(k.as_slice(), v.as_slice())?;
@@ -229,4 +371,8 @@ impl<'a> Staged<'a> {
             outbox: self.outbox.len(),
         })
     }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("plain struct")
 }

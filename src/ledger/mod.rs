@@ -9,12 +9,22 @@
 //! | `outbox`     | outbox seq (u64 BE)                   | `OutboxEntry` JSON        |
 //! | `meta`       | `head/P`, `offset/T/P`, `outbox/next` | chain heads, offsets, …   |
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
+//! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
+//! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
+//! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
+//! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
+//!
+//! The last four are campaign analytics: derived data, not proof. `verify` and `rebuild` concern
+//! the event chains and the consent view only; losing these trees loses statistics, never a
+//! consent decision. Attribution reads them before an event is appended, so what they held at
+//! that moment is frozen into the (hashed) event and later changes never rewrite history.
 //!
 //! Every write goes through one multi-tree transaction per batch ([`Staged::commit`]), followed
 //! by a flush and an fsync of the database files, so a batch is either wholly durable or absent.
 
 mod batch;
 mod outbox;
+mod sent;
 mod store;
 mod verify;
 
@@ -66,6 +76,10 @@ pub struct Ledger {
     outbox: sled::Tree,
     meta: sled::Tree,
     feed: sled::Tree,
+    sent: sled::Tree,
+    sent_by_contact: sled::Tree,
+    delivery: sled::Tree,
+    campaign_signals: sled::Tree,
     /// One batch at a time: chain heads and the consent view are read, then written, by the
     /// batch, so two concurrent writers (the Kafka consumer and the HTTP API) must queue.
     writer: std::sync::Mutex<()>,

@@ -13,9 +13,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
+use crate::domain::analytics::{SentRef, SignalKind};
 use crate::domain::contact::{self, Contact};
-use crate::domain::decide::{self, Origin, Outcome, Position, Resolved};
-use crate::domain::inbound::{self, DecodeError, Item, Message};
+use crate::domain::decide::{self, Attributed, Origin, Outcome, Position, Resolved};
+use crate::domain::inbound::{self, DecodeError, Item, Message, SentMessage, TenantRef};
 use crate::domain::replies::{OutboundMessage, ReplyKind};
 use crate::ledger::{LedgerError, OutboxEntry, OutboxTarget, Staged};
 
@@ -36,12 +37,16 @@ pub struct Summary {
     pub duplicates: u64,
     /// Records or messages sent to the dead-letter output.
     pub rejected: u64,
-    /// Valid items without consent meaning: delivery statuses, media, reactions.
+    /// Valid items without consent or analytics meaning: unbilled statuses, media, reactions.
     pub ignored: u64,
     /// Consent events appended to the ledger.
     pub events: u64,
     /// Replies (confirmations, help) queued for the customer.
     pub replies: u64,
+    /// Sent records stored for campaign analytics (redeliveries count as duplicates).
+    pub sent: u64,
+    /// WhatsApp delivery statuses of billed (campaign) messages recorded for analytics.
+    pub statuses: u64,
 }
 
 impl Summary {
@@ -57,6 +62,8 @@ impl Summary {
         self.ignored += other.ignored;
         self.events += other.events;
         self.replies += other.replies;
+        self.sent += other.sent;
+        self.statuses += other.statuses;
     }
 }
 
@@ -118,16 +125,98 @@ impl<'s> Processor<'s> {
                         rejections.push(Rejection { error, path: None });
                     }
                 },
+                Item::Sent(sent) => match self.resolve_sent(sent) {
+                    Ok((tenant, sent)) => {
+                        if staged.stage_sent(&tenant, sent)? {
+                            summary.sent += 1;
+                        } else {
+                            summary.duplicates += 1;
+                        }
+                    }
+                    Err(error) => {
+                        summary.rejected += 1;
+                        rejections.push(Rejection { error, path: None });
+                    }
+                },
+                Item::Status(status) => match self.tenant_of(&status.tenant) {
+                    Ok(tenant) => {
+                        staged.stage_delivery(&tenant, &status)?;
+                        summary.statuses += 1;
+                    }
+                    Err(error) => {
+                        summary.rejected += 1;
+                        rejections.push(Rejection { error, path: None });
+                    }
+                },
             }
         }
         Ok(rejections)
     }
 
+    fn tenant_of(&self, tenant: &TenantRef) -> Result<String, DecodeError> {
+        self.settings
+            .resolve_tenant(tenant)
+            .map_err(DecodeError::UnknownTenant)
+    }
+
+    fn resolve_sent(&self, sent: SentMessage) -> Result<(String, SentRef), DecodeError> {
+        let tenant = self.tenant_of(&sent.tenant)?;
+        let profile = self.settings.profile(&tenant);
+        let contact = contact::normalize(&sent.to, profile.region).map_err(|e| {
+            DecodeError::InvalidContact {
+                input: contact::mask(&sent.to),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok((
+            tenant,
+            SentRef {
+                message_id: sent.message_id,
+                contact,
+                campaign_id: sent.campaign_id,
+                category: sent.category,
+                sent_at: sent.sent_at,
+            },
+        ))
+    }
+
+    /// The campaign a message answers. Only messages that say something about a campaign's
+    /// reception (opt-outs, help, possible opt-outs) look further than the record itself: an
+    /// opt-in is the customer coming back, not a reaction to the last send.
+    fn attribute(
+        &self,
+        staged: &Staged<'_>,
+        r: &Resolved,
+        outcome: Outcome,
+        window: chrono::Duration,
+    ) -> Result<Attributed, LedgerError> {
+        let look = matches!(
+            outcome,
+            Outcome::OptedOut | Outcome::Help | Outcome::PossibleOptOut
+        ) && r.message.campaign_id.is_none();
+        if !look {
+            return Ok(decide::attribute(&r.message, None, None, window));
+        }
+        let replied_to = match &r.message.context_message_id {
+            Some(id) => staged.sent_message(&r.tenant, id)?,
+            None => None,
+        };
+        let last = match replied_to {
+            Some(_) => None,
+            None => {
+                staged.last_marketing_sent(&r.tenant, &r.contact, r.message.occurred_at, window)?
+            }
+        };
+        Ok(decide::attribute(
+            &r.message,
+            replied_to.as_ref(),
+            last.as_ref(),
+            window,
+        ))
+    }
+
     fn resolve(&self, message: Message, origin: &Origin) -> Result<Resolved, DecodeError> {
-        let tenant = self
-            .settings
-            .resolve_tenant(&message.tenant)
-            .map_err(DecodeError::UnknownTenant)?;
+        let tenant = self.tenant_of(&message.tenant)?;
         let profile = self.settings.profile(&tenant);
         let contact = contact::normalize(&message.from, profile.region).map_err(|e| {
             DecodeError::InvalidContact {
@@ -165,9 +254,25 @@ impl<'s> Processor<'s> {
             seq: staged.next_seq(partition)?,
             recorded_at: now,
         };
+        let attributed = self.attribute(staged, &r, outcome, profile.attribution_window)?;
+        let signal = match outcome {
+            Outcome::Help => Some(SignalKind::Help),
+            Outcome::PossibleOptOut => Some(SignalKind::PossibleOptOut),
+            _ => None,
+        };
+        if let (Some(kind), Some(campaign)) = (signal, &attributed.campaign_id) {
+            staged.stage_signal(
+                &r.tenant,
+                campaign,
+                kind,
+                &r.message.message_id,
+                r.message.occurred_at,
+            );
+        }
         let mut reply = None;
         let mut event_id = None;
-        if let Some(event) = decide::event_for(&r, &classification, kind, &before, at) {
+        if let Some(event) = decide::event_for(&r, &classification, kind, &before, at, &attributed)
+        {
             let (event, after) = staged.append(event)?;
             summary.events += 1;
             event_id = Some(event.event_id);

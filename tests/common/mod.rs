@@ -1,6 +1,7 @@
 //! Shared helpers for the black-box tests: run the real binary, build realistic traffic.
 #![allow(dead_code)]
 
+pub mod campaigns;
 pub mod kafka;
 
 use std::path::{Path, PathBuf};

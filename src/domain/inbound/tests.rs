@@ -149,6 +149,52 @@ fn bad_records_get_clear_reasons() {
 }
 
 #[test]
+fn sent_record_decodes_and_bad_ones_are_rejected() {
+    let line = br#"{"type":"sent","tenant":"acme","message_id":"wamid.C1","to":"+33612345678","campaign_id":"black-friday","category":"marketing","sent_at":"2026-11-20T10:00:00+01:00"}"#;
+    match decode(line).unwrap().as_slice() {
+        [Item::Sent(s)] => {
+            assert_eq!(s.tenant, TenantRef::Name("acme".into()));
+            assert_eq!(s.campaign_id, "black-friday");
+            assert_eq!(s.category, SentCategory::Marketing);
+            assert_eq!(s.sent_at.to_rfc3339(), "2026-11-20T09:00:00+00:00");
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        r#"{"type":"sent","tenant":"acme","message_id":"m","to":"+33612345678","campaign_id":"c","category":"promo","sent_at":"2026-11-20T10:00:00Z"}"#,
+        r#"{"type":"sent","tenant":"acme","message_id":"m","to":"+33612345678","campaign_id":"c","category":"marketing","sent_at":"yesterday"}"#,
+        r#"{"type":"sent","tenant":"acme","message_id":" ","to":"+33612345678","campaign_id":"c","category":"marketing","sent_at":"2026-11-20T10:00:00Z"}"#,
+        r#"{"type":"sent","tenant":"acme","message_id":"m","to":"+33612345678","category":"marketing","sent_at":"2026-11-20T10:00:00Z"}"#,
+    ] {
+        assert!(
+            matches!(decode(bad.as_bytes()), Err(DecodeError::Invalid { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn billed_statuses_are_kept_for_delivery_counts() {
+    let bytes = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.C1","status":"delivered","timestamp":"1749416383","recipient_id":"33612345678","conversation":{"id":"c","origin":{"type":"marketing"}},"pricing":{"billable":true,"category":"marketing"}},{"id":"wamid.C2","status":"read","timestamp":1749416390,"recipient_id":"33612345678","conversation":{"id":"c","origin":{"type":"utility"}}},{"status":"delivered","timestamp":"1749416383","pricing":{"category":"marketing"}}]},"field":"messages"}]}]}"#;
+    let items = decode(bytes).unwrap();
+    match &items[0] {
+        Item::Status(s) => {
+            assert_eq!(s.message_id, "wamid.C1");
+            assert_eq!(s.state, DeliveryState::Delivered);
+            assert_eq!(s.category, "marketing");
+            assert_eq!(s.at.timestamp(), 1_749_416_383);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&items[1], Item::Status(s) if s.state == DeliveryState::Read && s.category == "utility")
+    );
+    assert!(
+        matches!(&items[2], Item::Rejected { path, .. } if path == "/entry/0/changes/0/value/statuses/2")
+    );
+}
+
+#[test]
 fn millisecond_timestamps_are_rejected_rather_than_misordered() {
     assert!(unix_seconds("1749416383000").is_err());
     assert!(unix_seconds("-5").is_err());
@@ -174,7 +220,11 @@ mod properties {
                 "interactive",
                 "STOP",
                 "1749416383",
-                "messages"
+                "messages",
+                "sent",
+                "marketing",
+                "delivered",
+                "2026-11-20T10:00:00Z"
             ])
             .prop_map(|s| serde_json::Value::String(s.into())),
         ];
@@ -209,7 +259,14 @@ mod properties {
                         "message_id",
                         "received_at",
                         "statuses",
-                        "context"
+                        "context",
+                        "to",
+                        "campaign_id",
+                        "sent_at",
+                        "status",
+                        "pricing",
+                        "conversation",
+                        "origin"
                     ])
                     .prop_map(String::from),
                     inner,

@@ -103,6 +103,7 @@ async fn ensure_topics(
         }
         let result = if k.create_topics {
             let topics: Vec<NewTopic<'_>> = [
+                &k.topics.sent,
                 &k.topics.consent_events,
                 &k.topics.outbound,
                 &k.topics.dead_letter,
@@ -215,7 +216,7 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .create_with_context(ctx)?;
-    consumer.subscribe(&[&k.topics.inbound])?;
+    consumer.subscribe(&[&k.topics.inbound, &k.topics.sent])?;
 
     let linger = Duration::from_millis(k.linger_ms);
     let mut batch_started: Option<Instant> = None;

@@ -30,6 +30,9 @@ pub struct KafkaConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct Topics {
     pub inbound: String,
+    /// What campaigns sent (`{"type":"sent",…}` records), consumed next to `inbound` so that
+    /// opt-outs can be attributed to the campaign that caused them.
+    pub sent: String,
     pub consent_events: String,
     pub outbound: String,
     pub dead_letter: String,
@@ -39,6 +42,7 @@ impl Default for Topics {
     fn default() -> Self {
         Topics {
             inbound: "inbound.messages".into(),
+            sent: "outbound.sent".into(),
             consent_events: "consent.events".into(),
             outbound: "outbound.messages".into(),
             dead_letter: "inbound.messages.dlq".into(),
@@ -93,6 +97,7 @@ impl KafkaConfig {
         let t = &self.topics;
         for (name, topic) in [
             ("inbound", &t.inbound),
+            ("sent", &t.sent),
             ("consent_events", &t.consent_events),
             ("outbound", &t.outbound),
             ("dead_letter", &t.dead_letter),
@@ -136,6 +141,7 @@ mod tests {
     fn defaults_are_the_documented_topics() {
         let c = KafkaConfig::default();
         assert_eq!(c.topics.inbound, "inbound.messages");
+        assert_eq!(c.topics.sent, "outbound.sent");
         assert_eq!(c.topics.dead_letter, "inbound.messages.dlq");
         assert!(c.validate().is_ok());
         let bad = KafkaConfig {

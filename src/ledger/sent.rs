@@ -1,0 +1,155 @@
+//! Campaign analytics storage: what campaigns sent, what Meta says was delivered, and the help /
+//! possible opt-out signals attributed to a campaign. Derived data (see the module table in
+//! `ledger/mod.rs`): read by attribution before an event is sealed, and by `stats`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{decode, Ledger, Result};
+use crate::domain::analytics::{DeliveryRecord, Inputs, OptOut, SentRef, Signal, SignalKind};
+use crate::domain::contact::Contact;
+use crate::domain::event::EventType;
+use crate::domain::inbound::SentCategory;
+
+pub(crate) mod keys {
+    use chrono::{DateTime, Utc};
+
+    pub fn sent(tenant: &str, message_id: &str) -> Vec<u8> {
+        [tenant.as_bytes(), b"\0", message_id.as_bytes()].concat()
+    }
+
+    pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
+        [tenant.as_bytes(), b"\0"].concat()
+    }
+
+    pub fn contact_prefix(tenant: &str, contact: &str) -> Vec<u8> {
+        [tenant.as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    }
+
+    /// Milliseconds with the sign bit flipped, so byte order is time order for any instant.
+    pub fn time(at: DateTime<Utc>) -> [u8; 8] {
+        ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+    }
+
+    pub fn sent_by_contact(
+        tenant: &str,
+        contact: &str,
+        at: DateTime<Utc>,
+        message_id: &str,
+    ) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, contact);
+        k.extend_from_slice(&time(at));
+        k.push(0);
+        k.extend_from_slice(message_id.as_bytes());
+        k
+    }
+
+    /// Every key of `contact` with a time at or before `at` sorts below this.
+    pub fn sent_by_contact_upto(tenant: &str, contact: &str, at: DateTime<Utc>) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, contact);
+        k.extend_from_slice(&time(at));
+        k.push(1);
+        k
+    }
+
+    pub fn signal(tenant: &str, campaign: &str, kind: &str, message_id: &str) -> Vec<u8> {
+        [
+            tenant.as_bytes(),
+            b"\0",
+            campaign.as_bytes(),
+            b"\0",
+            kind.as_bytes(),
+            b"\0",
+            message_id.as_bytes(),
+        ]
+        .concat()
+    }
+}
+
+/// How far back a window lookup walks at most; the domain decides the exact boundary.
+pub(crate) fn lookup_floor(at: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    at.checked_sub_signed(window + Duration::seconds(1))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl Ledger {
+    /// The sent record of `message_id`, if a campaign reported it.
+    pub fn sent_message(&self, tenant: &str, message_id: &str) -> Result<Option<SentRef>> {
+        match self.sent.get(keys::sent(tenant, message_id))? {
+            Some(bytes) => decode("sent", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The latest marketing send to `contact` in `[not_before, at]`.
+    pub fn last_marketing_sent(
+        &self,
+        tenant: &str,
+        contact: &Contact,
+        not_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<SentRef>> {
+        let mut low = keys::contact_prefix(tenant, contact.as_str());
+        low.extend_from_slice(&keys::time(not_before));
+        let high = keys::sent_by_contact_upto(tenant, contact.as_str(), at);
+        for entry in self.sent_by_contact.range(low..high).rev() {
+            let (_, bytes) = entry?;
+            let sent: SentRef = decode("sent_by_contact", &bytes)?;
+            if sent.category == SentCategory::Marketing {
+                return Ok(Some(sent));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn delivery(&self, tenant: &str, message_id: &str) -> Result<Option<DeliveryRecord>> {
+        match self.delivery.get(keys::sent(tenant, message_id))? {
+            Some(bytes) => decode("delivery", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// What `stats` computes over: the tenant's sends with their delivery, the opt-out events
+    /// attributed to a campaign, and the signals. The event scan covers every tenant's log;
+    /// an index by tenant is the next step if a ledger grows past what a report may scan.
+    pub fn campaign_inputs(&self, tenant: &str) -> Result<Inputs> {
+        let prefix = keys::tenant_prefix(tenant);
+        let mut inputs = Inputs::default();
+        for entry in self.sent.scan_prefix(&prefix) {
+            let (key, bytes) = entry?;
+            let sent: SentRef = decode("sent", &bytes)?;
+            let delivered = match self.delivery.get(&key)? {
+                Some(d) => Some(decode::<DeliveryRecord>("delivery", &d)?.delivered()),
+                None => None,
+            };
+            inputs.sent.push((sent, delivered));
+        }
+        for event in self.events() {
+            let event = event?;
+            if event.tenant != tenant || event.event_type != EventType::OptedOut {
+                continue;
+            }
+            if let Some(campaign_id) = event.campaign_id {
+                inputs.opt_outs.push(OptOut {
+                    campaign_id,
+                    contact: event.contact,
+                    occurred_at: event.occurred_at,
+                });
+            }
+        }
+        for entry in self.campaign_signals.scan_prefix(&prefix) {
+            let (key, bytes) = entry?;
+            let mut parts = key[prefix.len()..].split(|b| *b == 0);
+            let campaign = parts.next().unwrap_or_default();
+            let kind = match parts.next().unwrap_or_default() {
+                b"help" => SignalKind::Help,
+                _ => SignalKind::PossibleOptOut,
+            };
+            inputs.signals.push(Signal {
+                campaign_id: String::from_utf8_lossy(campaign).into_owned(),
+                kind,
+                occurred_at: decode("campaign_signals", &bytes)?,
+            });
+        }
+        Ok(inputs)
+    }
+}
