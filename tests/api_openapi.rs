@@ -36,6 +36,9 @@ fn the_document_describes_every_endpoint_and_its_shared_schemas() {
         ("/v1/tenants/{tenant}/imports", "post"),
         ("/v1/tenants/{tenant}/export", "get"),
         ("/v1/tenants/{tenant}/events", "get"),
+        ("/v1/tenants/{tenant}/campaigns", "get"),
+        ("/v1/tenants/{tenant}/campaigns/{campaign}", "get"),
+        ("/v1/tenants/{tenant}/campaigns.html", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
@@ -57,6 +60,9 @@ fn the_document_describes_every_endpoint_and_its_shared_schemas() {
     // The event shared with Kafka subscribers is the schemars one, not a second description.
     let event = &doc["components"]["schemas"]["ConsentEvent"];
     assert!(event["properties"]["prev_hash"].is_object(), "{event}");
+    // So are the campaign statistics `stats --json` prints.
+    let stats = &doc["components"]["schemas"]["TenantStats"];
+    assert!(stats["properties"]["campaigns"].is_object(), "{stats}");
 }
 
 #[tokio::test]
