@@ -548,3 +548,21 @@ fn verify_passes_and_rebuild_changes_nothing_after_a_large_mixed_file() {
     let report: serde_json::Value = serde_json::from_str(&env.ok(&["verify", "--json"])).unwrap();
     assert_eq!(report["events"], summary["events"]);
 }
+
+#[test]
+fn whatsapp_sender_of_a_german_tenant_stays_french() {
+    // Regression: WhatsApp's `from` is international without '+'; it was read as a national
+    // number of the tenant's region first, so +33 6… became +49 336… for a German tenant.
+    let env = Env::with_config(&format!(
+        "[tenants.laden]\nregion = \"DE\"\nlanguages = [\"de\", \"fr\"]\nphone_number_ids = [\"{PHONE_NUMBER_ID}\"]\n"
+    ));
+    env.ingest(&wa_text("33612345678", "wamid.de.1", 1_763_978_400, "STOP"));
+    assert_eq!(
+        env.status("laden", "+33612345678", "marketing")["status"],
+        "opted_out"
+    );
+    assert_eq!(
+        env.status("laden", "+4933612345678", "marketing")["status"],
+        "unknown"
+    );
+}

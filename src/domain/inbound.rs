@@ -563,7 +563,7 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id: m.id,
-        from: m.from,
+        from: wa_sender(&m.from),
         occurred_at: unix_seconds(&m.timestamp)?,
         content,
         context_message_id: m.context.and_then(|c| c.id),
@@ -600,13 +600,24 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id,
-        from: p.wa_id,
+        from: wa_sender(&p.wa_id),
         occurred_at,
         content: Content::Preference(preference),
         context_message_id: None,
         campaign_id: None,
         language: None,
     }))
+}
+
+/// WhatsApp senders (`from`, `wa_id`) are always international numbers written without the
+/// '+'. Marking them international here keeps a tenant's region from reading them as national
+/// numbers (a German tenant would turn French `33612345678` into `+4933612345678`).
+fn wa_sender(digits: &str) -> String {
+    if digits.starts_with('+') {
+        digits.to_string()
+    } else {
+        format!("+{digits}")
+    }
 }
 
 fn check_content(content: &Content) -> Result<(), DecodeError> {

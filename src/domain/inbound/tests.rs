@@ -20,7 +20,7 @@ fn text_message_as_meta_sends_it() {
         r#"{"from":"33612345678","id":"wamid.HBgLMzM2MTIzNDU2NzgVAgASGBQzQUZFNjBGQjE0","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
     ));
     assert_eq!(m.tenant, TenantRef::PhoneNumberId("106540352242922".into()));
-    assert_eq!(m.from, "33612345678");
+    assert_eq!(m.from, "+33612345678", "WhatsApp senders are international");
     assert_eq!(m.content, Content::Text("STOP".into()));
     assert_eq!(m.occurred_at.timestamp(), 1_749_416_383);
     assert_eq!(m.channel, "whatsapp");
