@@ -23,15 +23,28 @@ fn traffic(n: usize) -> String {
         x ^= x << 17;
         let from = format!("3361{:07}", x % 50_000);
         let body = match x % 20 {
-            0..=5 => ["STOP", "Stop svp", "ARRÊT", "stop please", "STOP ALL", "Merci de me désinscrire"][(x / 20 % 6) as usize],
+            0..=5 => [
+                "STOP",
+                "Stop svp",
+                "ARRÊT",
+                "stop please",
+                "STOP ALL",
+                "Merci de me désinscrire",
+            ][(x / 20 % 6) as usize],
             6..=8 => "START",
             9 => "AIDE",
             _ => "Bonjour, est-ce que ma commande 1042 est bien partie ? Merci !",
         };
         let message = if x % 20 == 10 {
-            format!(r#"{{"context":{{"from":"33180884200","id":"wamid.c{i}"}},"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"button","button":{{"payload":"STOP","text":"Se désabonner"}}}}"#, 1_763_978_400 + i)
+            format!(
+                r#"{{"context":{{"from":"33180884200","id":"wamid.c{i}"}},"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"button","button":{{"payload":"STOP","text":"Se désabonner"}}}}"#,
+                1_763_978_400 + i
+            )
         } else {
-            format!(r#"{{"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"text","text":{{"body":"{body}"}}}}"#, 1_763_978_400 + i)
+            format!(
+                r#"{{"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"text","text":{{"body":"{body}"}}}}"#,
+                1_763_978_400 + i
+            )
         };
         out.push_str(&format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"33180884200","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Client"}},"wa_id":"{from}"}}],"messages":[{message}]}},"field":"messages"}}]}}]}}"#
@@ -42,17 +55,30 @@ fn traffic(n: usize) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let records: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let batch: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let input = traffic(records);
     let dir = tempfile::tempdir().expect("temp dir");
     let ledger = Ledger::open(&dir.path().join("ledger")).expect("ledger");
-    let file = ConfigFile { batch_size: Some(batch), ..ConfigFile::default() };
+    let file = ConfigFile {
+        batch_size: Some(batch),
+        ..ConfigFile::default()
+    };
     let settings = Settings::from_file(file).expect("settings");
     let mut sinks = FileSinks::in_dir(dir.path(), None);
     let started = Instant::now();
-    let summary = ingest(&ledger, &settings, Cursor::new(input.as_bytes()), "bench", &mut sinks).expect("ingest");
+    let summary = ingest(
+        &ledger,
+        &settings,
+        Cursor::new(input.as_bytes()),
+        "bench",
+        &mut sinks,
+    )
+    .expect("ingest");
     let secs = started.elapsed().as_secs_f64();
     let batches = records.div_ceil(batch);
     println!(
@@ -67,5 +93,9 @@ fn main() {
     let started = Instant::now();
     let report = ledger.verify().expect("verify");
     assert!(report.ok(), "{:?}", report.problems);
-    println!("verify: {} events in {:.2} s", report.events, started.elapsed().as_secs_f64());
+    println!(
+        "verify: {} events in {:.2} s",
+        report.events,
+        started.elapsed().as_secs_f64()
+    );
 }

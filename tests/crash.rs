@@ -8,21 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn event_ids(env: &Env) -> Vec<String> {
-    let mut ids: Vec<String> = env
-        .ok(&["export"])
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
 #[test]
 fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
     let (traffic, _) = mixed_traffic(30_000, 2_000, 99);
@@ -30,7 +15,7 @@ fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
     let input = reference.dir.path().join("traffic.jsonl");
     std::fs::write(&input, &traffic).unwrap();
     reference.ok(&["ingest", input.to_str().unwrap()]);
-    let expected = event_ids(&reference);
+    let expected = reference.exported_event_ids();
     assert!(expected.len() > 10_000);
 
     let crashed = Env::with_config("batch_size = 200\n");
@@ -56,7 +41,7 @@ fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
     );
     crashed.ok(&["ingest", input.to_str().unwrap()]);
     assert_eq!(
-        event_ids(&crashed),
+        crashed.exported_event_ids(),
         expected,
         "same events as an undisturbed run"
     );

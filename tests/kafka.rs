@@ -163,18 +163,6 @@ fn stream(n: usize, seed: u64) -> (Vec<Record>, usize) {
     (out, events)
 }
 
-fn exported_event_ids(env: &Env) -> Vec<String> {
-    env.ok(&["export"])
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_mid_stream_neither_reprocesses_nor_skips() {
     let bootstrap = bootstrap();
@@ -190,7 +178,7 @@ async fn restart_mid_stream_neither_reprocesses_nor_skips() {
     let svc = Service::start(&env, &bootstrap);
     wait_for_events(&bootstrap, &names, expected, &svc);
     assert_eq!(svc.stop(), Some(0));
-    let ids = exported_event_ids(&env);
+    let ids = env.exported_event_ids();
     assert_eq!(ids.len(), expected, "one event per qualifying message");
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), expected);
     assert!(env.ok(&["verify"]).starts_with("ok: "));
@@ -214,7 +202,7 @@ async fn kill_9_at_random_points_loses_and_doubles_nothing() {
     let svc = Service::start(&env, &bootstrap);
     let published = wait_for_events(&bootstrap, &names, expected, &svc);
     assert_eq!(svc.stop(), Some(0));
-    let ids = exported_event_ids(&env);
+    let ids = env.exported_event_ids();
     assert_eq!(
         ids.len(),
         expected,
@@ -294,4 +282,54 @@ async fn poison_records_go_to_the_dead_letter_topic_and_good_ones_go_through() {
         env.status("106540352242922", "+33612345672", "marketing")["status"],
         "opted_out"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sent_records_on_the_real_broker_attribute_a_later_quick_reply_stop() {
+    let bootstrap = bootstrap();
+    let names = Names::new("sent");
+    let env = Env::with_config(&names.config_toml(""));
+    let t = 1_763_978_400;
+    let campaign_message = "wamid.campaign.blackfriday.1";
+    let sent_record = common::campaigns::sent(
+        PHONE_NUMBER_ID,
+        campaign_message,
+        "+33612345678",
+        "black-friday",
+        "marketing",
+        t - 3600,
+    );
+    produce(
+        &bootstrap,
+        &names.sent,
+        &[(key("+33612345678"), Some(sent_record.into_bytes()))],
+    )
+    .await;
+    produce(
+        &bootstrap,
+        &names.inbound,
+        &[record(wa_text("33699999999", "wamid.sent.help", t, "HELP"))],
+    )
+    .await;
+    let svc = Service::start(&env, &bootstrap);
+    // The HELP reply shows the service is consuming; the sent topic is read in the same loop.
+    let help = consume_until(&bootstrap, &names.outbound, Duration::from_secs(120), |r| {
+        !r.is_empty()
+    });
+    assert_eq!(help.len(), 1, "service log:\n{}", svc.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    let stop = wa_button(
+        "33612345678",
+        "wamid.sent.stop",
+        t,
+        "STOP",
+        "Stop promotions",
+        campaign_message,
+    );
+    produce(&bootstrap, &names.inbound, &[record(stop)]).await;
+    let events = wait_for_events(&bootstrap, &names, 1, &svc);
+    assert_eq!(svc.stop(), Some(0));
+    let e = json_of(&events[0]);
+    assert_eq!(e["campaign_id"], "black-friday");
+    assert_eq!(e["attribution"], "reply_context");
 }

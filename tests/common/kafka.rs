@@ -31,6 +31,7 @@ pub type Record = (String, Option<Vec<u8>>);
 /// Topic and group names unique to one test run.
 pub struct Names {
     pub inbound: String,
+    pub sent: String,
     pub events: String,
     pub outbound: String,
     pub dlq: String,
@@ -43,6 +44,7 @@ impl Names {
         let p = format!("t.{test}.{run}");
         Names {
             inbound: format!("{p}.inbound"),
+            sent: format!("{p}.sent"),
             events: format!("{p}.events"),
             outbound: format!("{p}.outbound"),
             dlq: format!("{p}.dlq"),
@@ -53,9 +55,9 @@ impl Names {
     pub fn config_toml(&self, extra: &str) -> String {
         format!(
             "[kafka]\ngroup_id = \"{}\"\nbatch_size = 200\nlinger_ms = 20\npartitions = 3\n\
-             [kafka.topics]\ninbound = \"{}\"\nconsent_events = \"{}\"\noutbound = \"{}\"\ndead_letter = \"{}\"\n\
+             [kafka.topics]\ninbound = \"{}\"\nsent = \"{}\"\nconsent_events = \"{}\"\noutbound = \"{}\"\ndead_letter = \"{}\"\n\
              [kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n{extra}",
-            self.group, self.inbound, self.events, self.outbound, self.dlq
+            self.group, self.inbound, self.sent, self.events, self.outbound, self.dlq
         )
     }
 }

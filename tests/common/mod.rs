@@ -113,6 +113,22 @@ impl Env {
         serde_json::from_str(out.trim()).unwrap()
     }
 
+    /// The `event_id`s of `export`, sorted.
+    pub fn exported_event_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .ok(&["export"])
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
     pub fn lines_of(&self, file: &str) -> Vec<serde_json::Value> {
         read_jsonl(&self.data().join(file))
     }
@@ -132,21 +148,28 @@ pub fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// A WhatsApp text message webhook as Meta posts it.
-pub fn wa_text(from: &str, id: &str, ts: i64, body: &str) -> String {
+/// A webhook carrying one message, as Meta posts it to the business's endpoint.
+pub fn wa_webhook(from: &str, message: serde_json::Value) -> String {
     serde_json::json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "33180884200", "phone_number_id": PHONE_NUMBER_ID},
             "contacts": [{"profile": {"name": "Client"}, "wa_id": from}],
-            "messages": [{"from": from, "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": body}}]
+            "messages": [message]
         }}]}]
     })
     .to_string()
 }
 
-/// A template quick-reply button press.
+/// A WhatsApp text message webhook.
+pub fn wa_text(from: &str, id: &str, ts: i64, body: &str) -> String {
+    let message = serde_json::json!({"from": from, "id": id, "timestamp": ts.to_string(),
+                                     "type": "text", "text": {"body": body}});
+    wa_webhook(from, message)
+}
+
+/// A template quick-reply button press, answering the campaign message `context_id`.
 pub fn wa_button(
     from: &str,
     id: &str,
@@ -155,17 +178,10 @@ pub fn wa_button(
     title: &str,
     context_id: &str,
 ) -> String {
-    serde_json::json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "33180884200", "phone_number_id": PHONE_NUMBER_ID},
-            "contacts": [{"profile": {"name": "Client"}, "wa_id": from}],
-            "messages": [{"context": {"from": "33180884200", "id": context_id}, "from": from, "id": id,
-                          "timestamp": ts.to_string(), "type": "button", "button": {"payload": payload, "text": title}}]
-        }}]}]
-    })
-    .to_string()
+    let message = serde_json::json!({"context": {"from": "33180884200", "id": context_id}, "from": from,
+                                     "id": id, "timestamp": ts.to_string(), "type": "button",
+                                     "button": {"payload": payload, "text": title}});
+    wa_webhook(from, message)
 }
 
 /// A normalized inbound record.
