@@ -437,7 +437,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             contact::validate_tenant(&tenant).map_err(UsageError)?;
             let since = match since.as_deref() {
                 None => None,
-                Some(s) => Some(parse_since(s).ok_or_else(|| {
+                Some(s) => Some(query::parse_time(s).ok_or_else(|| {
                     UsageError(format!(
                         "--since {s:?} is not a time (RFC 3339 or YYYY-MM-DD)"
                     ))
@@ -464,17 +464,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// RFC 3339, or a UTC date meaning its midnight.
-fn parse_since(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
-        return Some(t.with_timezone(&chrono::Utc));
-    }
-    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
 }
 
 fn print_stats(out: &mut impl Write, stats: &TenantStats) -> Result<()> {

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
@@ -79,85 +79,57 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("consent_ledger");
-        let m = Metrics {
-            registry: Arc::new(Registry::default()),
-            records_read: Counter::default(),
-            events_appended: Counter::default(),
-            dead_lettered: Family::default(),
-            published: Family::default(),
-            batches: Counter::default(),
-            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-            consumer_lag: Family::default(),
-            outbox_pending: Gauge::default(),
-            http_requests: Family::default(),
-            http_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-            }),
-            contacts_checked: Counter::default(),
-            publish_errors: Counter::default(),
-            commit_errors: Counter::default(),
-        };
-        registry.register(
-            "records_read",
-            "Inbound records read",
-            m.records_read.clone(),
-        );
-        registry.register(
-            "events_appended",
-            "Consent events appended to the ledger",
-            m.events_appended.clone(),
-        );
-        registry.register(
-            "dead_lettered",
-            "Records sent to the dead-letter output",
-            m.dead_lettered.clone(),
-        );
-        registry.register("published", "Outbox entries published", m.published.clone());
-        registry.register("batches", "Ledger batches committed", m.batches.clone());
-        registry.register(
-            "commit_seconds",
-            "Seconds per ledger batch commit, fsync included",
-            m.commit_seconds.clone(),
-        );
-        registry.register(
-            "consumer_lag",
-            "Messages behind the high watermark, per input partition",
-            m.consumer_lag.clone(),
-        );
-        registry.register(
-            "outbox_pending",
-            "Outbox entries not yet published",
-            m.outbox_pending.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            m.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_seconds",
-            "HTTP request latency by route",
-            m.http_seconds.clone(),
-        );
-        registry.register(
-            "contacts_checked",
-            "Contacts checked by the audience filter",
-            m.contacts_checked.clone(),
-        );
-        registry.register(
-            "publish_errors",
-            "Outbox publishes not acknowledged, retried",
-            m.publish_errors.clone(),
-        );
-        registry.register(
-            "offset_commit_errors",
-            "Input offset commits that failed",
-            m.commit_errors.clone(),
-        );
+        let mut r = Registry::with_prefix("consent_ledger");
+        let latency = || Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         Metrics {
-            registry: Arc::new(registry),
-            ..m
+            records_read: add(&mut r, "records_read", "Inbound records read"),
+            events_appended: add(
+                &mut r,
+                "events_appended",
+                "Consent events appended to the ledger",
+            ),
+            dead_lettered: add(
+                &mut r,
+                "dead_lettered",
+                "Records sent to the dead-letter output",
+            ),
+            published: add(&mut r, "published", "Outbox entries published"),
+            batches: add(&mut r, "batches", "Ledger batches committed"),
+            commit_seconds: register(
+                &mut r,
+                "commit_seconds",
+                "Seconds per ledger batch commit, fsync included",
+                latency(),
+            ),
+            consumer_lag: add(
+                &mut r,
+                "consumer_lag",
+                "Messages behind the high watermark, per input partition",
+            ),
+            outbox_pending: add(&mut r, "outbox_pending", "Outbox entries not yet published"),
+            http_requests: add(&mut r, "http_requests", "HTTP requests by route and status"),
+            http_seconds: register(
+                &mut r,
+                "http_request_seconds",
+                "HTTP request latency by route",
+                Family::new_with_constructor(latency),
+            ),
+            contacts_checked: add(
+                &mut r,
+                "contacts_checked",
+                "Contacts checked by the audience filter",
+            ),
+            publish_errors: add(
+                &mut r,
+                "publish_errors",
+                "Outbox publishes not acknowledged, retried",
+            ),
+            commit_errors: add(
+                &mut r,
+                "offset_commit_errors",
+                "Input offset commits that failed",
+            ),
+            registry: Arc::new(r),
         }
     }
 
@@ -168,6 +140,16 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// Registers `metric` under `name` and hands it back, so each field is declared once.
+fn register<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
+fn add<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    register(r, name, help, M::default())
 }
 
 #[cfg(test)]

@@ -101,17 +101,6 @@ fn messages(n: usize, seed: u64) -> (Vec<Record>, usize) {
     (out, n)
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_offset_commits_are_retried_without_skipping_or_doubling() {
     let mock = MockCluster::new(1).unwrap();

@@ -20,17 +20,6 @@ use common::campaigns::{sent, T0};
 use common::kafka::*;
 use common::*;
 
-async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sent_records_on_their_topic_attribute_later_stops() {
     let mock = MockCluster::new(1).unwrap();

@@ -11,7 +11,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::{Access, Caller};
-use super::imports::parse_time;
 use super::problem::{Path, Problem, Query};
 use super::AppState;
 use crate::domain::analytics::{CampaignStats, TenantStats};
@@ -26,16 +25,7 @@ pub struct StatsQuery {
 }
 
 fn since_of(q: &StatsQuery) -> Result<Option<DateTime<Utc>>, Problem> {
-    match q.since.as_deref() {
-        None | Some("") => Ok(None),
-        Some(s) => parse_time(s).map(Some).ok_or_else(|| {
-            Problem::bad_request(
-                "invalid-query",
-                "Invalid query",
-                format!("since={s:?} is not a time (RFC 3339 or YYYY-MM-DD)"),
-            )
-        }),
-    }
+    Problem::since_param(q.since.as_deref())
 }
 
 /// Reads the whole tenant's analytics off the async workers: it scans the log.

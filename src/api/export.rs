@@ -12,7 +12,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Access, Caller};
 use super::check::NDJSON;
-use super::imports::parse_time;
 use super::problem::{Path, Problem, Query};
 use super::stream::blocking_response;
 use super::AppState;
@@ -63,16 +62,7 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, Problem> {
     caller.allow(&tenant, Access::Read)?;
-    let since: Option<DateTime<Utc>> = match q.since.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(parse_time(s).ok_or_else(|| {
-            Problem::bad_request(
-                "invalid-query",
-                "Invalid query",
-                format!("since={s:?} is not a time (RFC 3339 or YYYY-MM-DD)"),
-            )
-        })?),
-    };
+    let since: Option<DateTime<Utc>> = Problem::since_param(q.since.as_deref())?;
     let format = q.format.unwrap_or_default();
     let (content_type, extension) = match format {
         ExportFormat::Jsonl => (NDJSON, "jsonl"),

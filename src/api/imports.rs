@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
@@ -26,6 +26,7 @@ use crate::domain::consent::Request;
 use crate::domain::contact;
 use crate::ledger::{Ledger, LedgerError};
 use crate::pipeline::record::{self, ConsentRecord, Origin, Recorded};
+use crate::query::parse_time;
 
 /// Rejected rows listed in the answer; the count goes on beyond.
 const MAX_LISTED: usize = 1000;
@@ -425,41 +426,9 @@ fn squash(s: &str) -> String {
         .collect()
 }
 
-/// The time formats other platforms export, read as UTC when they carry no offset.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_from_other_platforms_parse_as_utc() {
-        let t = |s| parse_time(s).map(|t| t.to_rfc3339());
-        let noon = Some("2024-03-01T12:00:00+00:00".to_string());
-        assert_eq!(t("2024-03-01T12:00:00Z"), noon);
-        assert_eq!(t("2024-03-01T13:00:00+01:00"), noon);
-        assert_eq!(t("2024-03-01 12:00:00"), noon);
-        assert_eq!(t("2024-03-01 12:00"), noon);
-        assert_eq!(
-            t("2024-03-01"),
-            Some("2024-03-01T00:00:00+00:00".to_string())
-        );
-        assert_eq!(t("01/03/2024"), None);
-    }
 
     #[test]
     fn status_spellings_are_squashed() {

@@ -64,6 +64,22 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, slug, title, detail)
     }
 
+    /// Reads a `?since=` parameter (empty means none), or says why it is not a time.
+    pub fn since_param(
+        since: Option<&str>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+        match since {
+            None | Some("") => Ok(None),
+            Some(s) => crate::query::parse_time(s).map(Some).ok_or_else(|| {
+                Problem::bad_request(
+                    "invalid-query",
+                    "Invalid query",
+                    format!("since={s:?} is not a time (RFC 3339 or YYYY-MM-DD)"),
+                )
+            }),
+        }
+    }
+
     /// 401, with the `WWW-Authenticate` challenge RFC 6750 asks for.
     pub fn unauthorized(detail: impl Into<String>, invalid_token: bool) -> Self {
         let mut p = Problem::new(

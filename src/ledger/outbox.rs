@@ -47,6 +47,9 @@ impl Ledger {
 
     /// Removes entries a sink has durably accepted.
     pub fn outbox_ack(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         for id in ids {
             batch.remove(&id.to_be_bytes());
