@@ -171,6 +171,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Convert a ledger written by an older consent-ledger to this version's storage layout.
+    /// The converted ledger is built next to the old one and swapped in; the old one is kept
+    /// as DATA_DIR/ledger.vN.bak. Safe to run again after a crash.
+    Migrate,
     /// Write the JSON Schemas of every record type to DIR.
     Schemas {
         #[arg(default_value = "schemas")]
@@ -227,6 +231,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     } = &cli.command
     {
         return init(language, tenant, output.as_deref(), *force);
+    }
+    if let Command::Migrate = cli.command {
+        return migrate(&cli.data_dir.join("ledger"));
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
@@ -458,7 +465,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Schemas { .. } | Command::Serve { .. } | Command::Run { .. } => {
             unreachable!("handled above")
         }
-        Command::LintTemplate { .. } | Command::Init { .. } => {
+        Command::LintTemplate { .. } | Command::Init { .. } | Command::Migrate => {
             unreachable!("handled above")
         }
     }
@@ -515,6 +522,29 @@ fn parse_contact(tenant: &str, input: &str, settings: &Settings) -> Result<Conta
     let profile = settings.profile(tenant);
     contact::normalize(input, profile.region)
         .map_err(|e| UsageError(format!("invalid contact {input:?}: {e}")).into())
+}
+
+fn migrate(dir: &Path) -> Result<ExitCode> {
+    let report = consent_ledger::ledger::migrate::migrate(dir)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: storage layout {} -> {}",
+        dir.display(),
+        report.from,
+        report.to
+    )?;
+    for step in &report.steps {
+        writeln!(out, "  {step}")?;
+    }
+    if let Some(backup) = &report.backup {
+        writeln!(
+            out,
+            "the old layout is kept in {}; delete it once the service runs on the new one",
+            backup.display()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_schemas(dir: &Path) -> Result<ExitCode> {

@@ -15,7 +15,7 @@ use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
 use consent_ledger::pipeline::file::FileSinks;
-use consent_ledger::pipeline::record::relay_files_on_commit;
+use consent_ledger::pipeline::relay::relay_files_on_commit;
 
 pub fn serve(
     ledger: Ledger,

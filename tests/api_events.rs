@@ -83,7 +83,14 @@ async fn recording_is_idempotent_per_key() {
         .await;
     assert_eq!(status["status"], "opted_in");
     assert_eq!(status["event_id"], first["event"]["event_id"]);
-    assert_eq!(s.state.ledger.outbox_len(), 1);
+    // The log is the outbox: exactly one entry waits for the relays.
+    assert_eq!(
+        s.state
+            .ledger
+            .backlog(consent_ledger::ledger::Sink::File)
+            .unwrap(),
+        1
+    );
     s.stop().await;
 }
 

@@ -142,6 +142,31 @@ fn the_same_webhook_twice_gives_one_event_and_one_confirmation() {
 }
 
 #[test]
+fn a_redelivered_chat_message_leaves_nothing_durable_and_counts_as_no_change_again() {
+    let env = Env::new();
+    let chat = wa_text("33612345678", "wamid.CHAT", 1_763_978_400, "Bonjour !");
+    let help = wa_text("33612345678", "wamid.HELP", 1_763_978_401, "AIDE");
+    let first = env.ingest(&format!("{chat}\n{help}\n"));
+    assert_eq!(
+        (first["no_change"].as_u64(), first["help"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let again = env.ingest(&format!("{chat}\n{help}\n"));
+    // Chat is not remembered: the redelivery is ordinary chat again. The help request got a
+    // reply, so its id is remembered and the redelivery is not answered twice.
+    assert_eq!(
+        (
+            again["no_change"].as_u64(),
+            again["duplicates"].as_u64(),
+            again["replies"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
+    assert_eq!(env.lines_of("outbox.jsonl").len(), 1);
+    assert!(env.lines_of("consent-events.jsonl").is_empty());
+}
+
+#[test]
 fn repeated_stop_is_history_but_not_a_new_transition() {
     let env = Env::new();
     env.ingest(

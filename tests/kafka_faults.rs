@@ -163,14 +163,14 @@ async fn failed_offset_commits_are_retried_without_skipping_or_doubling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn consent_events_publish_failing_for_a_while_is_retried_from_the_outbox() {
+async fn consent_events_publish_failing_for_a_while_is_retried_from_the_log() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     let h = harness(&mock, "publishfail");
     let (records, expected) = messages(300, 2);
     produce(&bootstrap, &h.names.inbound, &records).await;
     // Every produce request fails for a while; with a short message timeout the relay sees
-    // the failures itself and must retry from the outbox.
+    // the failures itself and must retry from its cursor in the log.
     mock.request_errors(
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS; 400],
@@ -194,8 +194,8 @@ async fn consent_events_publish_failing_for_a_while_is_retried_from_the_outbox()
         expected,
         "every event reached consent.events"
     );
-    wait_until("outbox drained", Duration::from_secs(30), || {
-        ledger.outbox_len() == 0
+    wait_until("log published", Duration::from_secs(30), || {
+        ledger.backlog(consent_ledger::ledger::Sink::Kafka).unwrap() == 0
     })
     .await;
     stop.send(true).unwrap();

@@ -19,8 +19,9 @@ use super::openapi::schema_ref;
 use super::problem::{Path, Problem, Query};
 use super::{stream, AppState};
 use crate::domain::consent::Request;
+use crate::domain::decide::{ConsentRecord, RecordOrigin};
 use crate::domain::event::ConsentEvent;
-use crate::pipeline::record::{self, ConsentRecord, Origin, Recorded};
+use crate::pipeline::commit::{self, Input, Recorded, Respond};
 
 /// How far ahead of our clock an `occurred_at` may be (client clock skew). Further is refused:
 /// the latest decision wins, so a future one would silently outrank every later STOP.
@@ -157,7 +158,7 @@ pub async fn record(
             )),
         };
     let record = ConsentRecord {
-        origin: Origin::Api,
+        origin: RecordOrigin::Api,
         key,
         contact: contact.clone(),
         request,
@@ -169,14 +170,21 @@ pub async fn record(
         campaign_id: bounded("campaign_id", req.campaign_id, 128)?,
         line: None,
     };
-    let ledger = state.ledger.clone();
+    let (ledger, settings) = (state.ledger.clone(), state.settings.clone());
     let recorded = tokio::task::spawn_blocking(move || {
-        let recorded = record::record_one(&ledger, &tenant, &record, now)?;
-        Ok::<_, crate::ledger::LedgerError>(match recorded {
-            Recorded::Appended(event) => Some((true, *event)),
-            Recorded::Duplicate { event_id } => {
-                record::find_event(&ledger, &tenant, &record.contact, event_id)?.map(|e| (false, e))
-            }
+        let input = Input::Consent {
+            tenant: &tenant,
+            record: &record,
+        };
+        let mut committed = commit::commit(&ledger, &settings, &[input], &mut Respond, now)?;
+        Ok::<_, crate::pipeline::CommitError>(match committed.recorded.pop() {
+            Some(Recorded::Appended(event)) => Some((true, *event)),
+            Some(Recorded::Duplicate { event_id }) => ledger
+                .history(&tenant, &record.contact)?
+                .into_iter()
+                .find(|e| e.event_id == event_id)
+                .map(|e| (false, e)),
+            None => None,
         })
     })
     .await

@@ -21,11 +21,13 @@ use super::events::MAX_CLOCK_SKEW;
 use super::problem::{Path, Problem};
 use super::stream::{self, is_too_large, BodyReader};
 use super::AppState;
+use crate::config::Settings;
 use crate::config::TenantProfile;
 use crate::domain::consent::Request;
 use crate::domain::contact;
-use crate::ledger::{Ledger, LedgerError};
-use crate::pipeline::record::{self, ConsentRecord, Origin, Recorded};
+use crate::domain::decide::{ConsentRecord, RecordOrigin};
+use crate::ledger::Ledger;
+use crate::pipeline::commit::{self, CommitError, Input, Recorded, Respond};
 use crate::query::parse_time;
 
 /// Rejected rows listed in the answer; the count goes on beyond.
@@ -118,6 +120,7 @@ pub async fn import(
     stream::check_declared_length(&headers, limit)?;
     let reader = BufReader::with_capacity(64 * 1024, BodyReader::spawn(body, limit));
     let importer = Importer {
+        settings: state.settings.clone(),
         profile: state.settings.profile(&tenant),
         batch: state.settings.batch_size(),
         tenant,
@@ -166,18 +169,19 @@ pub async fn import(
 
 /// Why an import stopped before the end of its body.
 enum Stop {
-    Ledger(LedgerError),
+    Ledger(CommitError),
     Header(String),
     Body(std::io::Error),
 }
 
-impl From<LedgerError> for Stop {
-    fn from(e: LedgerError) -> Self {
+impl From<CommitError> for Stop {
+    fn from(e: CommitError) -> Self {
         Stop::Ledger(e)
     }
 }
 
 struct Importer {
+    settings: std::sync::Arc<Settings>,
     tenant: String,
     profile: std::sync::Arc<TenantProfile>,
     batch: usize,
@@ -320,19 +324,20 @@ impl Importer {
         if pending.is_empty() {
             return Ok(());
         }
-        let now = Utc::now();
-        let mut staged = ledger.stage();
-        let mut imported = 0;
-        let mut duplicates = 0;
-        for r in pending.iter() {
-            match record::stage(&mut staged, &self.tenant, r, now)? {
-                Recorded::Appended(_) => imported += 1,
-                Recorded::Duplicate { .. } => duplicates += 1,
+        let inputs: Vec<Input<'_>> = pending
+            .iter()
+            .map(|record| Input::Consent {
+                tenant: &self.tenant,
+                record,
+            })
+            .collect();
+        let committed = commit::commit(ledger, &self.settings, &inputs, &mut Respond, Utc::now())?;
+        for r in &committed.recorded {
+            match r {
+                Recorded::Appended(_) => self.report.imported += 1,
+                Recorded::Duplicate { .. } => self.report.duplicates += 1,
             }
         }
-        staged.commit()?;
-        self.report.imported += imported;
-        self.report.duplicates += duplicates;
         pending.clear();
         Ok(())
     }
@@ -392,7 +397,7 @@ impl Importer {
             .as_bytes(),
         );
         Ok(ConsentRecord {
-            origin: Origin::Import,
+            origin: RecordOrigin::Import,
             key: hex::encode(&digest[..16]),
             contact,
             request,

@@ -103,10 +103,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Probl
     responses((status = 200, description = "OpenMetrics text", body = String,
         content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    state
-        .metrics
-        .outbox_pending
-        .set(state.ledger.outbox_len() as i64);
     let mut res = state.metrics.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -144,6 +144,12 @@ impl From<crate::ledger::LedgerError> for Problem {
     }
 }
 
+impl From<crate::pipeline::CommitError> for Problem {
+    fn from(e: crate::pipeline::CommitError) -> Self {
+        Problem::internal(&e)
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self).expect("plain struct");

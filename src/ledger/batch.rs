@@ -1,15 +1,15 @@
 //! A batch being built: reads see the ledger plus what was staged, and [`Staged::commit`]
 //! writes it all in one sled transaction, then flushes and fsyncs. Nothing is visible to other
-//! readers, and no input offset is stored, until the whole batch is durable (invariant 4).
+//! readers until the whole batch is durable, and the caller acknowledges its input (offsets,
+//! HTTP answer, file summary) only after `commit` returned (invariant 4).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 use sled::Transactional;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::outbox::OutboxEntry;
 use super::sent::{keys as sent_keys, lookup_floor};
 use super::{keys, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
@@ -17,6 +17,7 @@ use crate::domain::consent::ContactConsent;
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::inbound::{DeliveryStatus, SentCategory};
+use crate::domain::replies::OutboundMessage;
 
 pub struct Staged<'a> {
     ledger: &'a Ledger,
@@ -27,8 +28,9 @@ pub struct Staged<'a> {
     dedupe: Vec<(Vec<u8>, Vec<u8>)>,
     heads: BTreeMap<u32, ChainHead>,
     events: Vec<ConsentEvent>,
-    outbox: Vec<OutboxEntry>,
-    offsets: BTreeMap<(String, i32), i64>,
+    /// Last reply seq per partition, and the replies staged: (partition, seq, JSON).
+    reply_heads: BTreeMap<u32, u64>,
+    replies: Vec<(u32, u64, Vec<u8>)>,
     /// Sent records by `sent` key, and the same by `sent_by_contact` key, so that an opt-out
     /// later in the batch is attributed to a send earlier in it.
     sent: BTreeMap<Vec<u8>, SentRef>,
@@ -41,7 +43,7 @@ pub struct Staged<'a> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Committed {
     pub events: usize,
-    pub outbox: usize,
+    pub replies: usize,
 }
 
 impl<'a> Staged<'a> {
@@ -55,8 +57,8 @@ impl<'a> Staged<'a> {
             dedupe: Vec::new(),
             heads: BTreeMap::new(),
             events: Vec::new(),
-            outbox: Vec::new(),
-            offsets: BTreeMap::new(),
+            reply_heads: BTreeMap::new(),
+            replies: Vec::new(),
             sent: BTreeMap::new(),
             sent_by_contact: BTreeMap::new(),
             delivery: BTreeMap::new(),
@@ -187,24 +189,12 @@ impl<'a> Staged<'a> {
         Ok(self.heads.get_mut(&partition).expect("inserted above"))
     }
 
-    /// The seq the next event of `partition` will get.
-    pub fn next_seq(&mut self, partition: u32) -> Result<u64> {
-        Ok(self.head(partition)?.seq + 1)
-    }
-
-    /// Seals `event` onto its partition's chain and folds it into the staged consent view.
-    /// Returns the consent after the event, for the caller to decide on a confirmation.
-    pub fn append(&mut self, mut event: ConsentEvent) -> Result<(ConsentEvent, ContactConsent)> {
-        let head = self.head(event.partition)?;
-        if event.seq != head.seq + 1 {
-            return Err(LedgerError::Corrupt {
-                tree: "events",
-                detail: format!(
-                    "event seq {} does not follow chain head {}",
-                    event.seq, head.seq
-                ),
-            });
-        }
+    /// Seals `event` onto the chain of `partition` (its seq, `prev_hash` and hash are set
+    /// here, never by the caller) and folds it into the staged consent view.
+    pub fn append(&mut self, mut event: ConsentEvent, partition: u32) -> Result<ConsentEvent> {
+        let head = self.head(partition)?;
+        event.partition = partition;
+        event.seq = head.seq + 1;
         event.seal(&head.hash);
         *head = ChainHead {
             seq: event.seq,
@@ -213,19 +203,22 @@ impl<'a> Staged<'a> {
         let before = self.consent(&event.tenant, &event.contact)?;
         let after = before.apply(&event);
         let key = (event.tenant.clone(), event.contact.clone());
-        self.consent.insert(key.clone(), after.clone());
+        self.consent.insert(key.clone(), after);
         self.dirty.insert(key);
         self.events.push(event.clone());
-        Ok((event, after))
+        Ok(event)
     }
 
-    pub fn push_outbox(&mut self, entry: OutboxEntry) {
-        self.outbox.push(entry);
-    }
-
-    /// Records the next offset to read for an input partition, committed with the batch.
-    pub fn set_offset(&mut self, topic: &str, partition: i32, next: i64) {
-        self.offsets.insert((topic.to_string(), partition), next);
+    /// Appends a reply to the reply log of `partition`, which the relays follow like the
+    /// event log: the reply is durable with the event that earned it.
+    pub fn push_reply(&mut self, partition: u32, message: &OutboundMessage) -> Result<()> {
+        let seq = match self.reply_heads.get(&partition) {
+            Some(seq) => *seq,
+            None => self.ledger.reply_head(partition)?,
+        } + 1;
+        self.reply_heads.insert(partition, seq);
+        self.replies.push((partition, seq, json(message)));
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -234,15 +227,14 @@ impl<'a> Staged<'a> {
             && self.delivery.is_empty()
             && self.signals.is_empty()
             && self.dedupe.is_empty()
-            && self.outbox.is_empty()
-            && self.offsets.is_empty()
+            && self.replies.is_empty()
     }
 
     /// Writes the batch atomically, then makes it durable.
     pub fn commit(self) -> Result<Committed> {
         let l = self.ledger;
-        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 9] = Default::default();
-        let [events, by_contact, consent, meta, dedupe, sent, sent_by_contact, delivery, signals] =
+        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 10] = Default::default();
+        let [events, by_contact, consent, meta, dedupe, sent, sent_by_contact, delivery, signals, replies] =
             &mut writes;
         for (k, s) in &self.sent {
             sent.push((k.clone(), json(s)));
@@ -277,18 +269,13 @@ impl<'a> Staged<'a> {
                 serde_json::to_vec(head).expect("plain struct"),
             ));
         }
-        for ((topic, partition), next) in &self.offsets {
-            meta.push((
-                keys::offset(topic, *partition),
-                next.to_string().into_bytes(),
-            ));
+        for (partition, seq) in &self.reply_heads {
+            meta.push((keys::reply_head(*partition), seq.to_be_bytes().to_vec()));
+        }
+        for (partition, seq, message) in &self.replies {
+            replies.push((keys::event(*partition, *seq).to_vec(), message.clone()));
         }
         dedupe.clone_from(&self.dedupe);
-        let outbox: Vec<Vec<u8>> = self
-            .outbox
-            .iter()
-            .map(|o| serde_json::to_vec(o).expect("plain struct"))
-            .collect();
 
         let event_keys: Vec<[u8; 12]> = self
             .events
@@ -302,7 +289,7 @@ impl<'a> Staged<'a> {
             &l.consent,
             &l.meta,
             &l.dedupe,
-            &l.outbox,
+            &l.replies,
             &l.feed,
             &l.sent,
             &l.sent_by_contact,
@@ -317,7 +304,7 @@ impl<'a> Staged<'a> {
                     t_consent,
                     t_meta,
                     t_dedupe,
-                    t_outbox,
+                    t_replies,
                     t_feed,
                     t_sent,
                     t_sent_by_contact,
@@ -334,32 +321,22 @@ impl<'a> Staged<'a> {
                         (t_sent_by_contact, &writes[6]),
                         (t_delivery, &writes[7]),
                         (t_signals, &writes[8]),
+                        (t_replies, &writes[9]),
                     ] {
                         for (k, v) in rows {
                             tree.insert(k.as_slice(), v.as_slice())?;
                         }
                     }
-                    let mut next = match t_meta.get(keys::OUTBOX_NEXT)? {
-                        Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                            ConflictableTransactionError::Abort("outbox counter is not 8 bytes")
-                        })?),
-                        None => 1,
-                    };
-                    for payload in &outbox {
-                        t_outbox.insert(&next.to_be_bytes(), payload.as_slice())?;
-                        next += 1;
-                    }
-                    t_meta.insert(keys::OUTBOX_NEXT, &next.to_be_bytes())?;
                     for (i, key) in event_keys.iter().enumerate() {
                         t_feed.insert(&(feed_head + 1 + i as u64).to_be_bytes(), key)?;
                     }
                     Ok(())
                 },
             )
-            .map_err(|e| match e {
-                TransactionError::Abort(detail) => LedgerError::Corrupt {
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => LedgerError::Corrupt {
                     tree: "meta",
-                    detail: detail.into(),
+                    detail: "the batch transaction aborted".into(),
                 },
                 TransactionError::Storage(s) => LedgerError::Storage(s),
             })?;
@@ -368,7 +345,7 @@ impl<'a> Staged<'a> {
         l.committed.send_replace(feed_head);
         Ok(Committed {
             events: self.events.len(),
-            outbox: self.outbox.len(),
+            replies: self.replies.len(),
         })
     }
 }

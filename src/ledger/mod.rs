@@ -6,8 +6,8 @@
 //! | `by_contact` | tenant \0 contact \0 partition ++ seq | empty                     |
 //! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
 //! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
-//! | `outbox`     | outbox seq (u64 BE)                   | `OutboxEntry` JSON        |
-//! | `meta`       | `head/P`, `offset/T/P`, `outbox/next` | chain heads, offsets, …   |
+//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON    |
+//! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
 //! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
@@ -19,11 +19,20 @@
 //! consent decision. Attribution reads them before an event is appended, so what they held at
 //! that moment is frozen into the (hashed) event and later changes never rewrite history.
 //!
+//! `dedupe` remembers only the messages that acted (an event or a reply): a redelivered chat
+//! message costs nothing durable, and a redelivered STOP finds its id.
+//!
+//! The log is the outbox: relays follow `events` and `replies` from a cursor per sink and
+//! partition ([`log`]), so nothing is written, read back and deleted to be published.
+//!
 //! Every write goes through one multi-tree transaction per batch ([`Staged::commit`]), followed
 //! by a flush and an fsync of the database files, so a batch is either wholly durable or absent.
+//! Input offsets are not stored here: the consumer group decides where consumption resumes, so
+//! a partition's next owner needs no local copy of them.
 
 mod batch;
-mod outbox;
+pub mod log;
+pub mod migrate;
 mod sent;
 mod store;
 mod verify;
@@ -31,8 +40,8 @@ mod verify;
 #[doc(hidden)]
 pub mod forensics;
 
-pub use batch::Staged;
-pub use outbox::{OutboxEntry, OutboxTarget};
+pub use batch::{Committed, Staged};
+pub use log::{LogEntry, Sink, Stream};
 pub use verify::{RebuildReport, VerifyReport};
 
 use std::path::{Path, PathBuf};
@@ -41,8 +50,14 @@ use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 
-/// Version of the on-disk layout; a ledger written by a newer layout is refused, not misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the on-disk layout. A ledger of another version is refused at open, never half
+/// read; `consent-ledger migrate` brings an older one up to this version. Every change of a
+/// tree's layout or of a stored format bumps it.
+///
+/// - 1: an `outbox` tree, every message id in `dedupe`, input offsets in `meta`.
+/// - 2: the log is the outbox (reply log and relay cursors), dedupe only for messages that
+///   acted, no input offsets.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -56,9 +71,16 @@ pub enum LedgerError {
     #[error("corrupt ledger record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error(
-        "ledger at {path} has layout version {found}, this build reads version {SCHEMA_VERSION}"
+        "ledger at {path} has storage layout version {found}, this build reads version {SCHEMA_VERSION}{hint}"
     )]
-    Version { path: String, found: String },
+    Version {
+        path: String,
+        found: String,
+        /// What to do about it, when something can be done.
+        hint: &'static str,
+    },
+    #[error("migration of {path} failed: {detail}")]
+    Migrate { path: String, detail: String },
     #[error("cannot open the ledger at {path}: {detail}")]
     Open { path: String, detail: String },
 }
@@ -73,7 +95,7 @@ pub struct Ledger {
     by_contact: sled::Tree,
     dedupe: sled::Tree,
     consent: sled::Tree,
-    outbox: sled::Tree,
+    replies: sled::Tree,
     meta: sled::Tree,
     feed: sled::Tree,
     sent: sled::Tree,
@@ -172,14 +194,6 @@ impl Ledger {
         self.events.len()
     }
 
-    /// The input offset a consumer resumes from (the next one to read), if any.
-    pub fn committed_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
-        match self.meta.get(keys::offset(topic, partition))? {
-            Some(bytes) => decode("meta", &bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// Starts a batch: reads see the ledger plus what the batch staged so far. Blocks while
     /// another batch is open; the batch holds the writer lock until it is committed or dropped.
     pub fn stage(&self) -> Staged<'_> {
@@ -275,10 +289,13 @@ pub(crate) mod keys {
         format!("head/{partition:010}").into_bytes()
     }
 
-    pub fn offset(topic: &str, partition: i32) -> Vec<u8> {
-        format!("offset/{topic}/{partition}").into_bytes()
+    pub fn reply_head(partition: u32) -> Vec<u8> {
+        format!("reply_head/{partition:010}").into_bytes()
     }
 
-    pub const OUTBOX_NEXT: &[u8] = b"outbox/next";
+    pub fn cursor(sink: &str, stream: &str, partition: u32) -> Vec<u8> {
+        format!("cursor/{sink}/{stream}/{partition:010}").into_bytes()
+    }
+
     pub const SCHEMA: &[u8] = b"schema_version";
 }

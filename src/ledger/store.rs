@@ -5,12 +5,14 @@ use std::path::Path;
 
 use super::{keys, Ledger, LedgerError, Result, SCHEMA_VERSION};
 
-pub(super) fn open(dir: &Path) -> Result<Ledger> {
+/// Opens (or creates) the sled database in `dir`, with a clear error when another process
+/// holds it.
+pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
     std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
         path: dir.display().to_string(),
         detail: e.to_string(),
     })?;
-    let db = sled::Config::new()
+    sled::Config::new()
         .path(dir)
         // sled's own background flusher would make durability timing implicit; the pipeline
         // flushes and fsyncs explicitly at each batch boundary instead.
@@ -24,14 +26,20 @@ pub(super) fn open(dir: &Path) -> Result<Ledger> {
                 }
                 other => other.to_string(),
             },
-        })?;
+        })
+}
+
+pub(super) fn open(dir: &Path) -> Result<Ledger> {
+    super::migrate::refuse_if_interrupted(dir)?;
+    let db = open_db(dir)?;
+    check_version(&db, dir)?;
     let ledger = Ledger {
         path: dir.to_path_buf(),
         events: db.open_tree("events")?,
         by_contact: db.open_tree("by_contact")?,
         dedupe: db.open_tree("dedupe")?,
         consent: db.open_tree("consent")?,
-        outbox: db.open_tree("outbox")?,
+        replies: db.open_tree("replies")?,
         meta: db.open_tree("meta")?,
         feed: db.open_tree("feed")?,
         sent: db.open_tree("sent")?,
@@ -42,23 +50,43 @@ pub(super) fn open(dir: &Path) -> Result<Ledger> {
         committed: tokio::sync::watch::Sender::new(0),
         db,
     };
-    match ledger.meta.get(keys::SCHEMA)? {
+    ledger.committed.send_replace(ledger.feed_head()?);
+    Ok(ledger)
+}
+
+/// The layout version of an open database, written on first open. Checked before any tree is
+/// opened, so that a ledger of another version is refused without a byte written to it.
+fn check_version(db: &sled::Db, dir: &Path) -> Result<()> {
+    let meta = db.open_tree("meta")?;
+    match meta.get(keys::SCHEMA)? {
         None => {
-            ledger
-                .meta
-                .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
-            ledger.sync()?;
+            meta.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+            db.flush()?;
+            sync_tree(dir)
         }
-        Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => {}
+        Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
         Some(v) => {
-            return Err(LedgerError::Version {
+            let found = String::from_utf8_lossy(&v).into_owned();
+            let older = found.parse::<u32>().is_ok_and(|n| n < SCHEMA_VERSION);
+            Err(LedgerError::Version {
                 path: dir.display().to_string(),
-                found: String::from_utf8_lossy(&v).into_owned(),
+                found,
+                hint: if older {
+                    "; run `consent-ledger migrate` to convert it (the old layout is kept as a backup)"
+                } else {
+                    "; it was written by a newer consent-ledger"
+                },
             })
         }
     }
-    ledger.committed.send_replace(ledger.feed_head()?);
-    Ok(ledger)
+}
+
+/// The version a database directory was written with, without opening it for writing.
+pub(super) fn version_of(db: &sled::Db) -> Result<Option<u32>> {
+    let meta = db.open_tree("meta")?;
+    Ok(meta
+        .get(keys::SCHEMA)?
+        .and_then(|v| String::from_utf8_lossy(&v).parse().ok()))
 }
 
 impl Ledger {
@@ -71,7 +99,7 @@ impl Ledger {
     }
 }
 
-fn sync_tree(dir: &Path) -> Result<()> {
+pub(super) fn sync_tree(dir: &Path) -> Result<()> {
     let err = |path: &Path, source: std::io::Error| LedgerError::Sync {
         path: path.display().to_string(),
         source,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Rejection;
+use super::commit::Rejection;
 use crate::domain::decide::Origin;
 
 /// One line of `dead-letter.jsonl` (schemas/dead-letter.v1.json).

@@ -1,88 +1,67 @@
 //! File mode: the embedded default. Records come from a JSONL file or stdin, go through the
-//! same stages as Kafka mode, and the outbox is relayed to JSONL files in the data directory.
+//! one commit path in batches, and the log is relayed to JSONL files in the data directory.
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use super::commit::{self, CommitError, Committed, Dead, Input, Sinks};
 use super::deadletter::{DeadLetter, JsonlFile};
-use super::{Processor, Rejection, Summary};
+use super::relay::{self, RelayError};
+use super::summary::Summary;
 use crate::config::Settings;
 use crate::domain::decide::Origin;
-use crate::ledger::{Ledger, LedgerError, OutboxTarget};
+use crate::ledger::Ledger;
+
+pub use super::relay::FileSinks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
-    Ledger(#[from] LedgerError),
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
     #[error("cannot read input: {0}")]
     Input(std::io::Error),
-    #[error("cannot write {path}: {source}")]
-    Output {
-        path: String,
-        source: std::io::Error,
-    },
 }
 
-/// Where file mode writes what it produces.
-pub struct FileSinks {
-    pub dead_letter: JsonlFile,
-    pub consent_events: JsonlFile,
-    pub outbound: JsonlFile,
+/// Dead letters go to a JSONL file, fsynced before the batch commits; the input is
+/// acknowledged by counting the batch into the run's summary.
+struct FileBatch<'a> {
+    dead_letter: &'a mut JsonlFile,
+    input_name: &'a str,
+    summary: &'a mut Summary,
 }
 
-impl FileSinks {
-    pub fn in_dir(data_dir: &Path, dead_letter: Option<PathBuf>) -> Self {
-        FileSinks {
-            dead_letter: JsonlFile::new(
-                &dead_letter.unwrap_or_else(|| data_dir.join("dead-letter.jsonl")),
-            ),
-            consent_events: JsonlFile::new(&data_dir.join("consent-events.jsonl")),
-            outbound: JsonlFile::new(&data_dir.join("outbox.jsonl")),
-        }
+impl Sinks for FileBatch<'_> {
+    fn dead_letters(&mut self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError> {
+        let lines = dead.iter().map(|d| {
+            tracing::warn!(
+                line = d.origin.line,
+                code = d.rejection.error.code(),
+                "record rejected to the dead-letter file"
+            );
+            let bytes = d.bytes.unwrap_or_default();
+            let record = DeadLetter::new(&d.rejection, d.origin, Some(self.input_name), bytes, now);
+            serde_json::to_string(&record).expect("plain struct")
+        });
+        self.dead_letter
+            .append(lines)
+            .map(drop)
+            .map_err(|e| CommitError::DeadLetters {
+                sink: self.dead_letter.path().display().to_string(),
+                detail: e.to_string(),
+            })
+    }
+
+    fn acknowledge(&mut self, committed: &Committed) -> Result<(), CommitError> {
+        self.summary.add(&committed.summary);
+        Ok(())
     }
 }
 
-fn output_err(file: &JsonlFile) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
-    move |source| IngestError::Output {
-        path: file.path().display().to_string(),
-        source,
-    }
-}
-
-/// Publishes everything in the outbox to the JSONL sinks, then removes it from the outbox.
-/// A crash between the two writes the same lines again on restart: consumers dedupe by
-/// `event_id` / `message_id`, exactly as with Kafka.
-pub fn relay_outbox(ledger: &Ledger, sinks: &mut FileSinks) -> Result<usize, IngestError> {
-    let mut total = 0;
-    loop {
-        let pending = ledger.outbox_pending(10_000)?;
-        if pending.is_empty() {
-            return Ok(total);
-        }
-        let (mut events, mut messages, mut ids) = (vec![], vec![], vec![]);
-        for (id, entry) in pending {
-            ids.push(id);
-            match entry.target {
-                OutboxTarget::ConsentEvents => events.push(entry.payload),
-                OutboxTarget::OutboundMessages => messages.push(entry.payload),
-            }
-        }
-        sinks
-            .consent_events
-            .append(events)
-            .map_err(output_err(&sinks.consent_events))?;
-        sinks
-            .outbound
-            .append(messages)
-            .map_err(output_err(&sinks.outbound))?;
-        ledger.outbox_ack(&ids)?;
-        total += ids.len();
-    }
-}
-
-/// Runs every line of `input` through the pipeline, committing every `batch_size` lines.
+/// Runs every line of `input` through the pipeline, committing every `batch_size` lines and
+/// relaying the log to the JSONL files after each batch.
 pub fn ingest<R: BufRead>(
     ledger: &Ledger,
     settings: &Settings,
@@ -90,19 +69,14 @@ pub fn ingest<R: BufRead>(
     input_name: &str,
     sinks: &mut FileSinks,
 ) -> Result<Summary, IngestError> {
-    let processor = Processor::new(settings);
     let batch_size = settings.batch_size();
     let mut summary = Summary::default();
-    relay_outbox(ledger, sinks)?;
+    relay::drain(ledger, sinks)?;
     let mut lines = input.split(b'\n');
     let mut line_no = 0u64;
     loop {
-        let mut staged = ledger.stage();
-        let mut dead = Vec::new();
-        let mut batch = Summary::default();
-        let mut taken = 0;
-        let now = Utc::now();
-        while taken < batch_size {
+        let mut batch: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch_size);
+        while batch.len() < batch_size {
             let Some(line) = lines.next() else { break };
             let mut line = line.map_err(IngestError::Input)?;
             line_no += 1;
@@ -112,40 +86,35 @@ pub fn ingest<R: BufRead>(
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            taken += 1;
-            let origin = Origin {
-                line: Some(line_no),
-                ..Origin::default()
-            };
-            let rejected: Vec<Rejection> =
-                processor.process(&mut staged, &line, &origin, 0, now, &mut batch)?;
-            for r in &rejected {
-                tracing::warn!(
-                    line = line_no,
-                    code = r.error.code(),
-                    "record rejected to the dead-letter file"
-                );
-                let record = DeadLetter::new(r, &origin, Some(input_name), &line, now);
-                dead.push(serde_json::to_string(&record).expect("plain struct"));
-            }
+            batch.push((line_no, line));
         }
-        if taken == 0 {
+        if batch.is_empty() {
             break;
         }
-        // Dead letters first: a crash between the two writes repeats a dead letter on the
-        // next run instead of losing it.
-        sinks
-            .dead_letter
-            .append(dead)
-            .map_err(output_err(&sinks.dead_letter))?;
-        let committed = staged.commit()?;
-        relay_outbox(ledger, sinks)?;
+        let inputs: Vec<Input<'_>> = batch
+            .iter()
+            .map(|(line, bytes)| Input::Record {
+                bytes: Some(bytes),
+                key: None,
+                origin: Origin {
+                    line: Some(*line),
+                    ..Origin::default()
+                },
+                partition: 0,
+            })
+            .collect();
+        let mut sink = FileBatch {
+            dead_letter: &mut sinks.dead_letter,
+            input_name,
+            summary: &mut summary,
+        };
+        let committed = commit::commit(ledger, settings, &inputs, &mut sink, Utc::now())?;
+        relay::drain(ledger, sinks)?;
         tracing::info!(
-            records = taken,
-            events = committed.events,
+            records = batch.len(),
+            events = committed.summary.events,
             "batch committed"
         );
-        summary.add(&batch);
     }
     Ok(summary)
 }

@@ -1,31 +1,35 @@
-//! Kafka mode (`consent-ledger run`): the inbound topic is the source, the ledger's outbox
-//! feeds `consent.events` and `outbound.messages`, rejects go to the dead-letter topic. The
-//! stages between are the same as file mode; see [`batcher`] for the commit protocol.
+//! Kafka mode (`consent-ledger run`): the inbound and sent topics are the source, the ledger's
+//! log feeds `consent.events` and `outbound.messages`, rejects go to the dead-letter topic.
+//!
+//! Three parts, each on its own: the consumer thread polls and hands records over a bounded
+//! channel ([`consumer`]); the writer thread batches them through the one commit path and
+//! commits offsets once a batch is durable ([`writer`]); the relay task follows the log and
+//! publishes ([`relay`]). Decoding and committing overlap with polling, with no nested
+//! runtime and no lock shared between them.
 
-pub mod batcher;
+pub mod consumer;
 pub mod relay;
 pub mod settings;
+mod topics;
+pub mod writer;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::FutureProducer;
-use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use tokio::sync::watch;
 
-use self::batcher::{Batcher, FlushError};
+use self::consumer::Ctx;
 use self::relay::Relay;
 use self::settings::KafkaConfig;
+use self::writer::Writer;
 use crate::config::Settings;
 use crate::ledger::Ledger;
-use crate::metrics::{Metrics, PartitionLabels};
+use crate::metrics::Metrics;
+use crate::pipeline::CommitError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaModeError {
@@ -34,144 +38,13 @@ pub enum KafkaModeError {
     #[error("Kafka client error: {0}")]
     Client(#[from] KafkaError),
     #[error(transparent)]
-    Flush(#[from] FlushError),
+    Commit(#[from] CommitError),
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
 }
 
-/// Rebalance hooks: drain and commit before partitions go, report readiness when they come.
-struct Ctx {
-    batcher: Arc<Mutex<Option<Batcher>>>,
-    ready: Arc<AtomicBool>,
-    failed: Arc<Mutex<Option<FlushError>>>,
-}
-
-impl ClientContext for Ctx {}
-
-impl ConsumerContext for Ctx {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            tracing::info!(
-                partitions = tpl.count(),
-                "partitions revoked; committing the batch in flight"
-            );
-            let mut guard = self.batcher.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(batcher) = guard.as_mut() {
-                if let Err(e) = batcher.flush(consumer) {
-                    tracing::error!(error = %e, "could not commit the batch in flight on revoke");
-                    *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                }
-            }
-            self.ready.store(false, Ordering::SeqCst);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let parts: Vec<String> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-                    .collect();
-                tracing::info!(partitions = ?parts, "partitions assigned");
-                self.ready.store(!parts.is_empty(), Ordering::SeqCst);
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::error!(error = %e, "rebalance error"),
-        }
-    }
-}
-
-fn client_config(k: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.bootstrap_servers);
-    for (key, value) in &k.properties {
-        c.set(key, value);
-    }
-    c
-}
-
-/// Creates the topics the service writes to, retrying while the brokers are unreachable.
-async fn ensure_topics(
-    k: &KafkaConfig,
-    stop: &watch::Receiver<bool>,
-) -> Result<i32, KafkaModeError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(k).create()?;
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        if *stop.borrow() {
-            return Ok(k.partitions);
-        }
-        let result = if k.create_topics {
-            let topics: Vec<NewTopic<'_>> = [
-                &k.topics.sent,
-                &k.topics.consent_events,
-                &k.topics.outbound,
-                &k.topics.dead_letter,
-            ]
-            .into_iter()
-            .map(|t| {
-                NewTopic::new(
-                    t,
-                    k.partitions,
-                    TopicReplication::Fixed(k.replication_factor),
-                )
-            })
-            .collect();
-            let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-            admin.create_topics(&topics, &opts).await.map(|results| {
-                for r in results {
-                    match r {
-                        Ok(t) => tracing::info!(topic = %t, "topic created"),
-                        Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                            tracing::debug!(topic = %t, "topic exists")
-                        }
-                        Err((t, code)) => {
-                            tracing::warn!(topic = %t, error = %code, "could not create topic")
-                        }
-                    }
-                }
-            })
-        } else {
-            Ok(())
-        };
-        let metadata = result.and_then(|_| {
-            admin
-                .inner()
-                .fetch_metadata(Some(&k.topics.consent_events), Duration::from_secs(10))
-        });
-        match metadata {
-            Ok(md) => {
-                let n = md
-                    .topics()
-                    .first()
-                    .map(|t| t.partitions().len() as i32)
-                    .unwrap_or(0);
-                if n > 0 {
-                    return Ok(n);
-                }
-                tracing::warn!(topic = %k.topics.consent_events, "topic has no partitions yet; retrying");
-            }
-            Err(e) => tracing::error!(
-                bootstrap_servers = %k.bootstrap_servers,
-                error = %e,
-                retry_in_ms = backoff.as_millis() as u64,
-                "cannot reach the Kafka brokers; retrying"
-            ),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
-}
-
-fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    client_config(k)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .create()
-}
-
-/// Runs the consumer and the outbox relay until `stop` turns true, then drains and returns.
+/// Runs the consumer, the writer and the relay until `stop` turns true, then drains and
+/// returns.
 pub async fn run(
     k: KafkaConfig,
     settings: Arc<Settings>,
@@ -182,10 +55,10 @@ pub async fn run(
 ) -> Result<(), KafkaModeError> {
     k.validate().map_err(KafkaModeError::Config)?;
     tracing::info!(bootstrap_servers = %k.bootstrap_servers, group_id = %k.group_id, topic = %k.topics.inbound, "starting Kafka consumer");
-    let consent_partitions = ensure_topics(&k, &stop).await?;
+    let consent_partitions = topics::ensure_topics(&k, &stop).await?;
     let relay = Relay {
         ledger: ledger.clone(),
-        producer: producer(&k)?,
+        producer: topics::producer(&k)?,
         topics: k.topics.clone(),
         consent_partitions,
         metrics: metrics.clone(),
@@ -193,131 +66,66 @@ pub async fn run(
     let (relay_stop_tx, relay_stop) = watch::channel(false);
     let relay_task = tokio::spawn(relay.run(relay_stop, Duration::from_secs(15)));
 
-    let batcher = Arc::new(Mutex::new(Some(Batcher {
-        ledger: ledger.clone(),
-        settings,
-        metrics: metrics.clone(),
-        producer: producer(&k)?,
-        dead_letter_topic: k.topics.dead_letter.clone(),
-        pending: Vec::new(),
-        summary: Default::default(),
-        committed: BTreeMap::new(),
-    })));
-    let failed = Arc::new(Mutex::new(None));
-    let ctx = Ctx {
-        batcher: batcher.clone(),
-        ready: ready.clone(),
-        failed: failed.clone(),
-    };
-    let consumer: StreamConsumer<Ctx> = client_config(&k)
+    // Two batches in flight at most: enough to keep the writer busy while the consumer polls.
+    let (to_writer, from_consumer) = sync_channel(k.batch_size.max(1) * 2);
+    let consumer: BaseConsumer<Ctx> = topics::client_config(&k)
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .create_with_context(ctx)?;
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(Ctx {
+            writer: to_writer,
+            ready: ready.clone(),
+            metrics: metrics.clone(),
+        })?;
     consumer.subscribe(&[&k.topics.inbound, &k.topics.sent])?;
+    let consumer = Arc::new(consumer);
+    let failed = Arc::new(AtomicBool::new(false));
+    let writer = Writer {
+        ledger,
+        settings,
+        metrics,
+        producer: topics::producer(&k)?,
+        dead_letter_topic: k.topics.dead_letter.clone(),
+        consumer: consumer.clone(),
+        batch_size: k.batch_size.max(1),
+        linger: Duration::from_millis(k.linger_ms),
+        failed: failed.clone(),
+    };
+    let writer = std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || writer.run(from_consumer))
+        .map_err(|_| KafkaModeError::Panicked("writer"))?;
+    let stop_polling = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let stop_polling = stop_polling.clone();
+        std::thread::Builder::new()
+            .name("kafka-consumer".into())
+            .spawn(move || consumer::poll_loop(consumer, stop_polling))
+            .map_err(|_| KafkaModeError::Panicked("consumer"))?
+    };
 
-    let linger = Duration::from_millis(k.linger_ms);
-    let mut batch_started: Option<Instant> = None;
-    let mut last_lag = Instant::now();
-    let result: Result<(), KafkaModeError> = loop {
-        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            break Err(e.into());
-        }
-        let wait = match batch_started {
-            Some(t) => linger.saturating_sub(t.elapsed()),
-            None => Duration::from_millis(500),
-        };
+    // Stop on the signal, or when the writer stopped on an error of its own.
+    while !*stop.borrow() && !failed.load(Ordering::SeqCst) && !writer.is_finished() {
         tokio::select! {
-            _ = stop.changed() => {
-                if *stop.borrow() {
-                    break Ok(());
-                }
-            }
-            received = tokio::time::timeout(wait, consumer.recv()) => match received {
-                Ok(Ok(m)) => {
-                    let mut guard = batcher.lock().unwrap_or_else(|p| p.into_inner());
-                    let b = guard.as_mut().expect("batcher lives until shutdown");
-                    b.pending.push(m.detach());
-                    batch_started.get_or_insert_with(Instant::now);
-                    if b.pending.len() < k.batch_size {
-                        continue;
-                    }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error; librdkafka retries by itself");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(_) => {}
-            }
-        }
-        let flushed = {
-            let mut guard = batcher.lock().unwrap_or_else(|p| p.into_inner());
-            let b = guard.as_mut().expect("batcher lives until shutdown");
-            tokio::task::block_in_place(|| b.flush(&consumer))
-        };
-        if let Err(e) = flushed {
-            break Err(e.into());
-        }
-        batch_started = None;
-        if last_lag.elapsed() > Duration::from_secs(5) {
-            last_lag = Instant::now();
-            update_lag(&consumer, &batcher, &metrics);
-        }
-    };
-
-    // Shutdown: finish the batch in flight, commit it, leave the group, drain the outbox.
-    let drained = {
-        let mut guard = batcher.lock().unwrap_or_else(|p| p.into_inner());
-        let mut b = guard.take().expect("batcher lives until shutdown");
-        let flushed = if result.is_ok() {
-            tokio::task::block_in_place(|| b.flush(&consumer))
-        } else {
-            Ok(0)
-        };
-        tracing::info!(summary = ?b.summary, "consumer stopping");
-        flushed
-    };
-    consumer.unsubscribe();
-    drop(consumer);
-    ready.store(false, Ordering::SeqCst);
-    let _ = relay_stop_tx.send(true);
-    let _ = relay_task.await;
-    result?;
-    drained?;
-    tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-/// Lag per assigned partition: high watermark minus the next offset we committed.
-fn update_lag(
-    consumer: &StreamConsumer<Ctx>,
-    batcher: &Arc<Mutex<Option<Batcher>>>,
-    metrics: &Metrics,
-) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    let committed = match batcher.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        Some(b) => b.committed.clone(),
-        None => return,
-    };
-    for e in assignment.elements() {
-        if let Ok((_, high)) =
-            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
-        {
-            let next = committed
-                .get(&(e.topic().to_string(), e.partition()))
-                .copied()
-                .unwrap_or(0);
-            metrics
-                .consumer_lag
-                .get_or_create(&PartitionLabels {
-                    topic: e.topic().to_string(),
-                    partition: e.partition(),
-                })
-                .set((high - next).max(0));
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+    stop_polling.store(true, Ordering::SeqCst);
+    let joined = tokio::task::spawn_blocking(move || {
+        let polled = poller.join();
+        let written = writer.join();
+        (polled, written)
+    })
+    .await
+    .map_err(|_| KafkaModeError::Panicked("shutdown"))?;
+    let _ = relay_stop_tx.send(true);
+    let _ = relay_task.await;
+    joined.0.map_err(|_| KafkaModeError::Panicked("consumer"))?;
+    joined.1.map_err(|_| KafkaModeError::Panicked("writer"))??;
+    tracing::info!("stopped cleanly");
+    Ok(())
 }

@@ -1,7 +1,8 @@
-//! The outbox relay: publishes what the ledger appended to `consent.events` and the replies to
-//! `outbound.messages`, then deletes them from the outbox. It runs from the ledger's own
-//! outbox, not from the consumer, so an event appended just before a crash is still published
-//! after the restart. Delivery is at least once; subscribers dedupe by `event_id`/`message_id`.
+//! Kafka mode's relay: follows the event log and the reply log from the Kafka sink's cursors
+//! and publishes to `consent.events` (each ledger partition's chain to the same partition
+//! number) and `outbound.messages`. It runs from the ledger, not from the consumer, so an
+//! event appended just before a crash is still published after the restart. Delivery is at
+//! least once; subscribers dedupe by `event_id` / `message_id`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
 use super::settings::Topics;
-use crate::ledger::{Ledger, OutboxTarget};
+use crate::ledger::{Ledger, LedgerError, LogEntry, Sink, Stream};
 use crate::metrics::{Metrics, TopicLabels};
+use crate::pipeline::relay::advance;
+
+/// Entries published per round.
+const CHUNK: usize = 1000;
 
 pub struct Relay {
     pub ledger: Arc<Ledger>,
@@ -23,9 +28,17 @@ pub struct Relay {
     pub metrics: Metrics,
 }
 
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the broker did not acknowledge: {0}")]
+    Kafka(String),
+}
+
 impl Relay {
-    /// Publishes until `stop` turns true and the outbox is empty (or `drain_timeout` passes
-    /// after the stop).
+    /// Publishes until `stop` turns true and everything is published (or `drain_timeout`
+    /// passes after the stop).
     pub async fn run(self, mut stop: watch::Receiver<bool>, drain_timeout: Duration) {
         let mut commits = self.ledger.subscribe();
         let mut backoff = Duration::from_millis(100);
@@ -48,78 +61,105 @@ impl Relay {
                 }
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox publish failed; retrying");
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "publishing the log failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                tracing::warn!(pending = self.ledger.outbox_len(), "stopping with unpublished outbox entries; they are published on the next start");
+                tracing::warn!(
+                    pending = self.ledger.backlog(Sink::Kafka).unwrap_or_default(),
+                    "stopping with unpublished log entries; they are published on the next start"
+                );
                 return;
             }
         }
     }
 
-    /// Publishes up to one chunk of the outbox; returns how many entries were acknowledged.
-    async fn publish_some(&self) -> Result<usize, String> {
-        let pending = self
-            .ledger
-            .outbox_pending(1000)
-            .map_err(|e| e.to_string())?;
+    /// Publishes up to one chunk of each stream at once; returns how many entries were
+    /// acknowledged. A cursor moves only over the unbroken acknowledged prefix of its
+    /// partition, so a refused entry is published again, never skipped; progress anywhere
+    /// counts, so one stuck partition does not slow the others down with backoff.
+    async fn publish_some(&self) -> Result<usize, PublishError> {
         self.metrics
             .outbox_pending
-            .set(self.ledger.outbox_len() as i64);
-        if pending.is_empty() {
+            .set(self.ledger.backlog(Sink::Kafka)? as i64);
+        let mut entries = Vec::new();
+        for stream in Stream::ALL {
+            entries.extend(self.ledger.unpublished(Sink::Kafka, stream, CHUNK)?);
+        }
+        if entries.is_empty() {
             return Ok(0);
         }
-        let sends = pending.iter().map(|(_, entry)| {
-            let (topic, partition) = match entry.target {
-                OutboxTarget::ConsentEvents => (
-                    self.topics.consent_events.as_str(),
-                    Some((entry.partition % self.consent_partitions.max(1) as u32) as i32),
-                ),
-                OutboxTarget::OutboundMessages => (self.topics.outbound.as_str(), None),
-            };
+        let acked = self.publish(&entries).await;
+        let mut broken = std::collections::HashSet::new();
+        let mut published = Vec::new();
+        for (e, ok) in entries.iter().zip(acked) {
+            if broken.contains(&(e.stream, e.partition)) {
+                continue;
+            }
+            if ok {
+                published.push(e.clone());
+            } else {
+                broken.insert((e.stream, e.partition));
+            }
+        }
+        advance(&self.ledger, Sink::Kafka, &published)?;
+        if published.is_empty() {
+            return Err(PublishError::Kafka(format!(
+                "none of {} entries acknowledged",
+                entries.len()
+            )));
+        }
+        if !broken.is_empty() {
+            tracing::warn!(
+                partitions = broken.len(),
+                "some entries were not acknowledged; publishing again from the first of each"
+            );
+        }
+        Ok(published.len())
+    }
+
+    async fn publish(&self, entries: &[LogEntry]) -> Vec<bool> {
+        let sends = entries.iter().map(|e| {
+            let (topic, partition) = self.route(e);
             let mut record = FutureRecord::to(topic)
-                .key(entry.key.as_str())
-                .payload(entry.payload.as_str());
+                .key(e.key.as_str())
+                .payload(&e.payload);
             if let Some(p) = partition {
                 record = record.partition(p);
             }
             self.producer.send(record, Duration::from_secs(30))
         });
         let results = join_all(sends).await;
-        let mut acked = Vec::new();
-        let mut first_error = None;
-        for ((id, entry), result) in pending.iter().zip(results) {
-            match result {
+        entries
+            .iter()
+            .zip(results)
+            .map(|(e, result)| match result {
                 Ok(_) => {
-                    acked.push(*id);
-                    let topic = match entry.target {
-                        OutboxTarget::ConsentEvents => &self.topics.consent_events,
-                        OutboxTarget::OutboundMessages => &self.topics.outbound,
-                    };
+                    let topic = self.route(e).0.to_string();
                     self.metrics
                         .published
-                        .get_or_create(&TopicLabels {
-                            topic: topic.clone(),
-                        })
+                        .get_or_create(&TopicLabels { topic })
                         .inc();
+                    true
                 }
-                Err((e, _)) => {
+                Err((error, _)) => {
                     self.metrics.publish_errors.inc();
-                    first_error.get_or_insert_with(|| e.to_string());
+                    tracing::debug!(%error, "publish refused");
+                    false
                 }
-            }
-        }
-        self.ledger.outbox_ack(&acked).map_err(|e| e.to_string())?;
-        match first_error {
-            Some(e) if acked.is_empty() => Err(e),
-            Some(e) => {
-                tracing::warn!(error = %e, acked = acked.len(), "some outbox entries were not acknowledged; retrying them");
-                Ok(acked.len())
-            }
-            None => Ok(acked.len()),
+            })
+            .collect()
+    }
+
+    fn route(&self, e: &LogEntry) -> (&str, Option<i32>) {
+        match e.stream {
+            Stream::Events => (
+                self.topics.consent_events.as_str(),
+                Some((e.partition % self.consent_partitions.max(1) as u32) as i32),
+            ),
+            Stream::Replies => (self.topics.outbound.as_str(), None),
         }
     }
 }

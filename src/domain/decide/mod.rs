@@ -1,0 +1,315 @@
+//! The one decision: `decide(state, command) -> Decision`, pure like a cqrs-es `handle`.
+//! Every source asks it: a customer's message (file, Kafka), a decision the business records
+//! over the API, an import row. Given the contact's consent and what the message answers, it
+//! says which events to append (unsealed: the ledger gives them their place in the chain),
+//! which reply to send and which campaign signal to count. No I/O and no clock: the commit
+//! path looks up the state and passes the time, so tests state whole scenarios as
+//! given/when/then.
+
+mod attribution;
+mod classify;
+mod record;
+
+#[cfg(test)]
+mod tests;
+
+pub use attribution::{attribute, Attributed};
+pub use classify::{classify, language_of, outcome_of, Classified};
+pub use record::{ConsentRecord, RecordOrigin};
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::analytics::{SentRef, SignalKind};
+use super::consent::{event_type_for, purposes_for, ContactConsent, Request};
+use super::contact::Contact;
+use super::event::{Attribution, ConsentEvent, EventSource, EventType};
+use super::inbound::Message;
+use super::keywords::{Classification, Scope};
+use super::replies::ReplyKind;
+
+/// What one command amounted to; the ingest summary counts these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    OptedOut,
+    OptedIn,
+    Help,
+    NoChange,
+    PossibleOptOut,
+}
+
+/// Where the inbound record was read: part of each event's proof.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    pub topic: Option<String>,
+    pub kafka_partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub line: Option<u64>,
+}
+
+/// A decoded message whose tenant and contact are resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub tenant: String,
+    pub contact: Contact,
+    pub message: Message,
+    pub origin: Origin,
+}
+
+/// What the ledger is asked to decide on.
+#[derive(Debug, Clone, Copy)]
+pub enum Command<'a> {
+    /// A customer's message, classified.
+    Message {
+        message: &'a Resolved,
+        classified: &'a Classified,
+    },
+    /// A decision the business records: an API call or an import row.
+    Record {
+        tenant: &'a str,
+        record: &'a ConsentRecord,
+    },
+}
+
+impl Command<'_> {
+    /// Whether the decision depends on the campaign the message answers, so the commit path
+    /// looks up sends only for the few messages that need them (not for ordinary chat).
+    pub fn needs_attribution(&self) -> bool {
+        match self {
+            Command::Message {
+                message,
+                classified,
+            } => {
+                message.message.campaign_id.is_none()
+                    && matches!(
+                        outcome_of(&classified.classification),
+                        Outcome::OptedOut | Outcome::Help | Outcome::PossibleOptOut
+                    )
+            }
+            Command::Record { .. } => false,
+        }
+    }
+}
+
+/// What `decide` is given besides the command.
+#[derive(Debug, Clone, Copy)]
+pub struct State<'a> {
+    /// The contact's consent before the command.
+    pub consent: &'a ContactConsent,
+    /// The sent message the customer replied to (`context.id`), when the ledger knows it.
+    pub replied_to: Option<&'a SentRef>,
+    /// The last marketing send to the contact at or before the message.
+    pub last_marketing: Option<&'a SentRef>,
+    pub attribution_window: Duration,
+    /// When the ledger records the decision.
+    pub now: DateTime<Utc>,
+}
+
+/// A reply to send to the customer, in their language when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub kind: ReplyKind,
+    pub language: Option<String>,
+}
+
+/// A campaign's reception signal that is not a consent change (help, possible opt-out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    pub kind: SignalKind,
+    pub campaign_id: String,
+}
+
+/// Everything one command leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Unsealed events: `partition`, `seq` and the hashes are set by the ledger on append.
+    pub events: Vec<ConsentEvent>,
+    pub reply: Option<Reply>,
+    pub signal: Option<Signal>,
+}
+
+impl Decision {
+    /// Whether the command left anything durable to remember it by (an event or a reply);
+    /// only such messages are remembered for deduplication.
+    pub fn acted(&self) -> bool {
+        !self.events.is_empty() || self.reply.is_some()
+    }
+}
+
+/// The decision for one command, given the state before it.
+pub fn decide(state: State<'_>, command: Command<'_>) -> Decision {
+    match command {
+        Command::Message {
+            message,
+            classified,
+        } => decide_message(state, message, classified),
+        Command::Record { tenant, record } => decide_record(state, tenant, record),
+    }
+}
+
+fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> Decision {
+    let c = &classified.classification;
+    let outcome = outcome_of(c);
+    let attributed = if (Command::Message {
+        message: r,
+        classified,
+    })
+    .needs_attribution()
+    {
+        attribute(
+            &r.message,
+            state.replied_to,
+            state.last_marketing,
+            state.attribution_window,
+        )
+    } else {
+        attribute(&r.message, None, None, state.attribution_window)
+    };
+    let language = language_of(&r.message, c);
+    let mut decision = Decision {
+        outcome,
+        events: Vec::new(),
+        reply: None,
+        signal: None,
+    };
+    let signal = match outcome {
+        Outcome::Help => Some(SignalKind::Help),
+        Outcome::PossibleOptOut => Some(SignalKind::PossibleOptOut),
+        _ => None,
+    };
+    if let (Some(kind), Some(campaign_id)) = (signal, &attributed.campaign_id) {
+        decision.signal = Some(Signal {
+            kind,
+            campaign_id: campaign_id.clone(),
+        });
+    }
+    if outcome == Outcome::Help {
+        decision.reply = Some(Reply {
+            kind: ReplyKind::Help,
+            language,
+        });
+        return decision;
+    }
+    let Some(request) = request_of(c) else {
+        return decision;
+    };
+    let (keyword, rule) = match c {
+        Classification::OptOut { keyword, rule, .. }
+        | Classification::OptIn { keyword, rule, .. } => {
+            (keyword.clone(), classify::rule_name(*rule))
+        }
+        _ => return decision,
+    };
+    let event_type = event_type_for(request);
+    let event = ConsentEvent {
+        event_id: ConsentEvent::id_for(&r.tenant, &r.message.message_id, event_type),
+        partition: 0,
+        seq: 0,
+        tenant: r.tenant.clone(),
+        contact: r.contact.clone(),
+        channel: r.message.channel.clone(),
+        event_type,
+        purposes: purposes_for(request, state.consent),
+        occurred_at: r.message.occurred_at,
+        recorded_at: state.now,
+        source: EventSource {
+            kind: classified.kind,
+            message_id: r.message.message_id.clone(),
+            keyword: Some(keyword),
+            rule: Some(rule.to_string()),
+            text: classify::source_text(&r.message.content),
+            language: language.clone(),
+            context_message_id: r.message.context_message_id.clone(),
+            topic: r.origin.topic.clone(),
+            kafka_partition: r.origin.kafka_partition,
+            offset: r.origin.offset,
+            line: r.origin.line,
+        },
+        campaign_id: attributed.campaign_id,
+        attribution: attributed.attribution,
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    if changes_status(state.consent, &event) {
+        decision.reply = Some(Reply {
+            kind: match event_type {
+                EventType::OptedOut => ReplyKind::OptOutConfirmation,
+                EventType::OptedIn => ReplyKind::OptInConfirmation,
+            },
+            language,
+        });
+    }
+    decision.events.push(event);
+    decision
+}
+
+/// A recorded decision gets no reply: the customer did not write to us, so there is no
+/// conversation to confirm in.
+fn decide_record(state: State<'_>, tenant: &str, record: &ConsentRecord) -> Decision {
+    let event_type = event_type_for(record.request);
+    let (campaign_id, attribution) = match &record.campaign_id {
+        Some(id) => (Some(id.clone()), Attribution::Explicit),
+        None => (None, Attribution::None),
+    };
+    let event = ConsentEvent {
+        event_id: record.event_id(tenant),
+        partition: 0,
+        seq: 0,
+        tenant: tenant.to_string(),
+        contact: record.contact.clone(),
+        channel: record.channel.clone(),
+        event_type,
+        purposes: purposes_for(record.request, state.consent),
+        occurred_at: record.occurred_at,
+        recorded_at: state.now,
+        source: EventSource {
+            kind: record.origin.kind(),
+            message_id: record.origin.message_id(&record.key),
+            keyword: None,
+            rule: record.label.clone(),
+            text: record.proof.clone(),
+            language: record.language.clone(),
+            context_message_id: None,
+            topic: None,
+            kafka_partition: None,
+            offset: None,
+            line: record.line,
+        },
+        campaign_id,
+        attribution,
+        prev_hash: String::new(),
+        hash: String::new(),
+    };
+    Decision {
+        outcome: match event_type {
+            EventType::OptedOut => Outcome::OptedOut,
+            EventType::OptedIn => Outcome::OptedIn,
+        },
+        events: vec![event],
+        reply: None,
+        signal: None,
+    }
+}
+
+/// Whether appending `event` moves some purpose to its status: that, and only that, earns a
+/// confirmation, so a second STOP does not get a second "you are unsubscribed". The event has
+/// no place in the chain yet; it is ranked as the newest of its timestamp, which is where the
+/// ledger puts it among the events of its own partition.
+fn changes_status(before: &ContactConsent, event: &ConsentEvent) -> bool {
+    let mut placed = event.clone();
+    placed.seq = u64::MAX;
+    placed.partition = u32::MAX;
+    let after = before.apply(&placed);
+    before.is_transition(&after, &placed)
+}
+
+/// The request a classification makes, if it changes consent.
+pub fn request_of(c: &Classification) -> Option<Request> {
+    match c {
+        Classification::OptOut { scope, .. } => Some(Request::OptOut {
+            all: *scope == Scope::All,
+        }),
+        Classification::OptIn { .. } => Some(Request::OptIn),
+        _ => None,
+    }
+}

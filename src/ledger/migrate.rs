@@ -1,0 +1,229 @@
+//! `consent-ledger migrate`: brings a ledger written by an older storage layout up to
+//! [`SCHEMA_VERSION`]. It writes the converted ledger into a new directory next to the old
+//! one, fsyncs it, then swaps it in with two renames and keeps the old one as a backup. A
+//! crash before the swap leaves the old ledger untouched (the half-built copy is discarded
+//! on the next run); a crash between the two renames is finished by running it again, and
+//! opening the ledger refuses to start a fresh one meanwhile.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::store::{open_db, sync_tree, version_of};
+use super::{keys, LedgerError, Result, SCHEMA_VERSION};
+use crate::domain::event::ConsentEvent;
+
+/// What a migration did, step by step, for the operator to read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrateReport {
+    pub from: u32,
+    pub to: u32,
+    /// One line per thing rewritten or dropped.
+    pub steps: Vec<String>,
+    /// Where the old layout is kept, when something was migrated.
+    pub backup: Option<PathBuf>,
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "ledger".into());
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+fn staging(dir: &Path) -> PathBuf {
+    sibling(dir, "migrating")
+}
+
+fn err(dir: &Path, detail: impl Into<String>) -> LedgerError {
+    LedgerError::Migrate {
+        path: dir.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// Refuses to open (and so to create afresh) a ledger whose migration stopped between its two
+/// renames: the data is in the staging directory, and `migrate` finishes the swap.
+pub(super) fn refuse_if_interrupted(dir: &Path) -> Result<()> {
+    if !dir.exists() && staging(dir).exists() {
+        return Err(err(
+            dir,
+            "a migration was interrupted before it finished; run `consent-ledger migrate` again to complete it",
+        ));
+    }
+    Ok(())
+}
+
+/// Migrates the ledger in `dir` to the current layout; a no-op on a current one.
+pub fn migrate(dir: &Path) -> Result<MigrateReport> {
+    let staged = staging(dir);
+    if !dir.exists() {
+        if staged.exists() {
+            rename(&staged, dir)?;
+            return Ok(MigrateReport {
+                from: SCHEMA_VERSION,
+                to: SCHEMA_VERSION,
+                steps: vec![format!(
+                    "finished an interrupted migration: moved {} into place",
+                    staged.display()
+                )],
+                backup: None,
+            });
+        }
+        return Err(err(dir, "there is no ledger here"));
+    }
+    let from = {
+        let old = open_db(dir)?;
+        version_of(&old)?.ok_or_else(|| err(dir, "not a consent-ledger database"))?
+    };
+    if from == SCHEMA_VERSION {
+        return Ok(MigrateReport {
+            from,
+            to: SCHEMA_VERSION,
+            steps: vec!["already at the current layout; nothing to do".into()],
+            backup: None,
+        });
+    }
+    if from > SCHEMA_VERSION {
+        return Err(err(
+            dir,
+            format!("layout version {from} is newer than this build's {SCHEMA_VERSION}"),
+        ));
+    }
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged)
+            .map_err(|e| err(&staged, format!("cannot remove a half-built copy: {e}")))?;
+    }
+    let steps = v1_to_v2(dir, &staged)?;
+    let backup = sibling(dir, &format!("v{from}.bak"));
+    if backup.exists() {
+        return Err(err(
+            dir,
+            format!("{} exists; move it away first", backup.display()),
+        ));
+    }
+    rename(dir, &backup)?;
+    rename(&staged, dir)?;
+    Ok(MigrateReport {
+        from,
+        to: SCHEMA_VERSION,
+        steps,
+        backup: Some(backup),
+    })
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to)
+        .map_err(|e| err(from, format!("cannot rename it to {}: {e}", to.display())))?;
+    let parent = to.parent().filter(|p| !p.as_os_str().is_empty());
+    std::fs::File::open(parent.unwrap_or(Path::new(".")))
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err(to, format!("cannot sync its directory: {e}")))
+}
+
+/// A layout-1 outbox entry, read once to carry what was not yet published.
+#[derive(Deserialize)]
+struct V1Outbox {
+    target: V1Target,
+    partition: u32,
+    payload: String,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum V1Target {
+    ConsentEvents,
+    OutboundMessages,
+}
+
+/// Layout 1 -> 2: the outbox becomes relay cursors (what it still held is published again
+/// after the migration, nothing else) and a reply log; stored input offsets are dropped (the
+/// consumer group's committed offsets decide where consumption resumes); dedupe entries are
+/// all kept, so that no message processed before is processed twice.
+fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
+    let old = open_db(dir)?;
+    let new = open_db(to)?;
+    let mut steps = Vec::new();
+    for name in [
+        "events",
+        "by_contact",
+        "dedupe",
+        "consent",
+        "feed",
+        "sent",
+        "sent_by_contact",
+        "delivery",
+        "campaign_signals",
+    ] {
+        let (src, dst) = (old.open_tree(name)?, new.open_tree(name)?);
+        let mut n = 0u64;
+        for entry in src.iter() {
+            let (k, v) = entry?;
+            dst.insert(k, v)?;
+            n += 1;
+        }
+        steps.push(format!("copied {n} entries of `{name}`"));
+    }
+    let (old_meta, meta) = (old.open_tree("meta")?, new.open_tree("meta")?);
+    let mut heads = std::collections::BTreeMap::new();
+    let mut offsets = 0u64;
+    for entry in old_meta.iter() {
+        let (k, v) = entry?;
+        if k.starts_with(b"head/") {
+            let head: super::ChainHead = super::decode("meta", &v)?;
+            let partition = String::from_utf8_lossy(&k[5..]).parse::<u32>().unwrap_or(0);
+            heads.insert(partition, head.seq);
+            meta.insert(k, v)?;
+        } else if k.starts_with(b"offset/") {
+            offsets += 1;
+        }
+    }
+    steps.push(format!(
+        "copied {} chain heads; dropped {offsets} stored input offsets (the consumer group's offsets are the ones used)",
+        heads.len()
+    ));
+    let mut first_pending = std::collections::BTreeMap::new();
+    let replies = new.open_tree("replies")?;
+    let mut reply_heads = std::collections::BTreeMap::new();
+    for entry in old.open_tree("outbox")?.iter() {
+        let (_, v) = entry?;
+        let o: V1Outbox = super::decode("outbox", &v)?;
+        if o.target == V1Target::ConsentEvents {
+            let e: ConsentEvent = super::decode("outbox", o.payload.as_bytes())?;
+            let first = first_pending.entry(e.partition).or_insert(e.seq);
+            *first = (*first).min(e.seq);
+        } else {
+            let seq = reply_heads.entry(o.partition).or_insert(0u64);
+            *seq += 1;
+            replies.insert(keys::event(o.partition, *seq), o.payload.as_bytes())?;
+        }
+    }
+    let mut pending_events = 0;
+    for (partition, head) in &heads {
+        let published = match first_pending.get(partition) {
+            Some(first) => first - 1,
+            None => *head,
+        };
+        pending_events += head - published;
+        for sink in ["file", "kafka"] {
+            meta.insert(
+                keys::cursor(sink, "events", *partition),
+                &published.to_be_bytes(),
+            )?;
+        }
+    }
+    let mut pending_replies = 0;
+    for (partition, seq) in &reply_heads {
+        meta.insert(keys::reply_head(*partition), &seq.to_be_bytes())?;
+        pending_replies += seq;
+    }
+    steps.push(format!(
+        "turned the outbox into relay cursors: {pending_events} events and {pending_replies} replies it had not published will be published again"
+    ));
+    meta.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    new.flush()?;
+    drop(new);
+    sync_tree(to)?;
+    Ok(steps)
+}

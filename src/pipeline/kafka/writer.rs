@@ -1,0 +1,265 @@
+//! The writer thread of Kafka mode: collects records from the consumer thread into batches
+//! (`batch_size` records, or `linger_ms` after the first) and runs each through the one commit
+//! path. Its sinks produce a batch's dead letters together and wait once for all their
+//! acknowledgements, and commit the input offsets only after the batch is durable.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::consumer::{Ctx, ToWriter};
+use crate::config::Settings;
+use crate::domain::decide::Origin;
+use crate::ledger::Ledger;
+use crate::metrics::{Metrics, ReasonLabels};
+use crate::pipeline::commit::{self, CommitError, Committed, Dead, Input, Sinks};
+use crate::pipeline::Summary;
+
+pub struct Writer {
+    pub ledger: Arc<Ledger>,
+    pub settings: Arc<Settings>,
+    pub metrics: Metrics,
+    pub producer: FutureProducer,
+    pub dead_letter_topic: String,
+    pub consumer: Arc<BaseConsumer<Ctx>>,
+    pub batch_size: usize,
+    pub linger: Duration,
+    /// Set when a batch could not be made durable: the service stops rather than skip it.
+    pub failed: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Runs until the consumer thread says stop (or goes away); returns the run's summary,
+    /// or the error that stopped it.
+    pub fn run(self, from_consumer: Receiver<ToWriter>) -> Result<Summary, CommitError> {
+        let mut pending: Vec<OwnedMessage> = Vec::new();
+        let mut first_at: Option<Instant> = None;
+        let mut summary = Summary::default();
+        loop {
+            let wait = first_at.map_or(Duration::from_secs(1), |t| {
+                self.linger.saturating_sub(t.elapsed())
+            });
+            let (flush, done, stop) = match from_consumer.recv_timeout(wait) {
+                Ok(ToWriter::Record(m)) => {
+                    pending.push(m);
+                    first_at.get_or_insert_with(Instant::now);
+                    (pending.len() >= self.batch_size, None, false)
+                }
+                Ok(ToWriter::Flush(done)) => (true, Some(done), false),
+                Ok(ToWriter::Stop) | Err(RecvTimeoutError::Disconnected) => (true, None, true),
+                Err(RecvTimeoutError::Timeout) => (true, None, false),
+            };
+            if flush && !pending.is_empty() {
+                match self.flush(&pending) {
+                    Ok(committed) => summary.add(&committed.summary),
+                    Err(e) => {
+                        self.failed.store(true, Ordering::SeqCst);
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                        return Err(e);
+                    }
+                }
+                pending.clear();
+                first_at = None;
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+            if stop {
+                tracing::info!(summary = ?summary, "consumer stopping");
+                return Ok(summary);
+            }
+        }
+    }
+
+    fn flush(&self, pending: &[OwnedMessage]) -> Result<Committed, CommitError> {
+        let started = Instant::now();
+        let inputs: Vec<Input<'_>> = pending
+            .iter()
+            .map(|m| Input::Record {
+                bytes: m.payload(),
+                key: m.key(),
+                origin: Origin {
+                    topic: Some(m.topic().to_string()),
+                    kafka_partition: Some(m.partition()),
+                    offset: Some(m.offset()),
+                    line: None,
+                },
+                partition: u32::try_from(m.partition()).unwrap_or(0),
+            })
+            .collect();
+        let mut sinks = KafkaSinks {
+            writer: self,
+            pending,
+        };
+        let committed = commit::commit(
+            &self.ledger,
+            &self.settings,
+            &inputs,
+            &mut sinks,
+            Utc::now(),
+        )?;
+        self.metrics.batches.inc();
+        self.metrics.records_read.inc_by(committed.summary.read);
+        self.metrics
+            .events_appended
+            .inc_by(committed.summary.events);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            records = pending.len(),
+            events = committed.summary.events,
+            dead_lettered = committed.dead_lettered,
+            duplicates = committed.summary.duplicates,
+            "batch committed"
+        );
+        Ok(committed)
+    }
+}
+
+/// Dead letters to the dead-letter topic, offsets to the consumer group.
+struct KafkaSinks<'a> {
+    writer: &'a Writer,
+    pending: &'a [OwnedMessage],
+}
+
+impl Sinks for KafkaSinks<'_> {
+    /// Produces every dead letter of the batch at once and waits for all their
+    /// acknowledgements, retrying the ones the broker refused: their offsets are about to be
+    /// committed, so they must be safe first, and one slow round trip per record would let a
+    /// burst of bad input hold up every STOP behind it.
+    fn dead_letters(&mut self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError> {
+        let w = self.writer;
+        let mut todo: Vec<&Dead<'_>> = dead.iter().collect();
+        let mut backoff = Duration::from_millis(100);
+        while !todo.is_empty() {
+            let sends: Vec<_> = todo
+                .iter()
+                .map(|d| {
+                    let headers = headers(d, now);
+                    let mut record: FutureRecord<'_, [u8], [u8]> =
+                        FutureRecord::to(&w.dead_letter_topic).headers(headers);
+                    if let Some(key) = d.key {
+                        record = record.key(key);
+                    }
+                    if let Some(payload) = d.bytes {
+                        record = record.payload(payload);
+                    }
+                    w.producer.send_result(record).map_err(|(e, _)| e)
+                })
+                .collect();
+            let (queued, refused): (Vec<_>, Vec<_>) =
+                sends.into_iter().enumerate().partition(|(_, s)| s.is_ok());
+            let results = futures::executor::block_on(join_all(queued.into_iter().map(
+                |(i, s)| async move {
+                    let acked = match s {
+                        Ok(delivery) => matches!(delivery.await, Ok(Ok(_))),
+                        Err(_) => false,
+                    };
+                    (i, acked)
+                },
+            )));
+            let mut retry: Vec<&Dead<'_>> = refused.into_iter().map(|(i, _)| todo[i]).collect();
+            for (i, acked) in results {
+                if acked {
+                    count(w, todo[i]);
+                } else {
+                    retry.push(todo[i]);
+                }
+            }
+            if !retry.is_empty() {
+                tracing::warn!(
+                    pending = retry.len(),
+                    topic = %w.dead_letter_topic,
+                    "dead letters not acknowledged; retrying"
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            todo = retry;
+        }
+        Ok(())
+    }
+
+    /// Commits the next offset of each input partition, retrying briefly. A commit that still
+    /// fails (a rebalance in progress, a coordinator move) is harmless: the records come back
+    /// and their ids are remembered.
+    fn acknowledge(&mut self, _: &Committed) -> Result<(), CommitError> {
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for m in self.pending {
+            let n = next.entry((m.topic(), m.partition())).or_insert(0);
+            *n = (*n).max(m.offset() + 1);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &next {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| CommitError::Acknowledge(e.to_string()))?;
+        }
+        for attempt in 1..=5 {
+            match self.writer.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.writer.metrics.commit_errors.inc();
+                    tracing::warn!(error = %e, attempt, "offset commit failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+            }
+        }
+        tracing::warn!("offset commit gave up; the batch will be redelivered and deduplicated");
+        Ok(())
+    }
+}
+
+fn count(w: &Writer, d: &Dead<'_>) {
+    tracing::warn!(
+        topic = d.origin.topic.as_deref().unwrap_or_default(),
+        partition = d.origin.kafka_partition,
+        offset = d.origin.offset,
+        code = d.rejection.error.code(),
+        "record dead-lettered"
+    );
+    w.metrics
+        .dead_lettered
+        .get_or_create(&ReasonLabels {
+            reason: d.rejection.error.code().to_string(),
+        })
+        .inc();
+}
+
+/// Why and where from: the reason, its code, the JSON pointer of the rejected part, the
+/// source position and the time, as `dlq.*` headers next to the original key and bytes.
+fn headers(d: &Dead<'_>, now: DateTime<Utc>) -> OwnedHeaders {
+    let reason = d.rejection.error.to_string();
+    let partition = d.origin.kafka_partition.unwrap_or_default().to_string();
+    let offset = d.origin.offset.unwrap_or_default().to_string();
+    let rejected_at = now.to_rfc3339();
+    let mut h = OwnedHeaders::new();
+    for (key, value) in [
+        ("dlq.reason", Some(reason.as_str())),
+        ("dlq.code", Some(d.rejection.error.code())),
+        ("dlq.source.topic", d.origin.topic.as_deref()),
+        ("dlq.source.partition", Some(partition.as_str())),
+        ("dlq.source.offset", Some(offset.as_str())),
+        ("dlq.rejected_at", Some(rejected_at.as_str())),
+        ("dlq.path", d.rejection.path.as_deref()),
+    ] {
+        if let Some(value) = value {
+            h = h.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    h
+}

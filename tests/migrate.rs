@@ -1,0 +1,149 @@
+//! Data written before the storage layout changed (tests/fixtures/data-v1, made by the binary
+//! of layout 1): refused until migrated, migrated by `consent-ledger migrate` with nothing lost,
+//! and a migration interrupted at any point finished by running it again.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// A copy of the layout-1 fixture in a fresh data dir, with the example config it was made with.
+fn v1_env() -> Env {
+    let env = Env::with_config(
+        &std::fs::read_to_string(repo_file("examples/consent-ledger.toml")).unwrap(),
+    );
+    copy_dir(&repo_file("tests/fixtures/data-v1"), &env.data());
+    env
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn stderr_of(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let out = env.run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_layout_1_ledger_is_refused_with_a_message_that_says_to_migrate() {
+    let env = v1_env();
+    for args in [
+        &["verify"][..],
+        &["ingest", "-"],
+        &["status", "--tenant", "acme", "--contact", "+33611110001"],
+    ] {
+        let (code, stderr) = stderr_of(&env, args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("storage layout version 1")
+                && stderr.contains("consent-ledger migrate"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Refused without a byte written: the migration still sees layout 1.
+    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 2"));
+}
+
+#[test]
+fn migrate_keeps_every_event_and_publishes_what_the_old_outbox_still_held() {
+    let env = v1_env();
+    let events_before = env.lines_of("consent-events.jsonl").len();
+    let replies_before = env.lines_of("outbox.jsonl").len();
+    let out = env.ok(&["migrate"]);
+    assert!(
+        out.contains("2 events and 2 replies it had not published"),
+        "{out}"
+    );
+    assert!(out.contains("dropped 0 stored input offsets"), "{out}");
+    assert!(
+        env.data().join("ledger.v1.bak").is_dir(),
+        "the old layout is kept"
+    );
+
+    let verify = env.ok(&["verify"]);
+    assert!(verify.starts_with("ok: 12 events"), "{verify}");
+    assert_eq!(env.exported_event_ids().len(), 12);
+    assert_eq!(
+        env.status("acme", "+33611110003", "transactional")["status"],
+        "opted_out"
+    );
+    // The STOP of the second run was attributed to the campaign sent before it.
+    let history: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "history",
+        "--tenant",
+        "acme",
+        "--contact",
+        "+33611110001",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(history[0]["campaign_id"], "spring", "{history}");
+
+    // The next run relays what layout 1 had appended but not yet published, and only that.
+    let summary = env.ingest("");
+    assert_eq!(summary["read"], 0);
+    let events = env.lines_of("consent-events.jsonl");
+    assert_eq!(events.len(), events_before + 2);
+    assert_eq!(env.lines_of("outbox.jsonl").len(), replies_before + 2);
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e["event_id"].clone()).collect();
+    assert_eq!(ids.len(), 12, "every event reached the feed once");
+
+    // Message ids remembered by layout 1 are still remembered: a redelivered STOP is a duplicate.
+    let again = inbound(
+        "acme",
+        "fx-sms-1",
+        "+33611110001",
+        "2026-11-30T11:00:00Z",
+        "STOP",
+    );
+    let summary = env.ingest(&again);
+    assert_eq!(summary["duplicates"], 1);
+    assert_eq!(summary["events"], 0);
+
+    assert!(env.ok(&["migrate"]).contains("nothing to do"));
+}
+
+#[test]
+fn a_migration_interrupted_between_its_two_renames_is_finished_by_running_it_again() {
+    let env = v1_env();
+    env.ok(&["migrate"]);
+    // The state a crash after the first rename leaves: the old ledger moved to its backup,
+    // the new one still under its staging name.
+    let ledger = env.data().join("ledger");
+    std::fs::rename(&ledger, env.data().join("ledger.migrating")).unwrap();
+
+    let (code, stderr) = stderr_of(&env, &["verify"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!ledger.exists(), "no empty ledger was created in its place");
+
+    assert!(env
+        .ok(&["migrate"])
+        .contains("finished an interrupted migration"));
+    assert!(env.ok(&["verify"]).starts_with("ok: 12 events"));
+}
+
+#[test]
+fn a_half_built_copy_from_a_crashed_migration_is_discarded_and_rebuilt() {
+    let env = v1_env();
+    let staging = env.data().join("ledger.migrating");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("db"), b"half written").unwrap();
+    env.ok(&["migrate"]);
+    assert!(!staging.exists());
+    assert!(env.ok(&["verify"]).starts_with("ok: 12 events"));
+}
