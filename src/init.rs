@@ -3,14 +3,16 @@
 //!
 //! The keyword lists in its comments and the reply texts are read from the tables the ledger
 //! classifies and answers with ([`KeywordSet`], [`default_messages`]), so the file cannot
-//! promise a keyword the ledger does not act on.
+//! promise a keyword the ledger does not act on; the region comes from the language file's
+//! `[init]` section.
 
 use std::fmt::Write as _;
 
 use crate::domain::contact::validate_tenant;
 use crate::domain::keywords::{Classification, Intent, KeywordSet, Scope};
+use crate::domain::language;
 use crate::domain::replies::{default_messages, Messages};
-use crate::domain::template::{suggested_button_text, suggested_footer};
+use crate::template::{suggested_button_text, suggested_footer};
 
 /// What marks the line the user must edit before going live.
 pub const PHONE_NUMBER_ID_PLACEHOLDER: &str = "REPLACE_WITH_YOUR_PHONE_NUMBER_ID";
@@ -24,15 +26,8 @@ pub enum InitError {
 }
 
 /// The region national numbers are read in, a guess from the language the user edits.
-fn region_for(language: &str) -> &'static str {
-    match language {
-        "fr" => "FR",
-        "es" => "ES",
-        "de" => "DE",
-        "it" => "IT",
-        "pt" => "BR",
-        _ => "US",
-    }
+fn region_for(code: &str) -> &'static str {
+    &language::get_or_english(code).init.region
 }
 
 fn toml_string(s: &str) -> String {
@@ -226,7 +221,7 @@ pub fn config_file(language: &str, tenant: &str) -> Result<String, InitError> {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::domain::template::lint;
+    use crate::template::lint;
 
     #[test]
     fn every_builtin_language_loads_with_its_texts_and_keywords() {

@@ -25,3 +25,4 @@ pub mod pipeline;
 pub mod query;
 pub mod report;
 pub mod schemas;
+pub mod template;

@@ -562,7 +562,7 @@ fn lint_template(file: &str, json: bool) -> Result<ExitCode> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut open_input(file)?, &mut text)
         .map_err(|e| UsageError(format!("cannot read {file}: {e}")))?;
-    let report = consent_ledger::domain::template::lint_str(&text)
+    let report = consent_ledger::template::lint_str(&text)
         .map_err(|e| UsageError(format!("{file}: {e}")))?;
     let mut out = std::io::stdout().lock();
     if json {

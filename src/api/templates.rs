@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::problem::{Problem, PROBLEM_JSON};
 use super::{stream, AppState};
-use crate::domain::template::{self, LintProblem, LintReport};
+use crate::template::{self, LintProblem, LintReport};
 
 /// A WhatsApp message template, exactly as Meta's template API takes it.
 #[derive(ToSchema)]

@@ -8,6 +8,6 @@ pub mod decide;
 pub mod event;
 pub mod inbound;
 pub mod keywords;
+pub mod language;
 pub mod policy;
 pub mod replies;
-pub mod template;

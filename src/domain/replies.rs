@@ -1,7 +1,7 @@
 //! Replies the ledger sends back to the customer: one confirmation per opt-out (customers who
 //! get no answer press "block" instead, which costs the business its WhatsApp quality rating),
 //! a confirmation of opt-in, and the help text. Texts come from the tenant's config, with
-//! built-in defaults per language.
+//! built-in defaults per language from the language files' `[replies]`.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::contact::Contact;
+use super::language;
 
 /// The texts of one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,58 +72,12 @@ impl MessageTexts {
     }
 }
 
-/// Built-in texts. The French opt-out text is the one the product promises in its docs.
+/// Built-in texts, one entry per language file. The French opt-out text is the one the product
+/// promises in its docs.
 pub fn default_messages() -> BTreeMap<String, Messages> {
-    let table: [(&str, &str, &str, &str); 6] = [
-        (
-            "fr",
-            "C'est noté, vous avez bien été désinscrit de notre liste de diffusion. Vous ne recevrez plus de messages marketing de notre part.",
-            "C'est noté, vous êtes de nouveau inscrit. Envoyez STOP à tout moment pour vous désinscrire.",
-            "Vous recevez nos offres par message. Envoyez STOP pour vous désinscrire, START pour vous réinscrire.",
-        ),
-        (
-            "en",
-            "You have been unsubscribed from our mailing list. You will not receive any more marketing messages from us.",
-            "You are subscribed again. Reply STOP at any time to unsubscribe.",
-            "You receive our offers by message. Reply STOP to unsubscribe, START to subscribe again.",
-        ),
-        (
-            "es",
-            "Listo, te hemos dado de baja de nuestra lista. No recibirás más mensajes de marketing de nuestra parte.",
-            "Listo, te has suscrito de nuevo. Envía BAJA en cualquier momento para darte de baja.",
-            "Recibes nuestras ofertas por mensaje. Envía BAJA para darte de baja.",
-        ),
-        (
-            "de",
-            "Erledigt: Sie wurden von unserer Liste abgemeldet und erhalten keine Marketingnachrichten mehr von uns.",
-            "Erledigt: Sie sind wieder angemeldet. Senden Sie jederzeit STOPP, um sich abzumelden.",
-            "Sie erhalten unsere Angebote per Nachricht. Senden Sie STOPP, um sich abzumelden.",
-        ),
-        (
-            "it",
-            "Fatto, sei stato cancellato dalla nostra lista. Non riceverai più messaggi di marketing da parte nostra.",
-            "Fatto, sei di nuovo iscritto. Invia STOP in qualsiasi momento per cancellarti.",
-            "Ricevi le nostre offerte via messaggio. Invia STOP per cancellarti.",
-        ),
-        (
-            "pt",
-            "Pronto, você foi removido da nossa lista. Não receberá mais mensagens de marketing nossas.",
-            "Pronto, você foi inscrito novamente. Envie PARAR a qualquer momento para sair.",
-            "Você recebe nossas ofertas por mensagem. Envie PARAR para sair.",
-        ),
-    ];
-    table
-        .into_iter()
-        .map(|(lang, out, inn, help)| {
-            (
-                lang.to_string(),
-                Messages {
-                    opt_out_confirmation: out.into(),
-                    opt_in_confirmation: inn.into(),
-                    help: help.into(),
-                },
-            )
-        })
+    language::builtins()
+        .iter()
+        .map(|l| (l.code.to_string(), l.replies.clone()))
         .collect()
 }
 
