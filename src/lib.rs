@@ -12,10 +12,13 @@
 //! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
 //! - [`config`]: the TOML settings, validated at start.
 //! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.
+//! - [`app`]: the wiring of `serve` and `run`, each given its listener and shutdown future.
+//! - [`shutdown`]: the one shutdown signal every long-running task waits on.
 //! - [`report`]: campaign opt-out statistics and their HTML page (`stats`, `/campaigns`).
 //! - [`init`]: the starter config `consent-ledger init` writes, STOP automation included.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod init;
@@ -25,3 +28,4 @@ pub mod pipeline;
 pub mod query;
 pub mod report;
 pub mod schemas;
+pub mod shutdown;
