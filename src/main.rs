@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 
 use consent_ledger::config::Settings;
 use consent_ledger::domain::analytics::TenantStats;
@@ -14,7 +15,7 @@ use consent_ledger::domain::contact::{self, Contact};
 use consent_ledger::domain::event::Purpose;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
-use consent_ledger::query::{self, Checked};
+use consent_ledger::query::{self, Audience, ExportFormat, Repeats, Verdict};
 use consent_ledger::report;
 use consent_ledger::schemas;
 
@@ -43,25 +44,16 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum PurposeArg {
-    Marketing,
-    Transactional,
+/// `--purpose`: the domain's purposes by name, parsed here so the domain type carries no clap.
+fn purpose_arg() -> impl TypedValueParser<Value = Purpose> {
+    PossibleValuesParser::new(Purpose::ALL.map(Purpose::as_str))
+        .try_map(|s| Purpose::parse(&s).ok_or("not a purpose"))
 }
 
-impl From<PurposeArg> for Purpose {
-    fn from(p: PurposeArg) -> Purpose {
-        match p {
-            PurposeArg::Marketing => Purpose::Marketing,
-            PurposeArg::Transactional => Purpose::Transactional,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    Jsonl,
-    Csv,
+/// `--format` of `export`: the query's formats by name.
+fn export_format_arg() -> impl TypedValueParser<Value = ExportFormat> {
+    PossibleValuesParser::new(ExportFormat::ALL.map(ExportFormat::as_str))
+        .try_map(|s| s.parse::<ExportFormat>())
 }
 
 #[derive(Subcommand)]
@@ -97,8 +89,8 @@ enum Command {
         tenant: String,
         #[arg(long)]
         contact: String,
-        #[arg(long, value_enum, default_value = "marketing")]
-        purpose: PurposeArg,
+        #[arg(long, default_value = "marketing", value_parser = purpose_arg())]
+        purpose: Purpose,
         #[arg(long)]
         json: bool,
     },
@@ -106,8 +98,8 @@ enum Command {
     Check {
         #[arg(long)]
         tenant: String,
-        #[arg(long, value_enum, default_value = "marketing")]
-        purpose: PurposeArg,
+        #[arg(long, default_value = "marketing", value_parser = purpose_arg())]
+        purpose: Purpose,
         #[arg(default_value = "-")]
         file: String,
     },
@@ -124,7 +116,7 @@ enum Command {
     Export {
         #[arg(long)]
         tenant: Option<String>,
-        #[arg(long, value_enum, default_value = "jsonl")]
+        #[arg(long, default_value = "jsonl", value_parser = export_format_arg())]
         format: ExportFormat,
     },
     /// Re-hash the log and compare the consent view with a fold of the log.
@@ -160,7 +152,7 @@ enum Command {
     /// Write a commented config file with the STOP automation set up for one tenant.
     Init {
         /// The customers' language: keywords and reply texts.
-        #[arg(long, default_value = "fr", value_parser = clap::builder::PossibleValuesParser::new(
+        #[arg(long, default_value = "fr", value_parser = PossibleValuesParser::new(
             consent_ledger::domain::keywords::KeywordSet::builtin_languages().iter().copied()))]
         language: String,
         #[arg(long, default_value = "my-shop")]
@@ -279,7 +271,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let profile = settings.profile(&tenant);
             let contact = parse_contact(&tenant, &contact, &settings)?;
-            let r = query::status(&ledger, &profile, &tenant, &contact, purpose.into())?;
+            let r = query::status(&ledger, &profile, &tenant, &contact, purpose)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             } else {
@@ -305,45 +297,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             contact::validate_tenant(&tenant).map_err(UsageError)?;
             let profile = settings.profile(&tenant);
+            let mut audience = Audience::new(
+                &ledger,
+                &profile,
+                &tenant,
+                purpose,
+                Repeats::ReportEachExclusion,
+            );
             let mut err = std::io::stderr().lock();
-            let (mut allowed, mut excluded, mut invalid, mut duplicates, mut total) =
-                (0u64, 0u64, 0u64, 0u64, 0u64);
-            let mut seen = std::collections::HashSet::new();
             for line in open_input(&file)?.lines() {
                 let line = line.context("cannot read the contact list")?;
                 let input = line.trim();
                 if input.is_empty() {
                     continue;
                 }
-                total += 1;
-                match query::check_one(&ledger, &profile, &tenant, input, purpose.into())? {
-                    Checked::Allowed(c) => {
-                        if seen.insert(c.clone()) {
-                            allowed += 1;
-                            writeln!(out, "{c}")?;
-                        } else {
-                            duplicates += 1;
-                        }
-                    }
-                    Checked::Excluded {
+                match audience.check(input)? {
+                    Verdict::Allowed(c) => writeln!(out, "{c}")?,
+                    Verdict::Excluded {
                         contact,
                         reason,
                         since,
                     } => {
-                        excluded += 1;
                         let since = since.map(|s| s.to_rfc3339()).unwrap_or_default();
                         writeln!(err, "excluded\t{contact}\t{reason}\t{since}")?;
                     }
-                    Checked::Invalid { input, reason } => {
-                        invalid += 1;
-                        writeln!(err, "invalid\t{input}\t{reason}")?;
+                    Verdict::Invalid { input, reason } => {
+                        writeln!(err, "invalid\t{input}\t{reason}")?
                     }
+                    Verdict::Duplicate(_) => {}
                 }
             }
             out.flush()?;
+            let c = audience.counts();
             writeln!(
                 err,
-                "checked {total} contacts: {allowed} allowed, {excluded} excluded, {invalid} invalid, {duplicates} duplicates"
+                "checked {} contacts: {} allowed, {} excluded, {} invalid, {} duplicates",
+                c.checked, c.allowed, c.excluded, c.invalid, c.duplicates
             )?;
         }
         Command::History {
@@ -352,7 +341,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => {
             let contact = parse_contact(&tenant, &contact, &settings)?;
-            let events = ledger.history(&tenant, &contact)?;
+            let events = query::history(&ledger, &tenant, &contact)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
             } else {
@@ -377,22 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Export { tenant, format } => {
-            if let ExportFormat::Csv = format {
-                writeln!(out, "{}", query::CSV_COLUMNS.join(","))?;
-            }
-            for event in ledger.events() {
-                let event = event?;
-                if tenant.as_ref().is_some_and(|t| *t != event.tenant) {
-                    continue;
-                }
-                match format {
-                    ExportFormat::Jsonl => {
-                        out.write_all(&event.stored_bytes())?;
-                        out.write_all(b"\n")?;
-                    }
-                    ExportFormat::Csv => writeln!(out, "{}", query::csv_row(&event))?,
-                }
-            }
+            query::export(&ledger, tenant.as_deref(), None, format, &mut out)?;
         }
         Command::Verify { json } => {
             let report = ledger.verify()?;
@@ -444,7 +418,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })?),
             };
             let profile = settings.profile(&tenant);
-            let stats = report::stats(&ledger, &profile, &tenant, since)?;
+            let stats = query::stats(&ledger, &profile, &tenant, since)?;
             if let Some(path) = &html {
                 std::fs::write(path, report::html(&stats))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -513,8 +487,7 @@ fn open_input(file: &str) -> Result<Box<dyn BufRead>> {
 fn parse_contact(tenant: &str, input: &str, settings: &Settings) -> Result<Contact> {
     contact::validate_tenant(tenant).map_err(UsageError)?;
     let profile = settings.profile(tenant);
-    contact::normalize(input, profile.region)
-        .map_err(|e| UsageError(format!("invalid contact {input:?}: {e}")).into())
+    query::contact(&profile, input).map_err(|e| UsageError(e.to_string()).into())
 }
 
 fn write_schemas(dir: &Path) -> Result<ExitCode> {

@@ -1,28 +1,40 @@
 //! The audit log of one tenant, streamed: every event with its proof fields, as JSON lines
-//! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns).
+//! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns),
+//! written by [`query::export`] like the CLI's `export`.
 
-use std::io::Write;
+use std::borrow::Cow;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Access, Caller};
 use super::check::NDJSON;
 use super::problem::{Path, Problem, Query};
-use super::stream::blocking_response;
+use super::stream::{blocking_response, StreamError};
 use super::AppState;
-use crate::query;
+use crate::query::{self, ExportError, ExportFormat};
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportFormat {
-    #[default]
-    Jsonl,
-    Csv,
+/// Written by hand because the format is the query's and OpenAPI derives stay in the HTTP
+/// adapter.
+impl utoipa::PartialSchema for ExportFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ExportFormat::ALL.map(ExportFormat::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for ExportFormat {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ExportFormat")
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -76,22 +88,9 @@ pub async fn export(
     }
     let ledger = state.ledger.clone();
     Ok(blocking_response(content_type, headers, move |w| {
-        if let ExportFormat::Csv = format {
-            writeln!(w, "{}", query::CSV_COLUMNS.join(","))?;
-        }
-        for event in ledger.events() {
-            let event = event?;
-            if event.tenant != tenant || since.is_some_and(|s| event.recorded_at < s) {
-                continue;
-            }
-            match format {
-                ExportFormat::Jsonl => {
-                    w.write_all(&event.stored_bytes())?;
-                    w.write_all(b"\n")?;
-                }
-                ExportFormat::Csv => writeln!(w, "{}", query::csv_row(&event))?,
-            }
-        }
-        Ok(())
+        query::export(&ledger, Some(&tenant), since, format, w).map_err(|e| match e {
+            ExportError::Ledger(e) => StreamError::Ledger(e),
+            ExportError::Io(e) => StreamError::Io(e),
+        })
     }))
 }
