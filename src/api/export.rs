@@ -2,8 +2,6 @@
 //! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns),
 //! written by [`query::export`] like the CLI's `export`.
 
-use std::borrow::Cow;
-
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
@@ -11,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::auth::{Access, Caller};
 use super::check::NDJSON;
@@ -28,12 +26,6 @@ impl utoipa::PartialSchema for ExportFormat {
             .schema_type(Type::String)
             .enum_values(Some(ExportFormat::ALL.map(ExportFormat::as_str)))
             .into()
-    }
-}
-
-impl ToSchema for ExportFormat {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("ExportFormat")
     }
 }
 
@@ -76,13 +68,14 @@ pub async fn export(
     caller.allow(&tenant, Access::Read)?;
     let since: Option<DateTime<Utc>> = Problem::since_param(q.since.as_deref())?;
     let format = q.format.unwrap_or_default();
-    let (content_type, extension) = match format {
-        ExportFormat::Jsonl => (NDJSON, "jsonl"),
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    let content_type = match format {
+        ExportFormat::Jsonl => NDJSON,
+        ExportFormat::Csv => "text/csv; charset=utf-8",
     };
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{tenant}-consent-events.{extension}\""
+        "attachment; filename=\"{tenant}-consent-events.{}\"",
+        format.as_str()
     )) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
