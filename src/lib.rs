@@ -4,18 +4,24 @@
 //! inbound record ─► domain::inbound::decode ─► contact::normalize ─► keywords::classify
 //!      ─► decide::event_for (pure) ─► ledger::Staged (one sled transaction + fsync per batch)
 //!      ─► outbox relay ─► consent events and replies (file or Kafka sinks)
-//! query side: ledger reads + domain::policy::may_send (CLI, HTTP)
+//! query side: query (status, history, check, export, stats) over ledger reads and
+//!     domain::policy::may_send, shared by the CLI and the HTTP API
 //! ```
 //!
 //! - [`domain`]: the rules, pure; no I/O, no clocks.
 //! - [`ledger`]: the only code that touches sled.
 //! - [`pipeline`]: sources, sinks and the batch/commit protocol shared by file and Kafka modes.
 //! - [`config`]: the TOML settings, validated at start.
+//! - [`query`]: the read side, once for the CLI and the HTTP API: status, history, audience
+//!   check, audit export, campaign statistics.
 //! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.
-//! - [`report`]: campaign opt-out statistics and their HTML page (`stats`, `/campaigns`).
+//! - [`app`]: the wiring of `serve` and `run`, each given its listener and shutdown future.
+//! - [`shutdown`]: the one shutdown signal every long-running task waits on.
+//! - [`report`]: the HTML page of the campaign statistics (`stats --html`, `/campaigns.html`).
 //! - [`init`]: the starter config `consent-ledger init` writes, STOP automation included.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod init;
@@ -25,4 +31,5 @@ pub mod pipeline;
 pub mod query;
 pub mod report;
 pub mod schemas;
+pub mod shutdown;
 pub mod template;

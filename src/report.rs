@@ -1,32 +1,19 @@
-//! Campaign statistics for people: the numbers of [`crate::domain::analytics`] read from the
-//! ledger, and the same numbers as a self-contained HTML page (inline CSS and SVG, no script,
-//! no external asset), because a marketer spots the one red bar faster than the one odd row.
-//! Shared by `consent-ledger stats` and the `/v1/tenants/{t}/campaigns` endpoints.
+//! The campaign statistics of [`crate::query::stats`] as a self-contained HTML page (inline
+//! CSS and SVG, no script, no external asset), because a marketer spots the one red bar faster
+//! than the one odd row. Written by `consent-ledger stats --html` and served by
+//! `/v1/tenants/{t}/campaigns.html`; this module only renders, it reads nothing.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::config::TenantProfile;
 use crate::domain::analytics::{self, TenantStats};
-use crate::ledger::{Ledger, LedgerError};
 
 /// Bar colours; the legend and the browser test use the same values.
 pub const NORMAL_COLOUR: &str = "#3b6ea5";
 pub const ANOMALY_COLOUR: &str = "#d62728";
 pub const SENT_COLOUR: &str = "#9aa5b1";
 pub const OPT_OUT_LINE_COLOUR: &str = "#e07b00";
-
-/// Every campaign of `tenant`, with the tenant's anomaly rules.
-pub fn stats(
-    ledger: &Ledger,
-    profile: &TenantProfile,
-    tenant: &str,
-    since: Option<DateTime<Utc>>,
-) -> Result<TenantStats, LedgerError> {
-    let inputs = ledger.campaign_inputs(tenant)?;
-    Ok(analytics::compute(tenant, since, &inputs, &profile.anomaly))
-}
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -30,7 +30,7 @@ async fn campaigns_list_one_and_html() {
 
     // The library computes the same numbers the endpoint serves.
     let profile = s.settings.profile("acme");
-    let direct = consent_ledger::report::stats(&s.state.ledger, &profile, "acme", None).unwrap();
+    let direct = consent_ledger::query::stats(&s.state.ledger, &profile, "acme", None).unwrap();
     assert_eq!(all, serde_json::to_value(&direct).unwrap());
 
     let one = s

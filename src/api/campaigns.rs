@@ -14,7 +14,7 @@ use super::auth::{Access, Caller};
 use super::problem::{Path, Problem, Query};
 use super::AppState;
 use crate::domain::analytics::{CampaignStats, TenantStats};
-use crate::report;
+use crate::{query, report};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -37,7 +37,7 @@ async fn compute(
     let (ledger, settings) = (state.ledger.clone(), state.settings.clone());
     tokio::task::spawn_blocking(move || {
         let profile = settings.profile(&tenant);
-        report::stats(&ledger, &profile, &tenant, since)
+        query::stats(&ledger, &profile, &tenant, since)
     })
     .await
     .map_err(|e| Problem::internal(&e))?

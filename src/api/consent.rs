@@ -2,34 +2,41 @@
 //! history (what a business shows a customer or a regulator). Both answer exactly as the CLI's
 //! `status --json` and `history --json` do, through the same query code.
 
+use std::borrow::Cow;
+
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Access, Caller};
 use super::openapi::schema_ref;
 use super::problem::{Path, Problem, Query};
 use super::AppState;
-use crate::domain::contact::{self, Contact};
+use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::query::{self, StatusRecord};
 
-/// `marketing` or `transactional`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PurposeParam {
-    #[default]
-    Marketing,
-    Transactional,
+/// The purpose when a request names none.
+pub const DEFAULT_PURPOSE: Purpose = Purpose::Marketing;
+
+/// Written by hand here because OpenAPI belongs to the HTTP adapter, not to the domain type;
+/// named `PurposeParam` as the published document always called it.
+impl utoipa::PartialSchema for Purpose {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("`marketing` or `transactional`."))
+            .enum_values(Some(Purpose::ALL.map(Purpose::as_str)))
+            .into()
+    }
 }
 
-impl From<PurposeParam> for Purpose {
-    fn from(p: PurposeParam) -> Purpose {
-        match p {
-            PurposeParam::Marketing => Purpose::Marketing,
-            PurposeParam::Transactional => Purpose::Transactional,
-        }
+impl ToSchema for Purpose {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("PurposeParam")
     }
 }
 
@@ -38,19 +45,14 @@ impl From<PurposeParam> for Purpose {
 pub struct PurposeQuery {
     /// The purpose of the message about to be sent (default `marketing`).
     #[param(inline)]
-    pub purpose: Option<PurposeParam>,
+    pub purpose: Option<Purpose>,
 }
 
 /// A contact from a path segment, normalized with the tenant's region like the CLI does.
 pub fn contact_in_path(state: &AppState, tenant: &str, input: &str) -> Result<Contact, Problem> {
     let profile = state.settings.profile(tenant);
-    contact::normalize(input, profile.region).map_err(|e| {
-        Problem::bad_request(
-            "invalid-contact",
-            "Invalid contact",
-            format!("invalid contact {input:?}: {e}"),
-        )
-    })
+    query::contact(&profile, input)
+        .map_err(|e| Problem::bad_request("invalid-contact", "Invalid contact", e.to_string()))
 }
 
 /// The consent of one contact for one purpose, and whether a message may be sent now.
@@ -84,7 +86,7 @@ pub async fn get_consent(
     caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
     let profile = state.settings.profile(&tenant);
-    let purpose = q.purpose.unwrap_or_default().into();
+    let purpose = q.purpose.unwrap_or(DEFAULT_PURPOSE);
     Ok(Json(query::status(
         &state.ledger,
         &profile,
@@ -137,7 +139,7 @@ pub async fn get_history(
 ) -> Result<Json<History>, Problem> {
     caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
-    let events = state.ledger.history(&tenant, &contact)?;
+    let events = query::history(&state.ledger, &tenant, &contact)?;
     Ok(Json(History {
         tenant,
         contact: contact.to_string(),

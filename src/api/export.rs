@@ -1,28 +1,32 @@
 //! The audit log of one tenant, streamed: every event with its proof fields, as JSON lines
-//! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns).
-
-use std::io::Write;
+//! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns),
+//! written by [`query::export`] like the CLI's `export`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::IntoParams;
 
 use super::auth::{Access, Caller};
 use super::check::NDJSON;
 use super::problem::{Path, Problem, Query};
-use super::stream::blocking_response;
+use super::stream::{blocking_response, StreamError};
 use super::AppState;
-use crate::query;
+use crate::query::{self, ExportError, ExportFormat};
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportFormat {
-    #[default]
-    Jsonl,
-    Csv,
+/// Written by hand because the format is the query's and OpenAPI derives stay in the HTTP
+/// adapter.
+impl utoipa::PartialSchema for ExportFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ExportFormat::ALL.map(ExportFormat::as_str)))
+            .into()
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -64,34 +68,22 @@ pub async fn export(
     caller.allow(&tenant, Access::Read)?;
     let since: Option<DateTime<Utc>> = Problem::since_param(q.since.as_deref())?;
     let format = q.format.unwrap_or_default();
-    let (content_type, extension) = match format {
-        ExportFormat::Jsonl => (NDJSON, "jsonl"),
-        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+    let content_type = match format {
+        ExportFormat::Jsonl => NDJSON,
+        ExportFormat::Csv => "text/csv; charset=utf-8",
     };
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{tenant}-consent-events.{extension}\""
+        "attachment; filename=\"{tenant}-consent-events.{}\"",
+        format.as_str()
     )) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     let ledger = state.ledger.clone();
     Ok(blocking_response(content_type, headers, move |w| {
-        if let ExportFormat::Csv = format {
-            writeln!(w, "{}", query::CSV_COLUMNS.join(","))?;
-        }
-        for event in ledger.events() {
-            let event = event?;
-            if event.tenant != tenant || since.is_some_and(|s| event.recorded_at < s) {
-                continue;
-            }
-            match format {
-                ExportFormat::Jsonl => {
-                    w.write_all(&event.stored_bytes())?;
-                    w.write_all(b"\n")?;
-                }
-                ExportFormat::Csv => writeln!(w, "{}", query::csv_row(&event))?,
-            }
-        }
-        Ok(())
+        query::export(&ledger, Some(&tenant), since, format, w).map_err(|e| match e {
+            ExportError::Ledger(e) => StreamError::Ledger(e),
+            ExportError::Io(e) => StreamError::Io(e),
+        })
     }))
 }

@@ -4,19 +4,21 @@
 //!
 //! ```text
 //! /v1/tenants/{tenant}/…   auth::Caller (bearer token → tenant or admin) → handler
-//!     consent.rs  status and history of one contact (query.rs, shared with the CLI)
-//!     check.rs    audience filter, JSON or NDJSON, streamed (stream.rs)
+//!     consent.rs  status and history of one contact (query/, shared with the CLI)
+//!     check/      audience filter (query::Audience), JSON or NDJSON, streamed (stream.rs)
 //!     events.rs   record one decision (pipeline::record) and the long-poll feed
 //!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
-//!     export.rs   streamed audit log
-//!     campaigns.rs  opt-out rates per campaign, anomaly flags, HTML report (report.rs)
+//!     export.rs   streamed audit log (query::export)
+//!     campaigns.rs  opt-out rates per campaign (query::stats), anomaly flags, HTML report
+//!                   (report.rs)
 //! /v1/templates/lint        any valid token → templates.rs (domain::template, no tenant data)
 //! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
 //! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
 //! ```
 //!
 //! Like mini-redis, [`serve`] takes its listener and shutdown signal as arguments, so tests
-//! bind 127.0.0.1:0 and stop the server cleanly, and `run` serves next to its consumer.
+//! bind 127.0.0.1:0 and stop the server cleanly, and [`crate::app`] serves it alone (`serve`)
+//! or next to the Kafka consumer (`run`).
 
 mod auth;
 mod campaigns;

@@ -1,0 +1,164 @@
+//! The wiring of the two long-running modes, `serve` and `run`: which tasks start, what each
+//! is given, and in what order they stop. Like mini-redis' `server::run`, each takes its
+//! listener and a shutdown future, so a test binds 127.0.0.1:0, drives the process in-process
+//! and stops it cleanly; the binary passes a bound address and [`Shutdown::signal`].
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinError;
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+use crate::pipeline::file::FileSinks;
+use crate::pipeline::kafka::{self, KafkaModeError};
+use crate::pipeline::relay::relay_files_on_commit;
+use crate::shutdown::Shutdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The HTTP server, or the address of its listener.
+    #[error(transparent)]
+    Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Kafka(#[from] KafkaModeError),
+    #[error("the relay of the log to the JSONL files failed")]
+    Relay(#[source] JoinError),
+    #[error("the HTTP server task failed")]
+    HttpTask(#[source] JoinError),
+}
+
+/// File mode as a service: the HTTP API on `listener`, without a Kafka consumer. Events
+/// recorded or imported over HTTP are published to `data_dir`'s `consent-events.jsonl` (and
+/// replies to `outbox.jsonl`), as `ingest` publishes its own. Returns once `shutdown` has
+/// resolved, the requests in flight have finished, and the last commits are published.
+pub async fn serve(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    settings: Arc<Settings>,
+    data_dir: &Path,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let addr = listener.local_addr()?;
+    let state = AppState::new(ledger.clone(), settings, Metrics::new());
+    state.readiness().set_ready();
+    // The relay outlives the server, so what the last requests recorded is published too.
+    let served = Shutdown::new();
+    let relay = tokio::spawn(relay_files_on_commit(
+        ledger,
+        FileSinks::in_dir(data_dir, None),
+        served.wait(),
+    ));
+    tracing::info!(%addr, "serving the HTTP API");
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; finishing the requests in flight");
+    };
+    let result = api::serve(listener, state, shutdown).await;
+    served.trigger();
+    let relayed = relay.await;
+    result?;
+    relayed.map_err(AppError::Relay)
+}
+
+/// Kafka mode: consumes the inbound topic into the ledger and publishes consent events and
+/// replies until `shutdown` resolves, then finishes the batch in flight. With a `listener`,
+/// also serves the HTTP API, ready once the consumer has partitions; it stops after the
+/// consumer, whether the consumer stopped on `shutdown` or on an error.
+pub async fn run(
+    listener: Option<TcpListener>,
+    ledger: Arc<Ledger>,
+    settings: Arc<Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let kafka_config = settings.file.kafka.clone().with_env(std::env::vars());
+    let metrics = Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let stop = Shutdown::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; finishing the batch in flight");
+        trigger.trigger();
+    });
+    let consumed = Shutdown::new();
+    let http = match listener {
+        Some(listener) => {
+            let state = AppState::new(ledger.clone(), settings.clone(), metrics.clone());
+            let readiness = state.readiness();
+            readiness.follow(
+                ready.clone(),
+                "the Kafka consumer has no partitions assigned yet",
+            );
+            readiness.set_ready();
+            tracing::info!(addr = %listener.local_addr()?, "serving the HTTP API");
+            Some(tokio::spawn(api::serve(listener, state, consumed.wait())))
+        }
+        None => None,
+    };
+    let result = kafka::run(
+        kafka_config,
+        settings,
+        ledger,
+        metrics,
+        ready,
+        stop.receiver(),
+    )
+    .await;
+    consumed.trigger();
+    if let Some(http) = http {
+        http.await.map_err(AppError::HttpTask)??;
+    }
+    Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ConfigFile;
+
+    /// One HTTP/1.1 request on a fresh connection; the status line of the answer.
+    fn status_line(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_answers_on_port_zero_and_returns_when_shut_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+        let settings = Arc::new(Settings::from_file(ConfigFile::default()).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let server = tokio::spawn({
+            let (data_dir, shutdown) = (dir.path().to_path_buf(), shutdown.wait());
+            async move { serve(listener, ledger, settings, &data_dir, shutdown).await }
+        });
+        let ready = tokio::task::spawn_blocking(move || status_line(addr, "/readyz"))
+            .await
+            .unwrap();
+        assert_eq!(ready, "HTTP/1.1 200 OK");
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("serve returns once shut down")
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,63 @@
+//! `consent-ledger check`: the campaign audience filter. The contacts that may be sent to go
+//! to stdout, so the output is the send list; the others are explained on stderr, each at
+//! every line it appears, for the person cleaning the list.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::UsageError;
+use consent_ledger::config::Settings;
+use consent_ledger::domain::contact;
+use consent_ledger::domain::event::Purpose;
+use consent_ledger::ledger::Ledger;
+use consent_ledger::query::{Audience, Repeats, Verdict};
+
+pub fn run(
+    ledger: &Ledger,
+    settings: &Settings,
+    tenant: &str,
+    purpose: Purpose,
+    file: &str,
+) -> Result<ExitCode> {
+    contact::validate_tenant(tenant).map_err(UsageError)?;
+    let profile = settings.profile(tenant);
+    let mut audience = Audience::new(
+        ledger,
+        &profile,
+        tenant,
+        purpose,
+        Repeats::ReportEachExclusion,
+    );
+    let mut out = super::stdout();
+    let mut err = std::io::stderr().lock();
+    for line in super::open_input(file)?.lines() {
+        let line = line.context("cannot read the contact list")?;
+        let input = line.trim();
+        if input.is_empty() {
+            continue;
+        }
+        match audience.check(input)? {
+            Verdict::Allowed(c) => writeln!(out, "{c}")?,
+            Verdict::Excluded {
+                contact,
+                reason,
+                since,
+            } => {
+                let since = since.map(|s| s.to_rfc3339()).unwrap_or_default();
+                writeln!(err, "excluded\t{contact}\t{reason}\t{since}")?;
+            }
+            Verdict::Invalid { input, reason } => writeln!(err, "invalid\t{input}\t{reason}")?,
+            Verdict::Duplicate(_) => {}
+        }
+    }
+    out.flush()?;
+    let c = audience.counts();
+    writeln!(
+        err,
+        "checked {} contacts: {} allowed, {} excluded, {} invalid, {} duplicates",
+        c.checked, c.allowed, c.excluded, c.invalid, c.duplicates
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,320 @@
+//! The commands of the binary: their arguments (clap) and the dispatch to one small file per
+//! command. Each file reads its input, calls the library (mostly [`consent_ledger::query`])
+//! and formats the answer; none holds logic the HTTP API would need too.
+
+mod check;
+mod export;
+mod history;
+mod ingest;
+mod init;
+mod lint_template;
+mod migrate;
+mod rebuild;
+mod run;
+mod schemas;
+mod serve;
+mod stats;
+mod status;
+mod verify;
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, BufWriter, StdoutLock, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+
+use consent_ledger::config::Settings;
+use consent_ledger::domain::contact::{self, Contact};
+use consent_ledger::domain::event::Purpose;
+use consent_ledger::ledger::Ledger;
+use consent_ledger::query::{self, ExportFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "consent-ledger",
+    version,
+    about = "Event-sourced consent ledger for WhatsApp and SMS marketing"
+)]
+pub struct Cli {
+    /// Where the ledger and its output files live.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSENT_LEDGER_DATA_DIR",
+        default_value = "./data"
+    )]
+    data_dir: PathBuf,
+    /// TOML config file (tenants, keywords, reply texts); built-in defaults without it.
+    #[arg(long, global = true, env = "CONSENT_LEDGER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--purpose`: the domain's purposes by name, parsed here so the domain type carries no clap.
+fn purpose_arg() -> impl TypedValueParser<Value = Purpose> {
+    PossibleValuesParser::new(Purpose::ALL.map(Purpose::as_str))
+        .try_map(|s| Purpose::parse(&s).ok_or("not a purpose"))
+}
+
+/// `--format` of `export`: the query's formats by name.
+fn export_format_arg() -> impl TypedValueParser<Value = ExportFormat> {
+    PossibleValuesParser::new(ExportFormat::ALL.map(ExportFormat::as_str))
+        .try_map(|s| s.parse::<ExportFormat>())
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// The service: consume the inbound Kafka topic into the ledger, publish consent events
+    /// and replies, until SIGTERM/SIGINT.
+    Run {
+        /// Also serve the HTTP API on this address (e.g. 0.0.0.0:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Serve the HTTP API (file mode, no Kafka consumer) until SIGTERM/SIGINT.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (the line "listening on ADDR"
+        /// on stdout tells which).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Process inbound records (JSON lines) from FILE or stdin ("-").
+    Ingest {
+        #[arg(default_value = "-")]
+        file: String,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where rejected records go [default: DATA_DIR/dead-letter.jsonl].
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+    },
+    /// The consent of one contact.
+    Status {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        contact: String,
+        #[arg(long, default_value = "marketing", value_parser = purpose_arg())]
+        purpose: Purpose,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Campaign audience filter: contacts (one per line) that may be sent to go to stdout.
+    Check {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "marketing", value_parser = purpose_arg())]
+        purpose: Purpose,
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Every event of one contact, oldest first.
+    History {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        contact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log: every event with its proof fields.
+    Export {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value = "jsonl", value_parser = export_format_arg())]
+        format: ExportFormat,
+    },
+    /// Re-hash the log and compare the consent view with a fold of the log.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the consent view from the log.
+    Rebuild,
+    /// Opt-out statistics per campaign, with anomaly flags; optionally an HTML report.
+    Stats {
+        #[arg(long)]
+        tenant: String,
+        /// Count only sends and replies at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Also write the self-contained HTML report (charts and table) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Check a WhatsApp message template (Meta's template JSON, from FILE or stdin "-"):
+    /// a MARKETING one needs an opt-out footer and a STOP quick reply. Exit 1 when it is not
+    /// compliant, 2 when the input is not a template.
+    LintTemplate {
+        #[arg(default_value = "-")]
+        file: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a commented config file with the STOP automation set up for one tenant.
+    Init {
+        /// The customers' language: keywords and reply texts.
+        #[arg(long, default_value = "fr", value_parser = PossibleValuesParser::new(
+            consent_ledger::domain::keywords::KeywordSet::builtin_languages().iter().copied()))]
+        language: String,
+        #[arg(long, default_value = "my-shop")]
+        tenant: String,
+        /// Write to FILE instead of stdout; an existing FILE is kept unless --force.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Convert a ledger written by an older consent-ledger to this version's storage layout.
+    /// The converted ledger is built next to the old one and swapped in; the old one is kept
+    /// as DATA_DIR/ledger.vN.bak. Safe to run again after a crash.
+    Migrate,
+    /// Write the JSON Schemas of every record type to DIR.
+    Schemas {
+        #[arg(default_value = "schemas")]
+        dir: PathBuf,
+    },
+}
+
+/// An error that is the caller's fault: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Logs go to stderr, so stdout stays the command's answer; the services log at info.
+pub fn init_logging(command: &Command) {
+    let default_level = match command {
+        Command::Run { .. } | Command::Serve { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONSENT_LEDGER_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Prints a failure and turns it into the exit code: 2 for a usage error, else 1.
+pub fn exit_code(result: Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    // These need neither the config nor the ledger, so they work before either exists.
+    match &cli.command {
+        Command::Schemas { dir } => return schemas::run(dir),
+        Command::LintTemplate { file, json } => return lint_template::run(file, *json),
+        Command::Init {
+            language,
+            tenant,
+            output,
+            force,
+        } => return init::run(language, tenant, output.as_deref(), *force),
+        // The ledger cannot be opened before it is migrated.
+        Command::Migrate => return migrate::run(&cli.data_dir.join("ledger")),
+        _ => {}
+    }
+    let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
+    match cli.command {
+        Command::Serve { listen } => serve::run(ledger, settings, &listen, &cli.data_dir),
+        Command::Run { listen } => run::run(ledger, settings, listen),
+        Command::Ingest {
+            file,
+            json,
+            dead_letter,
+        } => ingest::run(&ledger, &settings, &cli.data_dir, &file, json, dead_letter),
+        Command::Status {
+            tenant,
+            contact,
+            purpose,
+            json,
+        } => status::run(&ledger, &settings, &tenant, &contact, purpose, json),
+        Command::Check {
+            tenant,
+            purpose,
+            file,
+        } => check::run(&ledger, &settings, &tenant, purpose, &file),
+        Command::History {
+            tenant,
+            contact,
+            json,
+        } => history::run(&ledger, &settings, &tenant, &contact, json),
+        Command::Export { tenant, format } => export::run(&ledger, tenant.as_deref(), format),
+        Command::Verify { json } => verify::run(&ledger, json),
+        Command::Rebuild => rebuild::run(&ledger),
+        Command::Stats {
+            tenant,
+            since,
+            json,
+            html,
+        } => stats::run(&ledger, &settings, &tenant, since.as_deref(), json, html),
+        Command::Schemas { .. }
+        | Command::LintTemplate { .. }
+        | Command::Init { .. }
+        | Command::Migrate => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// Buffered, because `check` and `export` write a line per contact or event.
+fn stdout() -> BufWriter<StdoutLock<'static>> {
+    BufWriter::new(std::io::stdout().lock())
+}
+
+/// FILE, or stdin for "-".
+fn open_input(file: &str) -> Result<Box<dyn BufRead>> {
+    if file == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f =
+        std::fs::File::open(file).map_err(|e| UsageError(format!("cannot open {file}: {e}")))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+}
+
+/// `--tenant` and `--contact` of `status` and `history`.
+fn parse_contact(settings: &Settings, tenant: &str, input: &str) -> Result<Contact> {
+    contact::validate_tenant(tenant).map_err(UsageError)?;
+    let profile = settings.profile(tenant);
+    query::contact(&profile, input).map_err(|e| UsageError(e.to_string()).into())
+}
+
+/// Runs a service (`serve`, `run`) on a multi-threaded runtime until it returns.
+fn block_on(service: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(service)
+}
+
+/// Scripts and tests that ask for port 0 read the real address from this line.
+fn announce(listener: &tokio::net::TcpListener) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {}", listener.local_addr()?)?;
+    stdout.flush()?;
+    Ok(())
+}
