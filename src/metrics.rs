@@ -93,7 +93,11 @@ impl Metrics {
                 "dead_lettered",
                 "Records sent to the dead-letter output",
             ),
-            published: add(&mut r, "published", "Outbox entries published"),
+            published: add(
+                &mut r,
+                "published",
+                "Log entries (consent events, replies) published",
+            ),
             batches: add(&mut r, "batches", "Ledger batches committed"),
             commit_seconds: register(
                 &mut r,
@@ -106,7 +110,11 @@ impl Metrics {
                 "consumer_lag",
                 "Messages behind the high watermark, per input partition",
             ),
-            outbox_pending: add(&mut r, "outbox_pending", "Outbox entries not yet published"),
+            outbox_pending: add(
+                &mut r,
+                "outbox_pending",
+                "Log entries (consent events, replies) appended but not yet published",
+            ),
             http_requests: add(&mut r, "http_requests", "HTTP requests by route and status"),
             http_seconds: register(
                 &mut r,
@@ -122,7 +130,7 @@ impl Metrics {
             publish_errors: add(
                 &mut r,
                 "publish_errors",
-                "Outbox publishes not acknowledged, retried",
+                "Publishes of log entries not acknowledged, retried",
             ),
             commit_errors: add(
                 &mut r,
