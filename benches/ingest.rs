@@ -1,6 +1,6 @@
-//! File-mode ingest throughput and batch commit latency, through the library exactly as
-//! `consent-ledger ingest` runs it: decode, classify, decide, one sled transaction and fsync
-//! per batch, outbox relayed to JSONL files.
+//! File-mode ingest throughput, batch commit latency and the ledger's size on disk, through
+//! the library exactly as `consent-ledger ingest` runs it: decode, classify, decide, one sled
+//! transaction and fsync per batch, the log relayed to JSONL files.
 //!
 //!   cargo bench --bench ingest -- [RECORDS] [BATCH_SIZE]
 //!
@@ -90,6 +90,13 @@ fn main() {
         summary.replies,
         secs * 1000.0 / batches as f64
     );
+    ledger.sync().expect("sync");
+    println!(
+        "ledger on disk: {:.1} MB ({:.0} bytes per record, {:.0} per event)",
+        dir_size(&dir.path().join("ledger")) as f64 / 1e6,
+        dir_size(&dir.path().join("ledger")) as f64 / records as f64,
+        dir_size(&dir.path().join("ledger")) as f64 / summary.events.max(1) as f64
+    );
     let started = Instant::now();
     let report = ledger.verify().expect("verify");
     assert!(report.ok(), "{:?}", report.problems);
@@ -98,4 +105,19 @@ fn main() {
         report.events,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Bytes of every file under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => dir_size(&e.path()),
+                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -2,10 +2,8 @@
 //! the customers' answers, and check which campaign each opt-out was blamed on and the
 //! numbers `stats` reports.
 
-mod common;
-
-use common::campaigns::{self, sent, wa_status, HISTORY, T0};
-use common::*;
+use crate::common::campaigns::{self, sent, wa_status, HISTORY, T0};
+use crate::common::*;
 use serde_json::Value;
 
 const H72: i64 = 72 * 3600;

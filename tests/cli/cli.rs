@@ -1,9 +1,7 @@
 //! Black-box tests of the CLI in file mode: what a user sees when they ingest messages and ask
 //! the ledger questions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const EXAMPLE_CONFIG: &str = "examples/consent-ledger.toml";

@@ -1,12 +1,10 @@
 //! Invariant 5 in file mode: kill -9 a real `ingest` process at random points; running the same
 //! input again reaches exactly the log an undisturbed run gives.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {

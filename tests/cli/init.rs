@@ -1,9 +1,7 @@
 //! Black-box tests of `consent-ledger init`: the file it writes loads, and once the business
 //! fills in its phone_number_id, the STOP automation works without another edit.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const LANGUAGES: [&str; 6] = ["fr", "en", "es", "de", "it", "pt"];

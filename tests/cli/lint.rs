@@ -1,9 +1,7 @@
 //! Black-box tests of `consent-ledger lint-template`: what a marketer sees when checking a
 //! WhatsApp template before submitting it to Meta.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn example(name: &str) -> String {

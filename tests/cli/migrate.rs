@@ -2,11 +2,9 @@
 //! of layout 1): refused until migrated, migrated by `consent-ledger migrate` with nothing lost,
 //! and a migration interrupted at any point finished by running it again.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// A copy of the layout-1 fixture in a fresh data dir, with the example config it was made with.
 fn v1_env() -> Env {

@@ -4,14 +4,12 @@
 //! page is checked pixel by pixel where the anomalous bar is. Chromium is required: without it
 //! this test fails (scripts/test.sh installs the Debian package `chromium`).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::campaigns::{self, HISTORY};
-use common::*;
+use crate::common::campaigns::{self, HISTORY};
+use crate::common::*;
 use serde_json::Value;
 
 const RED: [u8; 3] = [0xd6, 0x27, 0x28];

@@ -3,9 +3,7 @@
 //! log. The damage is done through the ledger module (the only code that touches sled), the
 //! detection through the CLI, as an auditor would run it.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use consent_ledger::ledger::{forensics, Ledger};
 
 fn ledger_with_events() -> Env {

@@ -192,10 +192,11 @@ pub fn distinct_events(records: &[OwnedMessage]) -> std::collections::HashSet<St
         .collect()
 }
 
-/// A `consent-ledger run` child process.
+/// A `consent-ledger run` child process, with its HTTP API on a free port for its metrics.
 pub struct Service {
     pub child: Child,
     pub log: PathBuf,
+    addr: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Service {
@@ -204,17 +205,68 @@ impl Service {
             .dir
             .path()
             .join(format!("service-{}.log", uuid::Uuid::new_v4().simple()));
-        let child = env
-            .command(&["run"])
+        let mut child = env
+            .command(&["run", "--listen", "127.0.0.1:0"])
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONSENT_LEDGER_LOG", "info,rdkafka=warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start consent-ledger run");
         let _ = BIN;
-        Service { child, log }
+        let addr = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let stdout = child.stdout.take().expect("piped");
+        let found = addr.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    *found.lock().unwrap() = Some(a.trim().to_string());
+                }
+            }
+        });
+        Service { child, log, addr }
+    }
+
+    /// The service's metrics, as OpenMetrics text (empty when it does not answer).
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Some(addr) = self.addr.lock().unwrap().clone() else {
+            return String::new();
+        };
+        let Ok(mut conn) = std::net::TcpStream::connect(&addr) else {
+            return String::new();
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        let mut text = String::new();
+        let _ = conn.read_to_string(&mut text);
+        text
+    }
+
+    /// Where a stream of events stands, stage by stage, for a failure message: which one
+    /// was behind when a wait ran out.
+    pub fn stages(&self, read_by_test: usize) -> String {
+        let metrics = self.metrics();
+        let sum = |name: &str| -> i64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as i64
+        };
+        format!(
+            "inbound lag {} | ledger events appended {} | log not yet published {} | published (events and replies) {} | read by the test {}",
+            sum("consent_ledger_consumer_lag{"),
+            sum("consent_ledger_events_appended_total"),
+            sum("consent_ledger_outbox_pending"),
+            sum("consent_ledger_published_total"),
+            read_by_test
+        )
     }
 
     fn signal(&self, sig: &str) {

@@ -1,9 +1,7 @@
 //! Authentication, tenant isolation and the error format: a business only ever sees its own
 //! customers, whatever the path tricks, and every failure is an RFC 9457 problem.
 
-mod api_util;
-
-use api_util::*;
+use crate::api_util::*;
 use serde_json::json;
 
 async fn seeded() -> Server {

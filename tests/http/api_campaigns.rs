@@ -1,11 +1,8 @@
 //! Black-box tests of the campaign endpoints: the same numbers as `stats --json`, one campaign
 //! by id, the HTML report, and the usual auth and problem answers.
 
-mod api_util;
-mod common;
-
-use api_util::*;
-use common::campaigns::{history_for, HISTORY};
+use crate::api_util::*;
+use crate::common::campaigns::{history_for, HISTORY};
 use serde_json::Value;
 
 async fn seeded() -> Server {

@@ -1,11 +1,9 @@
 //! Black-box tests of the write side and the feed: recording consent given elsewhere,
 //! importing a previous platform's opt-outs, and automations following events as they land.
 
-mod api_util;
-
 use std::time::{Duration, Instant};
 
-use api_util::*;
+use crate::api_util::*;
 use serde_json::{json, Value};
 
 const EVENTS: &str = "/v1/tenants/acme/consent-events";

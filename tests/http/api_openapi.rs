@@ -2,11 +2,9 @@
 //! generates, and `/openapi.json` must serve it. After changing the API on purpose, run
 //! `UPDATE_SCHEMAS=1 cargo test --test api_openapi` and review the diff.
 
-mod api_util;
-
 use std::path::Path;
 
-use api_util::*;
+use crate::api_util::*;
 
 #[test]
 fn checked_in_openapi_matches_the_code() {

@@ -1,9 +1,7 @@
 //! Black-box tests of the read side of the HTTP API: what a campaign sender sees when it asks
 //! about one contact, filters an audience, reads a history or exports the audit log.
 
-mod api_util;
-
-use api_util::*;
+use crate::api_util::*;
 use consent_ledger::domain::contact;
 use consent_ledger::domain::event::Purpose;
 use consent_ledger::query;

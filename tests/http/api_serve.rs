@@ -2,13 +2,11 @@
 //! answers with the configured tokens, publishes recorded events like `ingest` does, and
 //! stops cleanly on SIGTERM.
 
-mod api_util;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use api_util::*;
+use crate::api_util::*;
 use serde_json::json;
 
 #[tokio::test]

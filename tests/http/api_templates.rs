@@ -1,9 +1,7 @@
 //! `POST /v1/templates/lint` over HTTP: the same lint as the CLI, for template editors; any
 //! valid token may call it, and a non-compliant template is a 422 problem listing the problems.
 
-mod api_util;
-
-use api_util::*;
+use crate::api_util::*;
 use serde_json::{json, Value};
 
 fn example(name: &str) -> String {

@@ -1,13 +1,11 @@
 //! `consent-ledger run` against a real Apache Kafka broker (scripts/kafka.sh): end to end,
 //! restart, kill -9, broker restart, poison input.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::kafka::*;
-use common::*;
+use crate::common::kafka::*;
+use crate::common::*;
 
 fn key(from: &str) -> String {
     format!("{PHONE_NUMBER_ID}:{from}")
@@ -22,8 +20,8 @@ fn record(line: String) -> Record {
     (key(&from), Some(line.into_bytes()))
 }
 
-/// Runs `lines` through a fresh service and waits until `events` distinct events are on the
-/// consent-events topic.
+/// Waits until `events` distinct events are on the consent-events topic; on failure, says
+/// which stage was behind (the service's own metrics, then what the test read).
 fn wait_for_events(
     bootstrap: &str,
     names: &Names,
@@ -33,10 +31,12 @@ fn wait_for_events(
     let got = consume_until(bootstrap, &names.events, Duration::from_secs(120), |r| {
         distinct_events(r).len() >= events
     });
+    let read = distinct_events(&got).len();
     assert_eq!(
-        distinct_events(&got).len(),
+        read,
         events,
-        "consent events on the topic; service log:\n{}",
+        "consent events on the topic; stages: {}; service log:\n{}",
+        svc.stages(read),
         svc.log_text()
     );
     got
@@ -291,7 +291,7 @@ async fn sent_records_on_the_real_broker_attribute_a_later_quick_reply_stop() {
     let env = Env::with_config(&names.config_toml(""));
     let t = 1_763_978_400;
     let campaign_message = "wamid.campaign.blackfriday.1";
-    let sent_record = common::campaigns::sent(
+    let sent_record = crate::common::campaigns::sent(
         PHONE_NUMBER_ID,
         campaign_message,
         "+33612345678",

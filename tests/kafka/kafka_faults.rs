@@ -2,8 +2,6 @@
 //! offset commits, a consent-events topic that refuses writes for a while, a broker that goes
 //! down and comes back. In addition to the real-broker tests in tests/kafka.rs, never instead.
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -20,8 +18,8 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use common::kafka::*;
-use common::*;
+use crate::common::kafka::*;
+use crate::common::*;
 
 struct Harness {
     names: Names,

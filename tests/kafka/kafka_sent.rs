@@ -2,8 +2,6 @@
 //! STOP that arrives later on `inbound.messages` is attributed to the campaign. Runs against
 //! librdkafka's mock cluster: no broker needed.
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +14,9 @@ use consent_ledger::pipeline::kafka::{self, settings::KafkaConfig};
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 
-use common::campaigns::{sent, T0};
-use common::kafka::*;
-use common::*;
+use crate::common::campaigns::{sent, T0};
+use crate::common::kafka::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sent_records_on_their_topic_attribute_later_stops() {

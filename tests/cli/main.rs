@@ -1,0 +1,16 @@
+//! Black-box tests of the `consent-ledger` command: the real binary on real data dirs,
+//! as a user drives it (ingest, status, check, history, export, verify, migrate, stats, …).
+//! One test binary, so the crate is linked once for all of them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod attribution;
+mod cli;
+mod crash;
+mod init;
+mod lint;
+mod migrate;
+mod report_html;
+mod schemas;
+mod tamper;

@@ -1,0 +1,10 @@
+//! `consent-ledger run` against a real Apache Kafka broker (the one scripts/kafka.sh starts;
+//! scripts/test.sh exports its address), plus librdkafka's mock cluster for faults a real
+//! broker cannot produce on cue. One test binary for all of them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod end_to_end;
+mod kafka_faults;
+mod kafka_sent;
