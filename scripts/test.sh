@@ -4,31 +4,57 @@
 # script starts with scripts/kafka.sh (jars from Maven Central, Java 17) and stops at the end;
 # set KAFKA_BOOTSTRAP_SERVERS to use your own broker instead (the broker-restart test then
 # needs CONSENT_LEDGER_TEST_BROKER=local and a broker started by scripts/kafka.sh).
+#
+# What the tests need besides the code (Chromium for the HTML report test, the broker) is
+# installed and started in the background while the code compiles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p target
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
-# tests/report_html.rs opens the campaign report in headless Chromium and fails without it.
+# tests/cli/report_html.rs opens the campaign report in headless Chromium and fails without it.
+chromium_pid=""
 if ! command -v chromium >/dev/null 2>&1; then
-  echo "==> installing chromium (Debian package) for the HTML report test" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  echo "==> installing chromium (Debian package) for the HTML report test, in the background" >&2
+  ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium ) \
+    > target/chromium-install.log 2>&1 &
+  chromium_pid=$!
+fi
+
+broker_pid=""
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  echo "==> starting a local Kafka broker (scripts/kafka.sh), in the background" >&2
+  scripts/kafka.sh start > target/kafka-start.out 2> target/kafka-start.log &
+  broker_pid=$!
+  # On any exit: let a start still in progress finish, then stop the broker it started.
+  trap 'wait "$broker_pid" 2>/dev/null; env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true' EXIT
 fi
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
-echo "==> cargo clippy --all-targets -- -D warnings" >&2
-cargo clippy --all-targets --quiet -- -D warnings
-echo "==> building tests" >&2
+echo "==> building tests ($(elapsed))" >&2
 cargo test --no-run --quiet
+echo "==> cargo clippy --all-targets -- -D warnings ($(elapsed))" >&2
+cargo clippy --all-targets --quiet -- -D warnings
 
-if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-  echo "==> starting a local Kafka broker (scripts/kafka.sh)" >&2
-  KAFKA_BOOTSTRAP_SERVERS="$(scripts/kafka.sh start | tail -n 1)"
+if [[ -n "$chromium_pid" ]] && ! wait "$chromium_pid"; then
+  cat target/chromium-install.log >&2
+  echo "cannot install chromium; see above" >&2
+  exit 1
+fi
+if [[ -n "$broker_pid" ]]; then
+  if ! wait "$broker_pid"; then
+    cat target/kafka-start.log >&2
+    echo "cannot start the Kafka broker; see above" >&2
+    exit 1
+  fi
+  KAFKA_BOOTSTRAP_SERVERS="$(tail -n 1 target/kafka-start.out)"
   export KAFKA_BOOTSTRAP_SERVERS
   export CONSENT_LEDGER_TEST_BROKER=local
-  trap 'env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true' EXIT
 fi
-echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS)" >&2
+echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # Kafka tests share one broker and one restarts it: two at a time keeps them within their
 # time limits on a 2-core machine.
 cargo test --no-fail-fast -- --test-threads=2
+echo "==> done in $(elapsed)" >&2
