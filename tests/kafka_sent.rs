@@ -8,11 +8,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use consent_ledger::config::KafkaConfig;
 use consent_ledger::config::{ConfigFile, Settings};
 use consent_ledger::domain::contact::Contact;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
-use consent_ledger::pipeline::kafka::{self, settings::KafkaConfig};
+use consent_ledger::pipeline::kafka;
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 

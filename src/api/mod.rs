@@ -6,8 +6,8 @@
 //! /v1/tenants/{tenant}/…   auth::Caller (bearer token → tenant or admin) → handler
 //!     consent.rs  status and history of one contact (query/, shared with the CLI)
 //!     check/      audience filter (query::Audience), JSON or NDJSON, streamed (stream.rs)
-//!     events.rs   record one decision (pipeline::record) and the long-poll feed
-//!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
+//!     events/     record.rs: record one decision (pipeline::commit); feed.rs: the long poll
+//!     imports/    bulk CSV / NDJSON import (pipeline::commit), read and checked row by row
 //!     export.rs   streamed audit log (query::export)
 //!     campaigns.rs  opt-out rates per campaign (query::stats), anomaly flags, HTML report
 //!                   (report.rs)
@@ -138,8 +138,11 @@ pub fn router(state: AppState) -> Router {
             get(consent::get_history),
         )
         .route("/tenants/{tenant}/consent/check", post(check::check))
-        .route("/tenants/{tenant}/consent-events", post(events::record))
-        .route("/tenants/{tenant}/events", get(events::feed))
+        .route(
+            "/tenants/{tenant}/consent-events",
+            post(events::record::record),
+        )
+        .route("/tenants/{tenant}/events", get(events::feed::feed))
         .route("/tenants/{tenant}/imports", post(imports::import))
         .route("/tenants/{tenant}/export", get(export::export))
         .route("/tenants/{tenant}/campaigns", get(campaigns::list))

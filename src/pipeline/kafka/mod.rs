@@ -9,7 +9,6 @@
 
 pub mod consumer;
 pub mod relay;
-pub mod settings;
 mod topics;
 pub mod writer;
 
@@ -24,9 +23,8 @@ use tokio::sync::watch;
 
 use self::consumer::Ctx;
 use self::relay::Relay;
-use self::settings::KafkaConfig;
 use self::writer::Writer;
-use crate::config::Settings;
+use crate::config::{KafkaConfig, Settings};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::CommitError;

@@ -1,0 +1,166 @@
+//! Settings: a TOML file (see README "Configuration") plus environment overrides, validated
+//! once at start so that a typo in a keyword list or a region code stops the service before it
+//! processes a single message rather than silently dropping STOPs.
+
+//!
+//! `mod.rs` loads the file and answers the questions every stage asks (which tenant, which
+//! profile, which token); `tenant.rs` compiles a tenant's table into its rules, `api.rs` the
+//! `[api]` table and the tokens, `kafka.rs` the `[kafka]` table.
+
+mod api;
+mod kafka;
+mod tenant;
+
+#[cfg(test)]
+mod tests;
+
+pub use api::{ApiConfig, ApiPrincipal};
+pub use kafka::{KafkaConfig, Topics};
+pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::contact::validate_tenant;
+use crate::domain::inbound::TenantRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The file as written by users. Every table is optional: an empty file is a valid config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Applies to every tenant without its own `[tenants.NAME]` table, and fills what a
+    /// tenant table leaves out.
+    pub defaults: TenantConfig,
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// Reject messages for tenants that have no `[tenants.NAME]` table (and no mapped
+    /// phone_number_id) instead of applying the defaults.
+    pub strict_tenants: bool,
+    /// Records per ledger batch (one sled transaction and one fsync each).
+    pub batch_size: Option<usize>,
+    /// The HTTP API: body limit and admin tokens (tenant tokens live in their tenant table).
+    pub api: ApiConfig,
+    /// Kafka mode (`consent-ledger run`): brokers, group, topics, librdkafka properties.
+    pub kafka: KafkaConfig,
+}
+
+/// Validated settings, shared by every stage.
+#[derive(Debug)]
+pub struct Settings {
+    pub file: ConfigFile,
+    default: Arc<TenantProfile>,
+    tenants: HashMap<String, Arc<TenantProfile>>,
+    phone_ids: HashMap<String, String>,
+    api_tokens: HashMap<[u8; 32], ApiPrincipal>,
+}
+
+impl Settings {
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let file = match path {
+            None => ConfigFile::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+        };
+        Settings::from_file(file)
+    }
+
+    pub fn from_file(mut file: ConfigFile) -> Result<Settings, ConfigError> {
+        if let Ok(region) = std::env::var("CONSENT_LEDGER_DEFAULT_REGION") {
+            file.defaults.region = Some(region);
+        }
+        let default = Arc::new(tenant::compile(&file.defaults, None)?);
+        let mut tenants = HashMap::new();
+        let mut phone_ids = HashMap::new();
+        for (name, t) in &file.tenants {
+            validate_tenant(name).map_err(ConfigError::Invalid)?;
+            tenants.insert(
+                name.clone(),
+                Arc::new(tenant::compile(t, Some(&file.defaults))?),
+            );
+            for id in &t.phone_number_ids {
+                if let Some(other) = phone_ids.insert(id.clone(), name.clone()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "phone_number_id {id} is listed under both tenants {other} and {name}"
+                    )));
+                }
+            }
+        }
+        if file.batch_size == Some(0) {
+            return Err(ConfigError::Invalid("batch_size must be at least 1".into()));
+        }
+        let api_tokens = api::compile_api_tokens(&file)?;
+        Ok(Settings {
+            file,
+            default,
+            tenants,
+            phone_ids,
+            api_tokens,
+        })
+    }
+
+    /// The principal a bearer token authenticates, if any. Only hashes are kept, so a leaked
+    /// config or core dump does not leak usable tokens.
+    pub fn api_principal(&self, token: &str) -> Option<&ApiPrincipal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.api_tokens.get(&digest)
+    }
+
+    pub fn api_max_body_bytes(&self) -> usize {
+        let bytes = self.file.api.max_body_bytes.unwrap_or(64 << 20);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.file.batch_size.unwrap_or(1000)
+    }
+
+    /// The tenant a message belongs to.
+    pub fn resolve_tenant(&self, tenant: &TenantRef) -> Result<String, String> {
+        let name = match tenant {
+            TenantRef::PhoneNumberId(id) => self
+                .phone_ids
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.clone()),
+            TenantRef::Name(name) => name.clone(),
+        };
+        validate_tenant(&name)?;
+        if self.file.strict_tenants && !self.tenants.contains_key(&name) {
+            return Err(format!(
+                "{name} has no [tenants.{name}] table and strict_tenants is on"
+            ));
+        }
+        Ok(name)
+    }
+
+    pub fn profile(&self, tenant: &str) -> Arc<TenantProfile> {
+        self.tenants
+            .get(tenant)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
+    }
+}
