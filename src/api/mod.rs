@@ -78,18 +78,23 @@ impl Readiness {
         self.lock().follows = Some((flag, reason_while_false.into()));
     }
 
-    /// `Err(reason)` while not ready.
-    pub fn check(&self) -> Result<(), String> {
+    /// `Err(why)` while not ready.
+    pub fn check(&self) -> Result<(), NotReady> {
         let state = self.lock();
         if let Some(reason) = &state.reason {
-            return Err(reason.clone());
+            return Err(NotReady(reason.clone()));
         }
         match &state.follows {
-            Some((flag, reason)) if !flag.load(Ordering::Acquire) => Err(reason.clone()),
+            Some((flag, reason)) if !flag.load(Ordering::Acquire) => Err(NotReady(reason.clone())),
             _ => Ok(()),
         }
     }
 }
+
+/// Why the process should not receive traffic yet, as `/readyz` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ mod tenant;
 mod tests;
 
 pub use api::{ApiConfig, ApiPrincipal};
-pub use kafka::{KafkaConfig, Topics};
+pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::contact::validate_tenant;
 use crate::domain::inbound::TenantRef;
+use crate::domain::keywords::KeywordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,6 +40,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid config: {0}")]
     Invalid(String),
+    #[error("invalid config: {0}")]
+    Keywords(KeywordError),
 }
 
 /// The file as written by users. Every table is optional: an empty file is a valid config.

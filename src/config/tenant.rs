@@ -102,7 +102,7 @@ pub(super) fn compile(
     }
     let mut overrides = defaults.map(|d| d.keywords.clone()).unwrap_or_default();
     overrides.extend(t.keywords.clone());
-    let keywords = KeywordSet::new(&languages, &overrides).map_err(ConfigError::Invalid)?;
+    let keywords = KeywordSet::new(&languages, &overrides).map_err(ConfigError::Keywords)?;
     let policy = Policy {
         marketing_requires_opt_in: t
             .marketing_requires_opt_in

@@ -13,6 +13,18 @@ use uuid::Uuid;
 use super::contact::Contact;
 use super::language;
 
+/// Longest reply text the config may set.
+pub const MAX_REPLY_CHARS: usize = 1024;
+
+/// Why a configured reply text cannot be sent; names the text's field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} is over {MAX_REPLY_CHARS} characters")]
+    TooLong(&'static str),
+}
+
 /// The texts of one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Messages {
@@ -22,17 +34,17 @@ pub struct Messages {
 }
 
 impl Messages {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TextError> {
         for (name, text) in [
             ("opt_out_confirmation", &self.opt_out_confirmation),
             ("opt_in_confirmation", &self.opt_in_confirmation),
             ("help", &self.help),
         ] {
             if text.trim().is_empty() {
-                return Err(format!("{name} must not be empty"));
+                return Err(TextError::Empty(name));
             }
-            if text.chars().count() > 1024 {
-                return Err(format!("{name} is over 1024 characters"));
+            if text.chars().count() > MAX_REPLY_CHARS {
+                return Err(TextError::TooLong(name));
             }
         }
         Ok(())

@@ -143,7 +143,7 @@ impl Importer {
         self.report.rows += 1;
         match row::record(&self.profile, line, row) {
             Ok(record) => pending.push(record),
-            Err(reason) => self.reject(line, reason),
+            Err(reason) => self.reject(line, reason.to_string()),
         }
     }
 

@@ -8,41 +8,58 @@ use super::ImportRow;
 use crate::api::events::record::MAX_CLOCK_SKEW;
 use crate::config::TenantProfile;
 use crate::domain::consent::Request;
-use crate::domain::contact;
 use crate::domain::decide::{ConsentRecord, RecordOrigin};
-use crate::query::parse_time;
+use crate::query::{self, parse_time, InvalidContact};
+
+/// Why a row is rejected; the report lists it next to the row's line.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RowError {
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Contact(#[from] InvalidContact),
+    #[error("unknown status {0:?} (expected opted_out or opted_in)")]
+    UnknownStatus(String),
+    #[error("scope \"all\" applies to opt-outs only")]
+    AllScopeOptIn,
+    #[error("unknown scope (expected marketing or all)")]
+    UnknownScope,
+    #[error(
+        "invalid occurred_at {0:?} (expected RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DD\", UTC)"
+    )]
+    InvalidTime(String),
+    #[error("occurred_at {0:?} is in the future")]
+    Future(String),
+    #[error("source must be at most 64 characters, without control characters")]
+    InvalidSource,
+}
 
 /// The record `row`, at `line` of the body, asks for, or why it is rejected.
 pub(super) fn record(
     profile: &TenantProfile,
     line: u64,
     row: ImportRow,
-) -> Result<ConsentRecord, String> {
-    let input = row.contact.ok_or("missing contact")?;
-    let contact = contact::normalize(&input, profile.region)
-        .map_err(|e| format!("invalid contact {input:?}: {e}"))?;
-    let status = row.status.ok_or("missing status")?;
+) -> Result<ConsentRecord, RowError> {
+    let input = row.contact.ok_or(RowError::Missing("contact"))?;
+    let contact = query::contact(profile, &input)?;
+    let status = row.status.ok_or(RowError::Missing("status"))?;
     let opt_out = match squash(&status).as_str() {
         "optedout" | "optout" | "out" | "unsubscribed" | "stop" => true,
         "optedin" | "optin" | "in" | "subscribed" | "start" => false,
-        _ => {
-            return Err(format!(
-                "unknown status {status:?} (expected opted_out or opted_in)"
-            ))
-        }
+        _ => return Err(RowError::UnknownStatus(status)),
     };
     let all = match row.scope.as_deref().map(squash).as_deref() {
         None | Some("marketing") => false,
         Some("all") if opt_out => true,
-        Some("all") => return Err("scope \"all\" applies to opt-outs only".into()),
-        Some(_) => return Err("unknown scope (expected marketing or all)".into()),
+        Some("all") => return Err(RowError::AllScopeOptIn),
+        Some(_) => return Err(RowError::UnknownScope),
     };
-    let when = row.occurred_at.ok_or("missing occurred_at")?;
-    let occurred_at = parse_time(&when).ok_or_else(|| {
-        format!("invalid occurred_at {when:?} (expected RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DD\", UTC)")
-    })?;
+    let when = row.occurred_at.ok_or(RowError::Missing("occurred_at"))?;
+    let Some(occurred_at) = parse_time(&when) else {
+        return Err(RowError::InvalidTime(when));
+    };
     if occurred_at > Utc::now() + MAX_CLOCK_SKEW {
-        return Err(format!("occurred_at {when:?} is in the future"));
+        return Err(RowError::Future(when));
     }
     let source = row
         .source
@@ -50,7 +67,7 @@ pub(super) fn record(
         .filter(|s| !s.is_empty());
     if let Some(s) = &source {
         if s.chars().count() > 64 || s.chars().any(char::is_control) {
-            return Err("source must be at most 64 characters, without control characters".into());
+            return Err(RowError::InvalidSource);
         }
     }
     let request = if opt_out {
