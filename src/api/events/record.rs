@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
 use super::consent_event;
@@ -18,6 +20,7 @@ use crate::api::{stream, AppState};
 use crate::domain::consent::Request;
 use crate::domain::decide::{ConsentRecord, RecordOrigin};
 use crate::domain::event::ConsentEvent;
+use crate::domain::keywords::Scope;
 use crate::pipeline::commit::{self, Input, Recorded, Respond};
 
 /// How far ahead of our clock an `occurred_at` may be (client clock skew). Further is refused:
@@ -30,16 +33,19 @@ pub enum DecisionType {
     OptedIn,
 }
 
-/// What an opt-out covers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Marketing only (STOP).
-    #[default]
-    Marketing,
-    /// Every purpose, transactional included (STOP ALL). Opt-outs only.
-    All,
+/// Written by hand here because OpenAPI belongs to the HTTP adapter, not to the domain type:
+/// `marketing` (STOP) or `all` (STOP ALL: every purpose, transactional included; opt-outs only).
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("What an opt-out covers."))
+            .enum_values(Some([Scope::Marketing, Scope::All].map(Scope::as_str)))
+            .into()
+    }
 }
+
+impl ToSchema for Scope {}
 
 /// The evidence of a decision, kept in the event's `source.text`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]

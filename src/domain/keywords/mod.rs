@@ -80,12 +80,26 @@ pub enum KeywordError {
     },
 }
 
-/// Which purposes an opt-out revokes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which purposes an opt-out revokes: what STOP, STOP ALL and a recorded decision's `scope`
+/// say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Marketing only (STOP): transactional messages may still follow, unless the tenant
+    /// blocks them.
+    #[default]
     Marketing,
+    /// Every purpose, transactional included (STOP ALL).
     All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Marketing => "marketing",
+            Scope::All => "all",
+        }
+    }
 }
 
 /// The rule that matched; recorded in the ledger as proof, so names are stable (snake_case in serde).
