@@ -83,7 +83,7 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
     let l = ledger.clone();
     wait_until("the sent records stored", Duration::from_secs(60), || {
         (0..20).all(|i| {
-            l.sent_message(PHONE_NUMBER_ID, &format!("wamid.k{i}"))
+            l.sent_message(&PHONE_NUMBER_ID.parse().unwrap(), &format!("wamid.k{i}"))
                 .unwrap()
                 .is_some()
         })
@@ -120,7 +120,10 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
 
     for (i, c) in contacts.iter().enumerate() {
         let history = ledger
-            .history(PHONE_NUMBER_ID, &Contact::from_stored(format!("+{c}")))
+            .history(
+                &PHONE_NUMBER_ID.parse().unwrap(),
+                &Contact::from_stored(format!("+{c}")),
+            )
             .unwrap();
         assert_eq!(history.len(), 1, "{c}");
         let e = &history[0];
@@ -133,7 +136,9 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
         };
         assert_eq!(route, expected, "{c}");
     }
-    let inputs = ledger.campaign_inputs(PHONE_NUMBER_ID).unwrap();
+    let inputs = ledger
+        .campaign_inputs(&PHONE_NUMBER_ID.parse().unwrap())
+        .unwrap();
     assert_eq!(inputs.sent.len(), 20);
     assert!(ledger.verify().unwrap().ok());
     let _ = dir;

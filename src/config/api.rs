@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, ConfigFile};
+use super::{ConfigError, ConfigFile, TenantConfig};
+use crate::domain::tenant::TenantId;
 
 /// The `[api]` table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -22,13 +23,15 @@ pub struct ApiConfig {
 pub enum ApiPrincipal {
     /// Reads every tenant; see README "HTTP API" for what it may not do.
     Admin,
-    Tenant(String),
+    Tenant(TenantId),
 }
 
 /// Token hashes by principal. A hash listed twice would make one token mean two things, and a
-/// token in `[defaults]` would open every tenant to it: both are refused at start.
+/// token in `[defaults]` would open every tenant to it: both are refused at start. `tenants`
+/// are the file's tenant tables, their names already checked.
 pub(super) fn compile_api_tokens(
     file: &ConfigFile,
+    tenants: &[(TenantId, &TenantConfig)],
 ) -> Result<HashMap<[u8; 32], ApiPrincipal>, ConfigError> {
     if !file.defaults.api_tokens_sha256.is_empty() {
         return Err(ConfigError::Invalid(
@@ -46,7 +49,7 @@ pub(super) fn compile_api_tokens(
                 "api.admin_tokens_sha256".to_string(),
             )
         })
-        .chain(file.tenants.iter().flat_map(|(name, t)| {
+        .chain(tenants.iter().flat_map(|(name, t)| {
             t.api_tokens_sha256.iter().map(move |h| {
                 (
                     h,

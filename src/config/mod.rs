@@ -25,9 +25,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::contact::validate_tenant;
 use crate::domain::inbound::TenantRef;
 use crate::domain::keywords::KeywordError;
+use crate::domain::tenant::{InvalidTenantId, TenantId, UnknownTenant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -42,6 +42,8 @@ pub enum ConfigError {
     Invalid(String),
     #[error("invalid config: {0}")]
     Keywords(KeywordError),
+    #[error("invalid config: {0}")]
+    Tenant(InvalidTenantId),
 }
 
 /// The file as written by users. Every table is optional: an empty file is a valid config.
@@ -68,8 +70,8 @@ pub struct ConfigFile {
 pub struct Settings {
     pub file: ConfigFile,
     default: Arc<TenantProfile>,
-    tenants: HashMap<String, Arc<TenantProfile>>,
-    phone_ids: HashMap<String, String>,
+    tenants: HashMap<TenantId, Arc<TenantProfile>>,
+    phone_ids: HashMap<String, TenantId>,
     api_tokens: HashMap<[u8; 32], ApiPrincipal>,
 }
 
@@ -98,24 +100,26 @@ impl Settings {
         let default = Arc::new(tenant::compile(&file.defaults, None)?);
         let mut tenants = HashMap::new();
         let mut phone_ids = HashMap::new();
+        let mut named = Vec::with_capacity(file.tenants.len());
         for (name, t) in &file.tenants {
-            validate_tenant(name).map_err(ConfigError::Invalid)?;
+            let tenant = TenantId::new(name).map_err(ConfigError::Tenant)?;
             tenants.insert(
-                name.clone(),
+                tenant.clone(),
                 Arc::new(tenant::compile(t, Some(&file.defaults))?),
             );
             for id in &t.phone_number_ids {
-                if let Some(other) = phone_ids.insert(id.clone(), name.clone()) {
+                if let Some(other) = phone_ids.insert(id.clone(), tenant.clone()) {
                     return Err(ConfigError::Invalid(format!(
                         "phone_number_id {id} is listed under both tenants {other} and {name}"
                     )));
                 }
             }
+            named.push((tenant, t));
         }
         if file.batch_size == Some(0) {
             return Err(ConfigError::Invalid("batch_size must be at least 1".into()));
         }
-        let api_tokens = api::compile_api_tokens(&file)?;
+        let api_tokens = api::compile_api_tokens(&file, &named)?;
         Ok(Settings {
             file,
             default,
@@ -141,26 +145,25 @@ impl Settings {
         self.file.batch_size.unwrap_or(1000)
     }
 
-    /// The tenant a message belongs to.
-    pub fn resolve_tenant(&self, tenant: &TenantRef) -> Result<String, String> {
-        let name = match tenant {
-            TenantRef::PhoneNumberId(id) => self
-                .phone_ids
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| id.clone()),
-            TenantRef::Name(name) => name.clone(),
+    /// The tenant a message belongs to: a mapped `phone_number_id` names its tenant, an
+    /// unmapped one is itself the tenant id. This is where a decoded record's tenant is
+    /// checked, once.
+    pub fn resolve_tenant(&self, tenant: &TenantRef) -> Result<TenantId, UnknownTenant> {
+        let tenant = match tenant {
+            TenantRef::PhoneNumberId(id) => match self.phone_ids.get(id) {
+                Some(mapped) => mapped.clone(),
+                None => TenantId::new(id)?,
+            },
+            TenantRef::Name(name) => TenantId::new(name)?,
         };
-        validate_tenant(&name)?;
-        if self.file.strict_tenants && !self.tenants.contains_key(&name) {
-            return Err(format!(
-                "{name} has no [tenants.{name}] table and strict_tenants is on"
-            ));
+        if self.file.strict_tenants && !self.tenants.contains_key(&tenant) {
+            return Err(UnknownTenant::NotConfigured(tenant));
         }
-        Ok(name)
+        Ok(tenant)
     }
 
-    pub fn profile(&self, tenant: &str) -> Arc<TenantProfile> {
+    /// A tenant's rules; a tenant without a table of its own gets the defaults.
+    pub fn profile(&self, tenant: &TenantId) -> Arc<TenantProfile> {
         self.tenants
             .get(tenant)
             .cloned()

@@ -2,6 +2,7 @@ use phonenumber::country;
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::domain::event::tests::tenant;
 use crate::domain::policy::TransactionalAfterOptOut;
 
 fn parse(text: &str) -> Result<Settings, ConfigError> {
@@ -11,7 +12,7 @@ fn parse(text: &str) -> Result<Settings, ConfigError> {
 #[test]
 fn empty_config_is_valid_with_french_defaults() {
     let s = parse("").unwrap();
-    let p = s.profile("anyone");
+    let p = s.profile(&tenant("anyone"));
     assert_eq!(p.region, country::Id::FR);
     assert_eq!(p.languages, vec!["fr", "en"]);
     assert!(p
@@ -60,7 +61,7 @@ fn api_tokens_are_stored_as_hashes_per_tenant_and_admin() {
     ))
     .unwrap();
     assert_eq!(s.api_principal("root"), Some(&ApiPrincipal::Admin));
-    let acme = ApiPrincipal::Tenant("acme".into());
+    let acme = ApiPrincipal::Tenant(tenant("acme"));
     assert_eq!(s.api_principal("acme-1"), Some(&acme));
     assert_eq!(s.api_principal("acme-2"), Some(&acme));
     assert_eq!(s.api_principal("acme-3"), None);
@@ -91,7 +92,7 @@ fn attribution_window_and_anomaly_rules_inherit_per_field() {
          [tenants.acme]\n[tenants.acme.anomaly]\nmin_sent = 50\n[tenants.globex]\nattribution_window_hours = 24\n",
     )
     .unwrap();
-    let acme = s.profile("acme");
+    let acme = s.profile(&tenant("acme"));
     assert_eq!(acme.attribution_window, chrono::Duration::hours(48));
     assert_eq!(
         (
@@ -102,11 +103,11 @@ fn attribution_window_and_anomaly_rules_inherit_per_field() {
         (4.0, 1.0, 50)
     );
     assert_eq!(
-        s.profile("globex").attribution_window,
+        s.profile(&tenant("globex")).attribution_window,
         chrono::Duration::hours(24)
     );
     assert_eq!(
-        parse("").unwrap().profile("x").attribution_window,
+        parse("").unwrap().profile(&tenant("x")).attribution_window,
         chrono::Duration::hours(72)
     );
     assert!(parse("[defaults]\nattribution_window_hours = 0\n").is_err());
@@ -122,7 +123,7 @@ fn tenant_inherits_and_overrides_defaults() {
          opt_out_confirmation = \"Bye!\"\n",
     )
     .unwrap();
-    let p = s.profile("acme");
+    let p = s.profile(&tenant("acme"));
     assert_eq!(p.region, country::Id::US);
     assert_eq!(
         p.policy.transactional_after_optout,

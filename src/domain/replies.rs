@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::contact::Contact;
 use super::language;
+use super::tenant::TenantId;
 
 /// Longest reply text the config may set.
 pub const MAX_REPLY_CHARS: usize = 1024;
@@ -117,7 +118,7 @@ impl ReplyKind {
 pub struct OutboundMessage {
     /// UUID v5 of (tenant, inbound message id, kind): the sender dedupes on it.
     pub message_id: Uuid,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub channel: String,
     /// E.164 recipient.
     pub to: Contact,
@@ -133,7 +134,7 @@ pub struct OutboundMessage {
 }
 
 impl OutboundMessage {
-    pub fn id_for(tenant: &str, in_reply_to: &str, kind: ReplyKind) -> Uuid {
+    pub fn id_for(tenant: &TenantId, in_reply_to: &str, kind: ReplyKind) -> Uuid {
         let name = format!("{tenant}\n{in_reply_to}\nreply:{}", kind.as_str());
         Uuid::new_v5(&super::event::EVENT_NAMESPACE, name.as_bytes())
     }
@@ -168,14 +169,15 @@ mod tests {
 
     #[test]
     fn reply_ids_are_stable_per_message_and_kind() {
-        let a = OutboundMessage::id_for("acme", "wamid.1", ReplyKind::Help);
+        let acme = TenantId::new("acme").unwrap();
+        let a = OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::Help);
         assert_eq!(
             a,
-            OutboundMessage::id_for("acme", "wamid.1", ReplyKind::Help)
+            OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::Help)
         );
         assert_ne!(
             a,
-            OutboundMessage::id_for("acme", "wamid.1", ReplyKind::OptOutConfirmation)
+            OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::OptOutConfirmation)
         );
     }
 }

@@ -13,6 +13,7 @@ use crate::api::auth::{Access, Caller};
 use crate::api::problem::{Path, Problem, Query};
 use crate::api::AppState;
 use crate::domain::event::ConsentEvent;
+use crate::domain::tenant::TenantId;
 
 /// Longest long poll; clients loop.
 const MAX_WAIT_SECONDS: u64 = 60;
@@ -70,7 +71,7 @@ pub async fn feed(
     Path(tenant): Path<String>,
     Query(q): Query<FeedQuery>,
 ) -> Result<Json<FeedPage>, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let deadline = tokio::time::Instant::now() + wait;
@@ -104,7 +105,7 @@ pub async fn feed(
 /// This tenant's events after `after`: (events, position scanned to, whether that is the head).
 fn scan(
     ledger: &crate::ledger::Ledger,
-    tenant: &str,
+    tenant: &TenantId,
     mut after: u64,
     limit: usize,
 ) -> Result<(Vec<FeedItem>, u64, bool), crate::ledger::LedgerError> {
@@ -115,7 +116,7 @@ fn scan(
         let full = page.len() == 1000;
         for (position, event) in page {
             after = position;
-            if event.tenant == tenant {
+            if event.tenant == *tenant {
                 out.push(FeedItem { position, event });
                 if out.len() == limit {
                     return Ok((out, after, false));

@@ -132,7 +132,7 @@ pub async fn record(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    caller.allow(&tenant, Access::Write)?;
+    let tenant = caller.allow(&tenant, Access::Write)?;
     let key = idempotency_key(&headers)?;
     let req: RecordRequest =
         stream::read_json(&headers, body, state.settings.api_max_body_bytes()).await?;

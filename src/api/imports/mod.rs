@@ -99,7 +99,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ImportReport>, Problem> {
-    caller.allow(&tenant, Access::Write)?;
+    let tenant = caller.allow(&tenant, Access::Write)?;
     let csv = match media_type(&headers, header::CONTENT_TYPE).as_deref() {
         Some("text/csv") => true,
         Some(NDJSON) | Some("application/jsonl") => false,

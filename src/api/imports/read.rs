@@ -9,6 +9,7 @@ use super::row;
 use super::{ImportReport, ImportRow, RejectedRow, Stop};
 use crate::config::{Settings, TenantProfile};
 use crate::domain::decide::ConsentRecord;
+use crate::domain::tenant::TenantId;
 use crate::ledger::Ledger;
 use crate::pipeline::commit::{self, Input, Recorded, Respond};
 
@@ -18,7 +19,7 @@ const MAX_LISTED: usize = 1000;
 /// One import's reading state: the rows waiting for their batch and the answer so far.
 pub(super) struct Importer {
     pub(super) settings: std::sync::Arc<Settings>,
-    pub(super) tenant: String,
+    pub(super) tenant: TenantId,
     pub(super) profile: std::sync::Arc<TenantProfile>,
     pub(super) batch: usize,
     pub(super) report: ImportReport,

@@ -17,6 +17,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::tenant::UnknownTenant;
+
 /// WhatsApp and SMS both cap a message at this many characters; longer is not a real message.
 pub const MAX_TEXT_CHARS: usize = 4096;
 
@@ -36,7 +38,7 @@ pub enum DecodeError {
     #[error("text is {0} characters, over the {MAX_TEXT_CHARS} limit")]
     TextTooLong(usize),
     #[error("unknown tenant: {0}")]
-    UnknownTenant(String),
+    UnknownTenant(UnknownTenant),
     #[error("invalid contact {input:?}: {reason}")]
     InvalidContact { input: String, reason: String },
 }
