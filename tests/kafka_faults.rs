@@ -9,8 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consent_ledger::config::KafkaConfig;
-use consent_ledger::config::{ConfigFile, Settings};
+use consent_ledger::config::{ConfigFile, KafkaConfig, Settings};
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
 use consent_ledger::pipeline::kafka;
