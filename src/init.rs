@@ -8,10 +8,10 @@
 
 use std::fmt::Write as _;
 
-use crate::domain::contact::validate_tenant;
 use crate::domain::keywords::{Classification, Intent, KeywordSet, Scope};
 use crate::domain::language;
 use crate::domain::replies::{default_messages, Messages};
+use crate::domain::tenant::{InvalidTenantId, TenantId};
 use crate::template::{suggested_button_text, suggested_footer};
 
 /// What marks the line the user must edit before going live.
@@ -22,7 +22,7 @@ pub enum InitError {
     #[error("no built-in language {0:?}: choose one of {1}")]
     UnknownLanguage(String, String),
     #[error("invalid tenant: {0}")]
-    InvalidTenant(String),
+    InvalidTenant(InvalidTenantId),
 }
 
 /// The region national numbers are read in, a guess from the language the user edits.
@@ -103,7 +103,8 @@ pub fn config_file(language: &str, tenant: &str) -> Result<String, InitError> {
     if !builtins.contains(&language.as_str()) {
         return Err(InitError::UnknownLanguage(language, builtins.join(", ")));
     }
-    validate_tenant(tenant).map_err(InitError::InvalidTenant)?;
+    // The boundary: the id is checked here, then written into the file as given.
+    TenantId::new(tenant).map_err(InitError::InvalidTenant)?;
     let mut languages = vec![language.clone()];
     if language != "en" {
         languages.push("en".to_string());
@@ -234,7 +235,7 @@ mod tests {
             // When the service loads it
             let settings = Settings::load(Some(&path)).unwrap_or_else(|e| panic!("{lang}: {e}"));
             // Then the tenant has the language first, then English, and the built-in replies
-            let p = settings.profile("shop");
+            let p = settings.profile(&"shop".parse().unwrap());
             assert_eq!(p.languages[0], *lang);
             assert_eq!(p.languages.last().unwrap(), "en");
             let (reply_lang, m) = p.messages_for(Some(lang));
@@ -283,7 +284,8 @@ mod tests {
         let text = config_file("en", "shop.eu").unwrap();
         assert!(text.contains("[tenants.\"shop.eu\"]"));
         let settings = Settings::from_file(toml::from_str(&text).unwrap()).unwrap();
-        assert_eq!(settings.profile("shop.eu").languages, vec!["en"]);
+        let shop: TenantId = "shop.eu".parse().unwrap();
+        assert_eq!(settings.profile(&shop).languages, vec!["en"]);
         assert!(matches!(
             config_file("nl", "shop"),
             Err(InitError::UnknownLanguage(..))

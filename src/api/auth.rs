@@ -12,7 +12,7 @@ use axum::http::{header, request::Parts};
 use super::problem::Problem;
 use super::AppState;
 use crate::config::ApiPrincipal;
-use crate::domain::contact::validate_tenant;
+use crate::domain::tenant::TenantId;
 
 /// What a request does to a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,18 +54,21 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// Whether this caller may do `access` on `tenant` (the raw path segment).
-    pub fn allow(&self, tenant: &str, access: Access) -> Result<(), Problem> {
+    /// Whether this caller may do `access` on `tenant` (the raw path segment): the tenant id
+    /// the handler then works for. The path is checked here, once; a tenant token's own id
+    /// was checked when the config loaded.
+    pub fn allow(&self, tenant: &str, access: Access) -> Result<TenantId, Problem> {
         match &self.0 {
-            ApiPrincipal::Tenant(own) if own == tenant => Ok(()),
+            ApiPrincipal::Tenant(own) if own == tenant => Ok(own.clone()),
             ApiPrincipal::Tenant(_) => Err(Problem::forbidden(
                 "this token is not valid for the tenant in the path",
             )),
             ApiPrincipal::Admin if access == Access::Write => Err(Problem::forbidden(
                 "the admin token is read-only; record or import consent with the tenant's own token",
             )),
-            ApiPrincipal::Admin => validate_tenant(tenant)
-                .map_err(|e| Problem::bad_request("invalid-tenant", "Invalid tenant", e)),
+            ApiPrincipal::Admin => TenantId::new(tenant).map_err(|e| {
+                Problem::bad_request("invalid-tenant", "Invalid tenant", e.to_string())
+            }),
         }
     }
 }

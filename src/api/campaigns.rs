@@ -14,6 +14,7 @@ use super::auth::{Access, Caller};
 use super::problem::{Path, Problem, Query};
 use super::AppState;
 use crate::domain::analytics::{CampaignStats, TenantStats};
+use crate::domain::tenant::TenantId;
 use crate::{query, report};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -31,7 +32,7 @@ fn since_of(q: &StatsQuery) -> Result<Option<DateTime<Utc>>, Problem> {
 /// Reads the whole tenant's analytics off the async workers: it scans the log.
 async fn compute(
     state: &AppState,
-    tenant: String,
+    tenant: TenantId,
     since: Option<DateTime<Utc>>,
 ) -> Result<TenantStats, Problem> {
     let (ledger, settings) = (state.ledger.clone(), state.settings.clone());
@@ -69,7 +70,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<TenantStats>, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let since = since_of(&q)?;
     Ok(Json(compute(&state, tenant, since).await?))
 }
@@ -100,7 +101,7 @@ pub async fn one(
     Path((tenant, campaign)): Path<(String, String)>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Json<CampaignStats>, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let since = since_of(&q)?;
     let stats = compute(&state, tenant, since).await?;
     stats
@@ -138,7 +139,7 @@ pub async fn html(
     Path(tenant): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> Result<Response, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let since = since_of(&q)?;
     let stats = compute(&state, tenant, since).await?;
     let mut res = report::html(&stats).into_response();

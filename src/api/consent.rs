@@ -17,6 +17,7 @@ use super::problem::{Path, Problem, Query};
 use super::AppState;
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
+use crate::domain::tenant::TenantId;
 use crate::query::{self, StatusRecord};
 
 /// The purpose when a request names none.
@@ -49,7 +50,11 @@ pub struct PurposeQuery {
 }
 
 /// A contact from a path segment, normalized with the tenant's region like the CLI does.
-pub fn contact_in_path(state: &AppState, tenant: &str, input: &str) -> Result<Contact, Problem> {
+pub fn contact_in_path(
+    state: &AppState,
+    tenant: &TenantId,
+    input: &str,
+) -> Result<Contact, Problem> {
     let profile = state.settings.profile(tenant);
     query::contact(&profile, input)
         .map_err(|e| Problem::bad_request("invalid-contact", "Invalid contact", e.to_string()))
@@ -83,7 +88,7 @@ pub async fn get_consent(
     Path((tenant, input)): Path<(String, String)>,
     Query(q): Query<PurposeQuery>,
 ) -> Result<Json<StatusRecord>, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
     let profile = state.settings.profile(&tenant);
     let purpose = q.purpose.unwrap_or(DEFAULT_PURPOSE);
@@ -99,7 +104,8 @@ pub async fn get_consent(
 /// Every consent event of one contact.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct History {
-    pub tenant: String,
+    #[schema(value_type = String)]
+    pub tenant: TenantId,
     /// E.164.
     pub contact: String,
     /// Oldest first in event time (ties by append order), each with its proof: source message,
@@ -137,7 +143,7 @@ pub async fn get_history(
     State(state): State<AppState>,
     Path((tenant, input)): Path<(String, String)>,
 ) -> Result<Json<History>, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
     let events = query::history(&state.ledger, &tenant, &contact)?;
     Ok(Json(History {

@@ -65,7 +65,7 @@ pub async fn export(
     Path(tenant): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let since: Option<DateTime<Utc>> = Problem::since_param(q.since.as_deref())?;
     let format = q.format.unwrap_or_default();
     let content_type = match format {

@@ -6,8 +6,8 @@
 //! /v1/tenants/{tenant}/…   auth::Caller (bearer token → tenant or admin) → handler
 //!     consent.rs  status and history of one contact (query/, shared with the CLI)
 //!     check/      audience filter (query::Audience), JSON or NDJSON, streamed (stream.rs)
-//!     events.rs   record one decision (pipeline::record) and the long-poll feed
-//!     imports.rs  bulk CSV / NDJSON import (pipeline::record)
+//!     events/     record.rs: record one decision (pipeline::commit); feed.rs: the long poll
+//!     imports/    bulk CSV / NDJSON import (pipeline::commit), read and checked row by row
 //!     export.rs   streamed audit log (query::export)
 //!     campaigns.rs  opt-out rates per campaign (query::stats), anomaly flags, HTML report
 //!                   (report.rs)
@@ -78,18 +78,23 @@ impl Readiness {
         self.lock().follows = Some((flag, reason_while_false.into()));
     }
 
-    /// `Err(reason)` while not ready.
-    pub fn check(&self) -> Result<(), String> {
+    /// `Err(why)` while not ready.
+    pub fn check(&self) -> Result<(), NotReady> {
         let state = self.lock();
         if let Some(reason) = &state.reason {
-            return Err(reason.clone());
+            return Err(NotReady(reason.clone()));
         }
         match &state.follows {
-            Some((flag, reason)) if !flag.load(Ordering::Acquire) => Err(reason.clone()),
+            Some((flag, reason)) if !flag.load(Ordering::Acquire) => Err(NotReady(reason.clone())),
             _ => Ok(()),
         }
     }
 }
+
+/// Why the process should not receive traffic yet, as `/readyz` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotReady(pub String);
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -138,8 +143,11 @@ pub fn router(state: AppState) -> Router {
             get(consent::get_history),
         )
         .route("/tenants/{tenant}/consent/check", post(check::check))
-        .route("/tenants/{tenant}/consent-events", post(events::record))
-        .route("/tenants/{tenant}/events", get(events::feed))
+        .route(
+            "/tenants/{tenant}/consent-events",
+            post(events::record::record),
+        )
+        .route("/tenants/{tenant}/events", get(events::feed::feed))
         .route("/tenants/{tenant}/imports", post(imports::import))
         .route("/tenants/{tenant}/export", get(export::export))
         .route("/tenants/{tenant}/campaigns", get(campaigns::list))

@@ -82,7 +82,7 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     let reason = match state.ledger.feed_head() {
         Err(e) => Some(format!("the ledger is not readable: {e}")),
-        Ok(_) => state.readiness.check().err(),
+        Ok(_) => state.readiness.check().err().map(|e| e.to_string()),
     };
     match reason {
         None => Ok(Json(Health {

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::UsageError;
 use consent_ledger::config::Settings;
-use consent_ledger::domain::contact;
 use consent_ledger::domain::event::Purpose;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::query::{Audience, Repeats, Verdict};
@@ -21,12 +19,12 @@ pub fn run(
     purpose: Purpose,
     file: &str,
 ) -> Result<ExitCode> {
-    contact::validate_tenant(tenant).map_err(UsageError)?;
-    let profile = settings.profile(tenant);
+    let tenant = super::tenant_arg(tenant)?;
+    let profile = settings.profile(&tenant);
     let mut audience = Audience::new(
         ledger,
         &profile,
-        tenant,
+        &tenant,
         purpose,
         Repeats::ReportEachExclusion,
     );

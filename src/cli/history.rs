@@ -16,8 +16,9 @@ pub fn run(
     contact: &str,
     json: bool,
 ) -> Result<ExitCode> {
-    let contact = super::parse_contact(settings, tenant, contact)?;
-    let events = query::history(ledger, tenant, &contact)?;
+    let tenant = super::tenant_arg(tenant)?;
+    let contact = super::parse_contact(settings, &tenant, contact)?;
+    let events = query::history(ledger, &tenant, &contact)?;
     let mut out = super::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;

@@ -27,8 +27,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use consent_ledger::config::Settings;
-use consent_ledger::domain::contact::{self, Contact};
+use consent_ledger::domain::contact::Contact;
 use consent_ledger::domain::event::Purpose;
+use consent_ledger::domain::tenant::TenantId;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::query::{self, ExportFormat};
 
@@ -295,9 +296,13 @@ fn open_input(file: &str) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 
-/// `--tenant` and `--contact` of `status` and `history`.
-fn parse_contact(settings: &Settings, tenant: &str, input: &str) -> Result<Contact> {
-    contact::validate_tenant(tenant).map_err(UsageError)?;
+/// `--tenant`: checked here, once, like the HTTP path and the config's tenant names.
+fn tenant_arg(tenant: &str) -> Result<TenantId, UsageError> {
+    TenantId::new(tenant).map_err(|e| UsageError(e.to_string()))
+}
+
+/// `--contact` of `status` and `history`, read with the tenant's region.
+fn parse_contact(settings: &Settings, tenant: &TenantId, input: &str) -> Result<Contact> {
     let profile = settings.profile(tenant);
     query::contact(&profile, input).map_err(|e| UsageError(e.to_string()).into())
 }

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use super::UsageError;
 use consent_ledger::config::Settings;
 use consent_ledger::domain::analytics::TenantStats;
-use consent_ledger::domain::contact;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::{query, report};
 
@@ -22,7 +21,7 @@ pub fn run(
     json: bool,
     html: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    contact::validate_tenant(tenant).map_err(UsageError)?;
+    let tenant = super::tenant_arg(tenant)?;
     let since = match since {
         None => None,
         Some(s) => Some(query::parse_time(s).ok_or_else(|| {
@@ -31,7 +30,7 @@ pub fn run(
             ))
         })?),
     };
-    let stats = query::stats(ledger, &settings.profile(tenant), tenant, since)?;
+    let stats = query::stats(ledger, &settings.profile(&tenant), &tenant, since)?;
     if let Some(path) = &html {
         std::fs::write(path, report::html(&stats))
             .with_context(|| format!("cannot write {}", path.display()))?;

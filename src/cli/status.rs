@@ -18,8 +18,15 @@ pub fn run(
     purpose: Purpose,
     json: bool,
 ) -> Result<ExitCode> {
-    let contact = super::parse_contact(settings, tenant, contact)?;
-    let r = query::status(ledger, &settings.profile(tenant), tenant, &contact, purpose)?;
+    let tenant = super::tenant_arg(tenant)?;
+    let contact = super::parse_contact(settings, &tenant, contact)?;
+    let r = query::status(
+        ledger,
+        &settings.profile(&tenant),
+        &tenant,
+        &contact,
+        purpose,
+    )?;
     let mut out = super::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;

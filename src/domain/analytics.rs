@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::contact::Contact;
 use super::inbound::{DeliveryState, SentCategory};
+use super::tenant::TenantId;
 
 /// A message a campaign sent, as the ledger keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,7 +165,7 @@ pub struct CampaignStats {
 /// Every campaign of one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TenantStats {
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Only sends, opt-outs and signals at or after this time were counted.
     pub since: Option<DateTime<Utc>>,
     /// Median opt-out rate of the campaigns with at least `rules.min_sent` sends (of every
@@ -197,7 +198,7 @@ struct Acc {
 /// Per-campaign numbers and anomaly flags. Opt-outs count contacts, not messages: a customer
 /// who sends STOP twice left once.
 pub fn compute(
-    tenant: &str,
+    tenant: &TenantId,
     since: Option<DateTime<Utc>>,
     inputs: &Inputs,
     rules: &AnomalyRules,
@@ -268,7 +269,7 @@ pub fn compute(
         c.anomaly = judge(c, median, rules);
     }
     TenantStats {
-        tenant: tenant.to_string(),
+        tenant: tenant.clone(),
         since,
         median_opt_out_rate: median,
         rules: *rules,
@@ -386,6 +387,7 @@ pub fn all_days(stats: &TenantStats) -> Vec<(NaiveDate, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::tests::tenant;
     use chrono::{Duration, TimeZone};
 
     fn t0() -> DateTime<Utc> {
@@ -433,7 +435,7 @@ mod tests {
 
     #[test]
     fn the_abnormal_campaign_is_flagged_and_the_others_are_not() {
-        let stats = compute("acme", None, &history(), &AnomalyRules::default());
+        let stats = compute(&tenant("acme"), None, &history(), &AnomalyRules::default());
         let flagged: Vec<&str> = stats
             .campaigns
             .iter()
@@ -458,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_small_campaign_with_a_high_rate_is_not_flagged() {
-        let stats = compute("acme", None, &history(), &AnomalyRules::default());
+        let stats = compute(&tenant("acme"), None, &history(), &AnomalyRules::default());
         let vip = stats.campaign("vip-test").unwrap();
         assert!((vip.opt_out_rate.unwrap() - 0.1).abs() < 1e-12);
         assert!(!vip.anomaly.flagged);
@@ -477,7 +479,7 @@ mod tests {
         campaign(&mut inputs, "a", 0, 1000, 1);
         campaign(&mut inputs, "b", 1, 1000, 1);
         campaign(&mut inputs, "c", 2, 1000, 8);
-        let stats = compute("acme", None, &inputs, &AnomalyRules::default());
+        let stats = compute(&tenant("acme"), None, &inputs, &AnomalyRules::default());
         let c = stats.campaign("c").unwrap();
         assert!(!c.anomaly.flagged, "{:?}", c.anomaly);
         assert!(c
@@ -491,7 +493,7 @@ mod tests {
             ..AnomalyRules::default()
         };
         assert!(
-            compute("acme", None, &inputs, &strict)
+            compute(&tenant("acme"), None, &inputs, &strict)
                 .campaign("c")
                 .unwrap()
                 .anomaly
@@ -509,12 +511,12 @@ mod tests {
             kind: SignalKind::Help,
             occurred_at: t0(),
         });
-        let stats = compute("acme", None, &inputs, &AnomalyRules::default());
+        let stats = compute(&tenant("acme"), None, &inputs, &AnomalyRules::default());
         let a = stats.campaign("a").unwrap();
         assert_eq!((a.opt_outs, a.help_requests), (2, 1));
         assert_eq!(a.first_sent, Some(t0()));
         let later = compute(
-            "acme",
+            &tenant("acme"),
             Some(t0() + Duration::days(1)),
             &inputs,
             &AnomalyRules::default(),
@@ -532,7 +534,7 @@ mod tests {
             }],
             ..Inputs::default()
         };
-        let stats = compute("acme", None, &inputs, &AnomalyRules::default());
+        let stats = compute(&tenant("acme"), None, &inputs, &AnomalyRules::default());
         let c = stats.campaign("sms-blast").unwrap();
         assert_eq!((c.sent, c.opt_outs, c.opt_out_rate), (0, 1, None));
         assert_eq!(c.delivered, None);

@@ -131,22 +131,6 @@ pub fn mask(value: &str) -> String {
     out
 }
 
-/// Tenant ids appear in storage keys and URLs, so they are restricted to a safe alphabet.
-pub fn validate_tenant(tenant: &str) -> Result<(), String> {
-    if tenant.is_empty() || tenant.len() > 64 {
-        return Err("tenant id must be 1 to 64 characters".into());
-    }
-    if !tenant
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        return Err(format!(
-            "tenant id {tenant:?} may only contain letters, digits, '-', '_' and '.'"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,12 +186,5 @@ mod tests {
     fn region_codes_parse_case_insensitively() {
         assert_eq!(parse_region("fr"), Ok(country::Id::FR));
         assert!(parse_region("XX1").is_err());
-    }
-
-    #[test]
-    fn tenant_ids_are_restricted() {
-        assert!(validate_tenant("acme-fr_1").is_ok());
-        assert!(validate_tenant("../etc").is_err());
-        assert!(validate_tenant("").is_err());
     }
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::contact::Contact;
+use super::tenant::TenantId;
 
 /// Namespace of every `event_id` (UUID v5). Fixed forever: changing it would give a replayed
 /// message a new id and break deduplication for every subscriber.
@@ -122,7 +123,7 @@ pub struct ConsentEvent {
     pub partition: u32,
     /// Position in the partition's chain, from 1, without gaps.
     pub seq: u64,
-    pub tenant: String,
+    pub tenant: TenantId,
     /// E.164 phone number.
     pub contact: Contact,
     /// `whatsapp`, `sms`, or what the source said.
@@ -145,7 +146,7 @@ pub struct ConsentEvent {
 
 impl ConsentEvent {
     /// The id every copy of one decision shares, whatever the number of redeliveries.
-    pub fn id_for(tenant: &str, message_id: &str, event_type: EventType) -> Uuid {
+    pub fn id_for(tenant: &TenantId, message_id: &str, event_type: EventType) -> Uuid {
         let name = format!("{tenant}\n{message_id}\n{}", event_type.as_str());
         Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
     }
@@ -180,14 +181,18 @@ pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    pub(crate) fn tenant(id: &str) -> TenantId {
+        TenantId::new(id).unwrap()
+    }
+
     pub(crate) fn sample(event_type: EventType, at_secs: i64, seq: u64) -> ConsentEvent {
         let at = Utc.timestamp_opt(at_secs, 0).unwrap();
         let message_id = format!("wamid.{seq}");
         ConsentEvent {
-            event_id: ConsentEvent::id_for("acme", &message_id, event_type),
+            event_id: ConsentEvent::id_for(&tenant("acme"), &message_id, event_type),
             partition: 0,
             seq,
-            tenant: "acme".into(),
+            tenant: tenant("acme"),
             contact: Contact::from_stored("+33612345678".into()),
             channel: "whatsapp".into(),
             event_type,
@@ -216,18 +221,19 @@ pub(crate) mod tests {
 
     #[test]
     fn event_id_is_stable_per_message_and_type() {
-        let a = ConsentEvent::id_for("acme", "wamid.1", EventType::OptedOut);
+        let (acme, other) = (tenant("acme"), tenant("other"));
+        let a = ConsentEvent::id_for(&acme, "wamid.1", EventType::OptedOut);
         assert_eq!(
             a,
-            ConsentEvent::id_for("acme", "wamid.1", EventType::OptedOut)
+            ConsentEvent::id_for(&acme, "wamid.1", EventType::OptedOut)
         );
         assert_ne!(
             a,
-            ConsentEvent::id_for("acme", "wamid.1", EventType::OptedIn)
+            ConsentEvent::id_for(&acme, "wamid.1", EventType::OptedIn)
         );
         assert_ne!(
             a,
-            ConsentEvent::id_for("other", "wamid.1", EventType::OptedOut)
+            ConsentEvent::id_for(&other, "wamid.1", EventType::OptedOut)
         );
     }
 

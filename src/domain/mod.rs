@@ -11,3 +11,4 @@ pub mod keywords;
 pub mod language;
 pub mod policy;
 pub mod replies;
+pub mod tenant;

@@ -12,6 +12,19 @@ use uuid::Uuid;
 
 use super::contact::Contact;
 use super::language;
+use super::tenant::TenantId;
+
+/// Longest reply text the config may set.
+pub const MAX_REPLY_CHARS: usize = 1024;
+
+/// Why a configured reply text cannot be sent; names the text's field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    #[error("{0} is over {MAX_REPLY_CHARS} characters")]
+    TooLong(&'static str),
+}
 
 /// The texts of one language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,17 +35,17 @@ pub struct Messages {
 }
 
 impl Messages {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TextError> {
         for (name, text) in [
             ("opt_out_confirmation", &self.opt_out_confirmation),
             ("opt_in_confirmation", &self.opt_in_confirmation),
             ("help", &self.help),
         ] {
             if text.trim().is_empty() {
-                return Err(format!("{name} must not be empty"));
+                return Err(TextError::Empty(name));
             }
-            if text.chars().count() > 1024 {
-                return Err(format!("{name} is over 1024 characters"));
+            if text.chars().count() > MAX_REPLY_CHARS {
+                return Err(TextError::TooLong(name));
             }
         }
         Ok(())
@@ -105,7 +118,7 @@ impl ReplyKind {
 pub struct OutboundMessage {
     /// UUID v5 of (tenant, inbound message id, kind): the sender dedupes on it.
     pub message_id: Uuid,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub channel: String,
     /// E.164 recipient.
     pub to: Contact,
@@ -121,7 +134,7 @@ pub struct OutboundMessage {
 }
 
 impl OutboundMessage {
-    pub fn id_for(tenant: &str, in_reply_to: &str, kind: ReplyKind) -> Uuid {
+    pub fn id_for(tenant: &TenantId, in_reply_to: &str, kind: ReplyKind) -> Uuid {
         let name = format!("{tenant}\n{in_reply_to}\nreply:{}", kind.as_str());
         Uuid::new_v5(&super::event::EVENT_NAMESPACE, name.as_bytes())
     }
@@ -156,14 +169,15 @@ mod tests {
 
     #[test]
     fn reply_ids_are_stable_per_message_and_kind() {
-        let a = OutboundMessage::id_for("acme", "wamid.1", ReplyKind::Help);
+        let acme = TenantId::new("acme").unwrap();
+        let a = OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::Help);
         assert_eq!(
             a,
-            OutboundMessage::id_for("acme", "wamid.1", ReplyKind::Help)
+            OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::Help)
         );
         assert_ne!(
             a,
-            OutboundMessage::id_for("acme", "wamid.1", ReplyKind::OptOutConfirmation)
+            OutboundMessage::id_for(&acme, "wamid.1", ReplyKind::OptOutConfirmation)
         );
     }
 }

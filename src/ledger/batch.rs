@@ -18,12 +18,13 @@ use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::inbound::{DeliveryStatus, SentCategory};
 use crate::domain::replies::OutboundMessage;
+use crate::domain::tenant::TenantId;
 
 pub struct Staged<'a> {
     ledger: &'a Ledger,
     _writer: std::sync::MutexGuard<'a, ()>,
-    consent: HashMap<(String, Contact), ContactConsent>,
-    dirty: HashSet<(String, Contact)>,
+    consent: HashMap<(TenantId, Contact), ContactConsent>,
+    dirty: HashSet<(TenantId, Contact)>,
     seen: HashSet<Vec<u8>>,
     dedupe: Vec<(Vec<u8>, Vec<u8>)>,
     heads: BTreeMap<u32, ChainHead>,
@@ -68,7 +69,7 @@ impl<'a> Staged<'a> {
 
     /// Stages a sent record; false when `(tenant, message id)` is already known, so a
     /// redelivered record neither counts twice nor moves the original send.
-    pub fn stage_sent(&mut self, tenant: &str, sent: SentRef) -> Result<bool> {
+    pub fn stage_sent(&mut self, tenant: &TenantId, sent: SentRef) -> Result<bool> {
         let key = sent_keys::sent(tenant, &sent.message_id);
         if self.sent.contains_key(&key) || self.ledger.sent.contains_key(&key)? {
             return Ok(false);
@@ -85,7 +86,7 @@ impl<'a> Staged<'a> {
     }
 
     /// The sent record of `message_id`, in this batch or the ledger.
-    pub fn sent_message(&self, tenant: &str, message_id: &str) -> Result<Option<SentRef>> {
+    pub fn sent_message(&self, tenant: &TenantId, message_id: &str) -> Result<Option<SentRef>> {
         if let Some(s) = self.sent.get(&sent_keys::sent(tenant, message_id)) {
             return Ok(Some(s.clone()));
         }
@@ -96,7 +97,7 @@ impl<'a> Staged<'a> {
     /// `window` (the exact boundary is the domain's call), in this batch or the ledger.
     pub fn last_marketing_sent(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         contact: &Contact,
         at: DateTime<Utc>,
         window: Duration,
@@ -128,7 +129,7 @@ impl<'a> Staged<'a> {
 
     /// Merges a delivery status into what is known of its message, whether or not the sent
     /// record has arrived yet: `stats` joins the two by message id when it reads them.
-    pub fn stage_delivery(&mut self, tenant: &str, status: &DeliveryStatus) -> Result<()> {
+    pub fn stage_delivery(&mut self, tenant: &TenantId, status: &DeliveryStatus) -> Result<()> {
         let key = sent_keys::sent(tenant, &status.message_id);
         if !self.delivery.contains_key(&key) {
             let stored = self
@@ -147,7 +148,7 @@ impl<'a> Staged<'a> {
     /// so it is idempotent like everything else in the batch.
     pub fn stage_signal(
         &mut self,
-        tenant: &str,
+        tenant: &TenantId,
         campaign_id: &str,
         kind: SignalKind,
         message_id: &str,
@@ -159,8 +160,8 @@ impl<'a> Staged<'a> {
         ));
     }
 
-    pub fn consent(&mut self, tenant: &str, contact: &Contact) -> Result<ContactConsent> {
-        let key = (tenant.to_string(), contact.clone());
+    pub fn consent(&mut self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
+        let key = (tenant.clone(), contact.clone());
         if let Some(c) = self.consent.get(&key) {
             return Ok(c.clone());
         }
@@ -170,12 +171,12 @@ impl<'a> Staged<'a> {
     }
 
     /// Whether `(tenant, message id, kind)` was already handled, in the ledger or this batch.
-    pub fn is_seen(&self, tenant: &str, message_id: &str, kind: &str) -> Result<bool> {
+    pub fn is_seen(&self, tenant: &TenantId, message_id: &str, kind: &str) -> Result<bool> {
         let key = keys::dedupe(tenant, message_id, kind);
         Ok(self.seen.contains(&key) || self.ledger.dedupe.contains_key(&key)?)
     }
 
-    pub fn mark_seen(&mut self, tenant: &str, message_id: &str, kind: &str, value: &[u8]) {
+    pub fn mark_seen(&mut self, tenant: &TenantId, message_id: &str, kind: &str, value: &[u8]) {
         let key = keys::dedupe(tenant, message_id, kind);
         self.seen.insert(key.clone());
         self.dedupe.push((key, value.to_vec()));

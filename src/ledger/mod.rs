@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
+use crate::domain::tenant::TenantId;
 
 /// Version of the on-disk layout. A ledger of another version is refused at open, never half
 /// read; `consent-ledger migrate` brings an older one up to this version. Every change of a
@@ -136,7 +137,7 @@ impl Ledger {
     }
 
     /// The consent of one contact, every purpose.
-    pub fn consent(&self, tenant: &str, contact: &Contact) -> Result<ContactConsent> {
+    pub fn consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
         let mut c = ContactConsent::default();
         for purpose in Purpose::ALL {
             if let Some(bytes) =
@@ -149,7 +150,7 @@ impl Ledger {
         Ok(c)
     }
 
-    pub fn is_seen(&self, tenant: &str, message_id: &str, kind: &str) -> Result<bool> {
+    pub fn is_seen(&self, tenant: &TenantId, message_id: &str, kind: &str) -> Result<bool> {
         Ok(self
             .dedupe
             .contains_key(keys::dedupe(tenant, message_id, kind))?)
@@ -163,7 +164,7 @@ impl Ledger {
     }
 
     /// Every event of one contact, oldest first in event time (ties by append order).
-    pub fn history(&self, tenant: &str, contact: &Contact) -> Result<Vec<ConsentEvent>> {
+    pub fn history(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<ConsentEvent>> {
         let prefix = keys::contact_prefix(tenant, contact.as_str());
         let mut out = Vec::new();
         for entry in self.by_contact.scan_prefix(&prefix) {
@@ -250,6 +251,7 @@ fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 /// Key layouts, in one place so that every reader and writer agrees.
 pub(crate) mod keys {
     use crate::domain::event::Purpose;
+    use crate::domain::tenant::TenantId;
 
     pub fn event(partition: u32, seq: u64) -> [u8; 12] {
         let mut k = [0u8; 12];
@@ -258,19 +260,19 @@ pub(crate) mod keys {
         k
     }
 
-    pub fn contact_prefix(tenant: &str, contact: &str) -> Vec<u8> {
-        [tenant.as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    pub fn contact_prefix(tenant: &TenantId, contact: &str) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
     }
 
-    pub fn by_contact(tenant: &str, contact: &str, partition: u32, seq: u64) -> Vec<u8> {
+    pub fn by_contact(tenant: &TenantId, contact: &str, partition: u32, seq: u64) -> Vec<u8> {
         let mut k = contact_prefix(tenant, contact);
         k.extend_from_slice(&event(partition, seq));
         k
     }
 
-    pub fn dedupe(tenant: &str, message_id: &str, kind: &str) -> Vec<u8> {
+    pub fn dedupe(tenant: &TenantId, message_id: &str, kind: &str) -> Vec<u8> {
         [
-            tenant.as_bytes(),
+            tenant.as_str().as_bytes(),
             b"\0",
             message_id.as_bytes(),
             b"\0",
@@ -279,7 +281,7 @@ pub(crate) mod keys {
         .concat()
     }
 
-    pub fn consent(tenant: &str, contact: &str, purpose: Purpose) -> Vec<u8> {
+    pub fn consent(tenant: &TenantId, contact: &str, purpose: Purpose) -> Vec<u8> {
         let mut k = contact_prefix(tenant, contact);
         k.extend_from_slice(purpose.as_str().as_bytes());
         k

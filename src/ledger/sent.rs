@@ -9,20 +9,23 @@ use crate::domain::analytics::{DeliveryRecord, Inputs, OptOut, SentRef, Signal, 
 use crate::domain::contact::Contact;
 use crate::domain::event::EventType;
 use crate::domain::inbound::SentCategory;
+use crate::domain::tenant::TenantId;
 
 pub(crate) mod keys {
     use chrono::{DateTime, Utc};
 
-    pub fn sent(tenant: &str, message_id: &str) -> Vec<u8> {
-        [tenant.as_bytes(), b"\0", message_id.as_bytes()].concat()
+    use crate::domain::tenant::TenantId;
+
+    pub fn sent(tenant: &TenantId, message_id: &str) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", message_id.as_bytes()].concat()
     }
 
-    pub fn tenant_prefix(tenant: &str) -> Vec<u8> {
-        [tenant.as_bytes(), b"\0"].concat()
+    pub fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0"].concat()
     }
 
-    pub fn contact_prefix(tenant: &str, contact: &str) -> Vec<u8> {
-        [tenant.as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    pub fn contact_prefix(tenant: &TenantId, contact: &str) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
     }
 
     /// Milliseconds with the sign bit flipped, so byte order is time order for any instant.
@@ -31,7 +34,7 @@ pub(crate) mod keys {
     }
 
     pub fn sent_by_contact(
-        tenant: &str,
+        tenant: &TenantId,
         contact: &str,
         at: DateTime<Utc>,
         message_id: &str,
@@ -44,16 +47,16 @@ pub(crate) mod keys {
     }
 
     /// Every key of `contact` with a time at or before `at` sorts below this.
-    pub fn sent_by_contact_upto(tenant: &str, contact: &str, at: DateTime<Utc>) -> Vec<u8> {
+    pub fn sent_by_contact_upto(tenant: &TenantId, contact: &str, at: DateTime<Utc>) -> Vec<u8> {
         let mut k = contact_prefix(tenant, contact);
         k.extend_from_slice(&time(at));
         k.push(1);
         k
     }
 
-    pub fn signal(tenant: &str, campaign: &str, kind: &str, message_id: &str) -> Vec<u8> {
+    pub fn signal(tenant: &TenantId, campaign: &str, kind: &str, message_id: &str) -> Vec<u8> {
         [
-            tenant.as_bytes(),
+            tenant.as_str().as_bytes(),
             b"\0",
             campaign.as_bytes(),
             b"\0",
@@ -73,7 +76,7 @@ pub(crate) fn lookup_floor(at: DateTime<Utc>, window: Duration) -> DateTime<Utc>
 
 impl Ledger {
     /// The sent record of `message_id`, if a campaign reported it.
-    pub fn sent_message(&self, tenant: &str, message_id: &str) -> Result<Option<SentRef>> {
+    pub fn sent_message(&self, tenant: &TenantId, message_id: &str) -> Result<Option<SentRef>> {
         match self.sent.get(keys::sent(tenant, message_id))? {
             Some(bytes) => decode("sent", &bytes).map(Some),
             None => Ok(None),
@@ -83,7 +86,7 @@ impl Ledger {
     /// The latest marketing send to `contact` in `[not_before, at]`.
     pub fn last_marketing_sent(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         contact: &Contact,
         not_before: DateTime<Utc>,
         at: DateTime<Utc>,
@@ -101,7 +104,7 @@ impl Ledger {
         Ok(None)
     }
 
-    pub fn delivery(&self, tenant: &str, message_id: &str) -> Result<Option<DeliveryRecord>> {
+    pub fn delivery(&self, tenant: &TenantId, message_id: &str) -> Result<Option<DeliveryRecord>> {
         match self.delivery.get(keys::sent(tenant, message_id))? {
             Some(bytes) => decode("delivery", &bytes).map(Some),
             None => Ok(None),
@@ -111,7 +114,7 @@ impl Ledger {
     /// What `stats` computes over: the tenant's sends with their delivery, the opt-out events
     /// attributed to a campaign, and the signals. The event scan covers every tenant's log;
     /// an index by tenant is the next step if a ledger grows past what a report may scan.
-    pub fn campaign_inputs(&self, tenant: &str) -> Result<Inputs> {
+    pub fn campaign_inputs(&self, tenant: &TenantId) -> Result<Inputs> {
         let prefix = keys::tenant_prefix(tenant);
         let mut inputs = Inputs::default();
         for entry in self.sent.scan_prefix(&prefix) {
@@ -125,7 +128,7 @@ impl Ledger {
         }
         for event in self.events() {
             let event = event?;
-            if event.tenant != tenant || event.event_type != EventType::OptedOut {
+            if &event.tenant != tenant || event.event_type != EventType::OptedOut {
                 continue;
             }
             if let Some(campaign_id) = event.campaign_id {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{decode, keys, ChainHead, Ledger, Result};
 use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::event::{ConsentEvent, Purpose};
+use crate::domain::tenant::TenantId;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct VerifyReport {
@@ -36,7 +37,7 @@ type View = HashMap<Vec<u8>, PurposeState>;
 impl Ledger {
     /// The consent view computed from the log alone, plus chain problems met on the way.
     fn fold_log(&self, report: &mut VerifyReport) -> Result<View> {
-        let mut contacts: BTreeMap<(String, String), ContactConsent> = BTreeMap::new();
+        let mut contacts: BTreeMap<(TenantId, String), ContactConsent> = BTreeMap::new();
         let mut last: BTreeMap<u32, ChainHead> = BTreeMap::new();
         for entry in self.events.iter() {
             let (key, bytes) = entry?;

@@ -32,6 +32,7 @@ use crate::domain::decide::{self, Command, ConsentRecord, Decision, Origin, Reso
 use crate::domain::event::ConsentEvent;
 use crate::domain::inbound::{self, DecodeError, Item};
 use crate::domain::replies::OutboundMessage;
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError, Staged};
 
 /// The ledger partition whose chain holds API and import events: these sources have no
@@ -55,7 +56,7 @@ pub enum Input<'a> {
     },
     /// A decision the business records: an API call or an import row.
     Consent {
-        tenant: &'a str,
+        tenant: &'a TenantId,
         record: &'a ConsentRecord,
     },
 }
@@ -326,7 +327,11 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
-    fn consent(mut self, tenant: &str, record: &ConsentRecord) -> Result<Recorded, LedgerError> {
+    fn consent(
+        mut self,
+        tenant: &TenantId,
+        record: &ConsentRecord,
+    ) -> Result<Recorded, LedgerError> {
         let kind = record.origin.dedupe_kind();
         if self.staged.is_seen(tenant, &record.key, kind)? {
             return Ok(Recorded::Duplicate {
@@ -352,7 +357,7 @@ impl Batch<'_, '_> {
         self.staged
             .mark_seen(tenant, &record.key, kind, event.event_id.as_bytes());
         tracing::debug!(
-            tenant,
+            tenant = %tenant,
             contact = %record.contact.masked(),
             origin = ?record.origin,
             event_id = %event.event_id,

@@ -7,14 +7,15 @@ use crate::domain::analytics::SentRef;
 use crate::domain::contact::{self, Contact};
 use crate::domain::decide::{Origin, Resolved};
 use crate::domain::inbound::{DecodeError, Message, SentMessage, TenantRef};
+use crate::domain::tenant::TenantId;
 
-pub(crate) fn tenant(settings: &Settings, tenant: &TenantRef) -> Result<String, DecodeError> {
+pub(crate) fn tenant(settings: &Settings, tenant: &TenantRef) -> Result<TenantId, DecodeError> {
     settings
         .resolve_tenant(tenant)
         .map_err(DecodeError::UnknownTenant)
 }
 
-fn contact(settings: &Settings, tenant: &str, input: &str) -> Result<Contact, DecodeError> {
+fn contact(settings: &Settings, tenant: &TenantId, input: &str) -> Result<Contact, DecodeError> {
     let profile = settings.profile(tenant);
     contact::normalize(input, profile.region).map_err(|e| DecodeError::InvalidContact {
         input: contact::mask(input),
@@ -40,7 +41,7 @@ pub(crate) fn message(
 pub(crate) fn sent(
     settings: &Settings,
     sent: SentMessage,
-) -> Result<(String, SentRef), DecodeError> {
+) -> Result<(TenantId, SentRef), DecodeError> {
     let tenant = tenant(settings, &sent.tenant)?;
     let contact = contact(settings, &tenant, &sent.to)?;
     Ok((

@@ -12,6 +12,7 @@ use crate::domain::consent::Status;
 use crate::domain::contact::{self, Contact};
 use crate::domain::event::Purpose;
 use crate::domain::policy::may_send;
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError};
 
 /// The answer for one line of an audience.
@@ -59,7 +60,7 @@ pub struct Counts {
 pub struct Audience<'a> {
     ledger: &'a Ledger,
     profile: &'a TenantProfile,
-    tenant: &'a str,
+    tenant: &'a TenantId,
     purpose: Purpose,
     repeats: Repeats,
     /// E.164 digits of the contacts answered so far: 8 bytes a contact, so a million-contact
@@ -72,7 +73,7 @@ impl<'a> Audience<'a> {
     pub fn new(
         ledger: &'a Ledger,
         profile: &'a TenantProfile,
-        tenant: &'a str,
+        tenant: &'a TenantId,
         purpose: Purpose,
         repeats: Repeats,
     ) -> Self {
@@ -190,8 +191,9 @@ mod tests {
             &mut sinks,
         )
         .unwrap();
-        let profile = settings.profile("shop");
-        let mut audience = Audience::new(&ledger, &profile, "shop", Purpose::Marketing, repeats);
+        let shop = TenantId::new("shop").unwrap();
+        let profile = settings.profile(&shop);
+        let mut audience = Audience::new(&ledger, &profile, &shop, Purpose::Marketing, repeats);
         let kinds = LIST
             .iter()
             .map(|line| match audience.check(line).unwrap() {

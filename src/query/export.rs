@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::event::ConsentEvent;
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -59,17 +60,16 @@ pub enum ExportError {
 /// previous one). Streams: one event in memory at a time, whatever the size of the log.
 pub fn export<W: Write + ?Sized>(
     ledger: &Ledger,
-    tenant: Option<&str>,
+    tenant: Option<&TenantId>,
     since: Option<DateTime<Utc>>,
     format: ExportFormat,
     out: &mut W,
 ) -> Result<(), ExportError> {
-    if format == ExportFormat::Csv {
-        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
-    }
+    write_header(format, out)?;
     for event in ledger.events() {
         let event = event?;
-        if tenant.is_some_and(|t| t != event.tenant) || since.is_some_and(|s| event.recorded_at < s)
+        if tenant.is_some_and(|t| *t != event.tenant)
+            || since.is_some_and(|s| event.recorded_at < s)
         {
             continue;
         }
@@ -80,6 +80,15 @@ pub fn export<W: Write + ?Sized>(
             }
             ExportFormat::Csv => writeln!(out, "{}", csv_row(&event))?,
         }
+    }
+    Ok(())
+}
+
+/// What an export writes before its first event, so an export that matches no event is this
+/// alone: the CSV header, nothing for JSON lines.
+pub fn write_header<W: Write + ?Sized>(format: ExportFormat, out: &mut W) -> io::Result<()> {
+    if format == ExportFormat::Csv {
+        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
     Ok(())
 }
@@ -121,7 +130,7 @@ pub fn csv_row(e: &ConsentEvent) -> String {
         e.event_id.to_string(),
         e.partition.to_string(),
         e.seq.to_string(),
-        e.tenant.clone(),
+        e.tenant.to_string(),
         e.contact.to_string(),
         e.channel.clone(),
         e.event_type.as_str().to_string(),

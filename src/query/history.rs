@@ -3,12 +3,13 @@
 
 use crate::domain::contact::Contact;
 use crate::domain::event::ConsentEvent;
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError};
 
 /// Oldest first in event time (ties by append order).
 pub fn history(
     ledger: &Ledger,
-    tenant: &str,
+    tenant: &TenantId,
     contact: &Contact,
 ) -> Result<Vec<ConsentEvent>, LedgerError> {
     ledger.history(tenant, contact)

@@ -20,7 +20,9 @@ mod status;
 mod time;
 
 pub use check::{Audience, Counts, Repeats, Verdict};
-pub use export::{csv_row, export, ExportError, ExportFormat, UnknownFormat, CSV_COLUMNS};
+pub use export::{
+    csv_row, export, write_header, ExportError, ExportFormat, UnknownFormat, CSV_COLUMNS,
+};
 pub use history::history;
 pub use stats::stats;
 pub use status::{status, StatusRecord};

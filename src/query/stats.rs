@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 
 use crate::config::TenantProfile;
 use crate::domain::analytics::{self, TenantStats};
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError};
 
 /// Every campaign of `tenant`, with the tenant's anomaly rules.
 pub fn stats(
     ledger: &Ledger,
     profile: &TenantProfile,
-    tenant: &str,
+    tenant: &TenantId,
     since: Option<DateTime<Utc>>,
 ) -> Result<TenantStats, LedgerError> {
     let inputs = ledger.campaign_inputs(tenant)?;

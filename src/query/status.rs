@@ -10,12 +10,13 @@ use crate::config::TenantProfile;
 use crate::domain::contact::Contact;
 use crate::domain::event::Purpose;
 use crate::domain::policy::may_send;
+use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError};
 
 /// The consent of one contact for one purpose (`status --json`, schemas/consent-status.v1.json).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StatusRecord {
-    pub tenant: String,
+    pub tenant: TenantId,
     /// E.164.
     pub contact: String,
     /// `marketing` or `transactional`.
@@ -36,7 +37,7 @@ pub struct StatusRecord {
 pub fn status(
     ledger: &Ledger,
     profile: &TenantProfile,
-    tenant: &str,
+    tenant: &TenantId,
     contact: &Contact,
     purpose: Purpose,
 ) -> Result<StatusRecord, LedgerError> {
@@ -44,7 +45,7 @@ pub fn status(
     let state = consent.get(purpose);
     let verdict = may_send(&consent, purpose, &profile.policy);
     Ok(StatusRecord {
-        tenant: tenant.to_string(),
+        tenant: tenant.clone(),
         contact: contact.to_string(),
         purpose: purpose.as_str().to_string(),
         status: state.status.as_str().to_string(),

@@ -26,8 +26,9 @@ async fn campaigns_list_one_and_html() {
     assert_eq!(flagged[0]["campaign_id"], "flash-sale");
 
     // The library computes the same numbers the endpoint serves.
-    let profile = s.settings.profile("acme");
-    let direct = consent_ledger::query::stats(&s.state.ledger, &profile, "acme", None).unwrap();
+    let acme = "acme".parse().unwrap();
+    let profile = s.settings.profile(&acme);
+    let direct = consent_ledger::query::stats(&s.state.ledger, &profile, &acme, None).unwrap();
     assert_eq!(all, serde_json::to_value(&direct).unwrap());
 
     let one = s

@@ -52,10 +52,11 @@ async fn consent_answers_exactly_like_the_cli_status_record() {
                 ACME,
             )
             .await;
-        let profile = s.settings.profile("acme");
+        let acme = "acme".parse().unwrap();
+        let profile = s.settings.profile(&acme);
         let c = contact::normalize("+33612345678", profile.region).unwrap();
         let expected =
-            query::status(&s.state.ledger, &profile, "acme", &c, Purpose::Marketing).unwrap();
+            query::status(&s.state.ledger, &profile, &acme, &c, Purpose::Marketing).unwrap();
         assert_eq!(got, serde_json::to_value(&expected).unwrap(), "{spelling}");
         assert_eq!(got["status"], "opted_out");
         assert_eq!(got["may_send"], false);

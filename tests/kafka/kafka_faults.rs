@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consent_ledger::config::{ConfigFile, Settings};
+use consent_ledger::config::{ConfigFile, KafkaConfig, Settings};
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
-use consent_ledger::pipeline::kafka::{self, settings::KafkaConfig};
+use consent_ledger::pipeline::kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;

@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consent_ledger::config::{ConfigFile, Settings};
+use consent_ledger::config::{ConfigFile, KafkaConfig, Settings};
 use consent_ledger::domain::contact::Contact;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
-use consent_ledger::pipeline::kafka::{self, settings::KafkaConfig};
+use consent_ledger::pipeline::kafka;
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 
@@ -80,7 +80,7 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
     let l = ledger.clone();
     wait_until("the sent records stored", Duration::from_secs(60), || {
         (0..20).all(|i| {
-            l.sent_message(PHONE_NUMBER_ID, &format!("wamid.k{i}"))
+            l.sent_message(&PHONE_NUMBER_ID.parse().unwrap(), &format!("wamid.k{i}"))
                 .unwrap()
                 .is_some()
         })
@@ -117,7 +117,10 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
 
     for (i, c) in contacts.iter().enumerate() {
         let history = ledger
-            .history(PHONE_NUMBER_ID, &Contact::from_stored(format!("+{c}")))
+            .history(
+                &PHONE_NUMBER_ID.parse().unwrap(),
+                &Contact::from_stored(format!("+{c}")),
+            )
             .unwrap();
         assert_eq!(history.len(), 1, "{c}");
         let e = &history[0];
@@ -130,7 +133,9 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
         };
         assert_eq!(route, expected, "{c}");
     }
-    let inputs = ledger.campaign_inputs(PHONE_NUMBER_ID).unwrap();
+    let inputs = ledger
+        .campaign_inputs(&PHONE_NUMBER_ID.parse().unwrap())
+        .unwrap();
     assert_eq!(inputs.sent.len(), 20);
     assert!(ledger.verify().unwrap().ok());
     let _ = dir;

@@ -36,6 +36,7 @@ use super::stream::{self, BodyReader, StreamError};
 use super::AppState;
 use crate::config::TenantProfile;
 use crate::domain::event::Purpose;
+use crate::domain::tenant::TenantId;
 use crate::metrics::Metrics;
 use crate::query::{Audience, Counts, Repeats};
 
@@ -193,7 +194,7 @@ pub async fn check(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    caller.allow(&tenant, Access::Read)?;
+    let tenant = caller.allow(&tenant, Access::Read)?;
     let limit = state.settings.api_max_body_bytes();
     let ndjson_in = match media_type(&headers, header::CONTENT_TYPE).as_deref() {
         Some("application/json") | None => false,
@@ -289,7 +290,7 @@ impl<'a> Checker<'a> {
     fn new(
         state: &'a AppState,
         profile: &'a TenantProfile,
-        tenant: &'a str,
+        tenant: &'a TenantId,
         purpose: Purpose,
     ) -> Self {
         Checker {

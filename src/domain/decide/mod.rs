@@ -26,6 +26,7 @@ use super::event::{Attribution, ConsentEvent, EventSource, EventType};
 use super::inbound::Message;
 use super::keywords::{Classification, Scope};
 use super::replies::ReplyKind;
+use super::tenant::TenantId;
 
 /// What one command amounted to; the ingest summary counts these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub struct Origin {
 /// A decoded message whose tenant and contact are resolved.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub contact: Contact,
     pub message: Message,
     pub origin: Origin,
@@ -65,7 +66,7 @@ pub enum Command<'a> {
     },
     /// A decision the business records: an API call or an import row.
     Record {
-        tenant: &'a str,
+        tenant: &'a TenantId,
         record: &'a ConsentRecord,
     },
 }
@@ -245,7 +246,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
 
 /// A recorded decision gets no reply: the customer did not write to us, so there is no
 /// conversation to confirm in.
-fn decide_record(state: State<'_>, tenant: &str, record: &ConsentRecord) -> Decision {
+fn decide_record(state: State<'_>, tenant: &TenantId, record: &ConsentRecord) -> Decision {
     let event_type = event_type_for(record.request);
     let (campaign_id, attribution) = match &record.campaign_id {
         Some(id) => (Some(id.clone()), Attribution::Explicit),
@@ -255,7 +256,7 @@ fn decide_record(state: State<'_>, tenant: &str, record: &ConsentRecord) -> Deci
         event_id: record.event_id(tenant),
         partition: 0,
         seq: 0,
-        tenant: tenant.to_string(),
+        tenant: tenant.clone(),
         contact: record.contact.clone(),
         channel: record.channel.clone(),
         event_type,

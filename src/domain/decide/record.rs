@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::domain::consent::{event_type_for, Request};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, SourceKind};
+use crate::domain::tenant::TenantId;
 
 /// Where a recorded decision came from; decides its dedupe namespace and message id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub struct ConsentRecord {
 impl ConsentRecord {
     /// The event id this record gets, whether or not it is appended now: what a replayed
     /// request is answered with.
-    pub fn event_id(&self, tenant: &str) -> Uuid {
+    pub fn event_id(&self, tenant: &TenantId) -> Uuid {
         let message_id = self.origin.message_id(&self.key);
         ConsentEvent::id_for(tenant, &message_id, event_type_for(self.request))
     }

@@ -4,6 +4,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
 use crate::domain::consent::Status;
+use crate::domain::event::tests::tenant;
 use crate::domain::event::{Purpose, SourceKind};
 use crate::domain::inbound::{Content, Preference, SentCategory, TenantRef};
 use crate::domain::keywords::KeywordSet;
@@ -12,7 +13,7 @@ const H72: i64 = 72 * 3600;
 
 fn msg(id: &str, at: i64, content: Content) -> Resolved {
     Resolved {
-        tenant: "acme".into(),
+        tenant: tenant("acme"),
         contact: Contact::from_stored("+33612345678".into()),
         message: Message {
             tenant: TenantRef::Name("acme".into()),
@@ -107,7 +108,7 @@ fn given_nothing_when_stop_then_one_unsealed_opt_out_and_a_confirmation() {
     assert_eq!((e.seq, e.prev_hash.as_str(), e.hash.as_str()), (0, "", ""));
     assert_eq!(
         e.event_id,
-        ConsentEvent::id_for("acme", "m1", EventType::OptedOut)
+        ConsentEvent::id_for(&tenant("acme"), "m1", EventType::OptedOut)
     );
     assert_eq!(reply_kind(&d), Some(ReplyKind::OptOutConfirmation));
     assert!(d.acted());
@@ -286,12 +287,12 @@ fn when_the_business_records_stop_all_then_an_api_event_and_no_reply() {
     let mut given = Given::nothing();
     let stop = record("k1", Request::OptOut { all: true }, 1_000);
     let d = given.when_command(Command::Record {
-        tenant: "acme",
+        tenant: &tenant("acme"),
         record: &stop,
     });
     assert_eq!(d.reply, None);
     let e = &d.events[0];
-    assert_eq!(e.event_id, stop.event_id("acme"));
+    assert_eq!(e.event_id, stop.event_id(&tenant("acme")));
     assert_eq!(e.purposes, Purpose::ALL.to_vec());
     assert_eq!(e.source.kind, SourceKind::Api);
     assert_eq!(e.source.message_id, "api:k1");
@@ -304,7 +305,7 @@ fn given_stop_all_when_the_business_records_an_opt_in_then_every_purpose_comes_b
     given.when(&msg("m1", 1_000, text("STOP ALL")));
     let start = record("k2", Request::OptIn, 2_000);
     let d = given.when_command(Command::Record {
-        tenant: "acme",
+        tenant: &tenant("acme"),
         record: &start,
     });
     assert_eq!(d.events[0].purposes, Purpose::ALL.to_vec());

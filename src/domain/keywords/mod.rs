@@ -34,12 +34,72 @@ pub(crate) use normalize::match_keys;
 pub use normalize::normalize;
 use tables::{build_table, builtin, lang_code, Kind, LangTable};
 
-/// Which purposes an opt-out revokes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A keyword configuration that would make STOP fail silently, refused when the config loads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeywordError {
+    #[error("keyword languages: empty language code")]
+    EmptyLanguageCode,
+    #[error("keyword languages: no language enabled, so no opt-out keyword would be recognized")]
+    NoLanguage,
+    #[error("keyword overrides for language \"{0}\" are given twice")]
+    OverridesTwice(String),
+    #[error(
+        "unknown keyword language \"{0}\": built-in languages are {builtins}; \
+         add keyword overrides for \"{0}\" to define it",
+        builtins = language::codes().join(", ")
+    )]
+    UnknownLanguage(String),
+    #[error(
+        "keywords for language \"{code}\": {field} entry {spelling:?} has no letters or digits"
+    )]
+    NoLetters {
+        code: String,
+        field: &'static str,
+        spelling: String,
+    },
+    #[error(
+        "keywords for language \"{code}\": {field} entry {spelling:?} has {words} words \
+         (at most {MAX_KEYWORD_WORDS} allowed)"
+    )]
+    TooManyWords {
+        code: String,
+        field: &'static str,
+        spelling: String,
+        words: usize,
+    },
+    #[error(
+        "keywords for language \"{code}\": {spelling:?} ({field}) is already \
+         a {other} keyword; one word cannot mean both"
+    )]
+    TwoMeanings {
+        code: String,
+        field: &'static str,
+        spelling: String,
+        /// The group the word already has: `opt-out`, `opt-in`, `help`, …
+        other: &'static str,
+    },
+}
+
+/// Which purposes an opt-out revokes: what STOP, STOP ALL and a recorded decision's `scope`
+/// say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
+    /// Marketing only (STOP): transactional messages may still follow, unless the tenant
+    /// blocks them.
+    #[default]
     Marketing,
+    /// Every purpose, transactional included (STOP ALL).
     All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Marketing => "marketing",
+            Scope::All => "all",
+        }
+    }
 }
 
 /// The rule that matched; recorded in the ledger as proof, so names are stable (snake_case in serde).
@@ -131,7 +191,7 @@ impl KeywordSet {
     }
 
     /// `languages` in priority order (the tenant's default language first). Unknown language codes
-    /// without overrides are an error (return Err(String) with a clear message naming the code);
+    /// without overrides are an error naming the code;
     /// a language code that only has overrides (no builtin) is allowed.
     ///
     /// Codes are compared trimmed and ASCII-lowercased; a repeated code keeps its
@@ -141,22 +201,19 @@ impl KeywordSet {
     pub fn new(
         languages: &[String],
         overrides: &BTreeMap<String, KeywordOverrides>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KeywordError> {
         let mut codes: Vec<String> = Vec::new();
         for raw in languages {
             let code = lang_code(raw);
             if code.is_empty() {
-                return Err("keyword languages: empty language code".to_string());
+                return Err(KeywordError::EmptyLanguageCode);
             }
             if !codes.contains(&code) {
                 codes.push(code);
             }
         }
         if codes.is_empty() {
-            return Err(
-                "keyword languages: no language enabled, so no opt-out keyword would be recognized"
-                    .to_string(),
-            );
+            return Err(KeywordError::NoLanguage);
         }
 
         let mut by_code: HashMap<String, &KeywordOverrides> = HashMap::new();
@@ -166,9 +223,7 @@ impl KeywordSet {
                 continue;
             }
             if by_code.insert(code, ov).is_some() {
-                return Err(format!(
-                    "keyword overrides for language \"{raw}\" are given twice"
-                ));
+                return Err(KeywordError::OverridesTwice(raw.clone()));
             }
         }
 
@@ -177,11 +232,7 @@ impl KeywordSet {
             let defaults = builtin(code);
             let ov = by_code.get(code).copied();
             if defaults.is_none() && ov.is_none() {
-                return Err(format!(
-                    "unknown keyword language \"{code}\": built-in languages are {}; \
-                     add keyword overrides for \"{code}\" to define it",
-                    language::codes().join(", ")
-                ));
+                return Err(KeywordError::UnknownLanguage(code.clone()));
             }
             tables.push(build_table(code, defaults, ov)?);
         }

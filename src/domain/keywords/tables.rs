@@ -2,7 +2,7 @@
 //! tenant's removals, plus its additions, each checked so a config mistake fails at load time.
 
 use super::normalize::{match_keys, normalize};
-use super::{Intent, KeywordOverrides, Scope, MAX_KEYWORD_WORDS};
+use super::{Intent, KeywordError, KeywordOverrides, Scope, MAX_KEYWORD_WORDS};
 use crate::domain::language::{self, Keywords, Term};
 
 /// What a table word does; courtesy words and phrases never change consent on their own.
@@ -55,28 +55,32 @@ pub(super) fn builtin(code: &str) -> Option<&'static Keywords> {
 /// could never match so config mistakes surface at load time rather than as silence.
 pub(super) fn prepare(
     code: &str,
-    field: &str,
+    field: &'static str,
     spelling: &str,
-) -> Result<(Vec<String>, String), String> {
+) -> Result<(Vec<String>, String), KeywordError> {
     let normalized = normalize(spelling);
     if normalized.is_empty() {
-        return Err(format!(
-            "keywords for language \"{code}\": {field} entry {spelling:?} has no letters or digits"
-        ));
+        return Err(KeywordError::NoLetters {
+            code: code.to_string(),
+            field,
+            spelling: spelling.to_string(),
+        });
     }
     let keys = match_keys(&normalized);
     let words = keys[0].split(' ').count();
     if words > MAX_KEYWORD_WORDS {
-        return Err(format!(
-            "keywords for language \"{code}\": {field} entry {spelling:?} has {words} words \
-             (at most {MAX_KEYWORD_WORDS} allowed)"
-        ));
+        return Err(KeywordError::TooManyWords {
+            code: code.to_string(),
+            field,
+            spelling: spelling.to_string(),
+            words,
+        });
     }
     let display = normalized.to_uppercase();
     Ok((keys, display))
 }
 
-fn keys_of(code: &str, field: &str, list: &[String]) -> Result<Vec<String>, String> {
+fn keys_of(code: &str, field: &'static str, list: &[String]) -> Result<Vec<String>, KeywordError> {
     let mut keys = Vec::new();
     for spelling in list {
         keys.extend(prepare(code, field, spelling)?.0);
@@ -90,7 +94,7 @@ struct TableBuilder<'a> {
 }
 
 impl TableBuilder<'_> {
-    fn add(&mut self, field: &str, spelling: &str, kind: Kind) -> Result<(), String> {
+    fn add(&mut self, field: &'static str, spelling: &str, kind: Kind) -> Result<(), KeywordError> {
         let (keys, display) = prepare(self.code, field, spelling)?;
         let existing = self.words.iter().position(|w| {
             w.keys.iter().any(|k| keys.contains(k))
@@ -111,12 +115,12 @@ impl TableBuilder<'_> {
             Some(i) => {
                 let other = self.words[i].kind;
                 if other.group() != kind.group() {
-                    return Err(format!(
-                        "keywords for language \"{code}\": {spelling:?} ({field}) is already \
-                         a {other} keyword; one word cannot mean both",
-                        code = self.code,
-                        other = group_name(other),
-                    ));
+                    return Err(KeywordError::TwoMeanings {
+                        code: self.code.to_string(),
+                        field,
+                        spelling: spelling.to_string(),
+                        other: group_name(other),
+                    });
                 }
                 // A tenant asking for STOP to revoke everything upgrades the scope.
                 if kind == Kind::OptOut(Scope::All) {
@@ -142,7 +146,7 @@ pub(super) fn build_table(
     code: &str,
     defaults: Option<&Keywords>,
     ov: Option<&KeywordOverrides>,
-) -> Result<LangTable, String> {
+) -> Result<LangTable, KeywordError> {
     let empty = KeywordOverrides::default();
     let ov = ov.unwrap_or(&empty);
     let out_remove = keys_of(code, "opt_out_remove", &ov.opt_out_remove)?;
@@ -172,7 +176,7 @@ pub(super) fn build_table(
         }
     }
 
-    let adds: [(&[String], Kind, &str); 6] = [
+    let adds: [(&[String], Kind, &'static str); 6] = [
         (
             &ov.opt_out_all_add,
             Kind::OptOut(Scope::All),

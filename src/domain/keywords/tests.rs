@@ -50,7 +50,7 @@ fn help(keyword: &str, rule: Rule, lang: &str) -> Classification {
 fn with_overrides(codes: &[&str], lang: &str, ov: KeywordOverrides) -> Result<KeywordSet, String> {
     let mut map = BTreeMap::new();
     map.insert(lang.to_string(), ov);
-    KeywordSet::new(&langs(codes), &map)
+    KeywordSet::new(&langs(codes), &map).map_err(|e| e.to_string())
 }
 
 // ---- normalization ----
@@ -816,8 +816,9 @@ fn language_defined_only_by_overrides_is_allowed() {
 
 #[test]
 fn unknown_language_without_overrides_is_an_error_naming_it() {
-    let err =
-        KeywordSet::new(&langs(&["en", "xx"]), &BTreeMap::new()).expect_err("unknown language");
+    let err = KeywordSet::new(&langs(&["en", "xx"]), &BTreeMap::new())
+        .expect_err("unknown language")
+        .to_string();
     assert!(err.contains("\"xx\""), "{err}");
 }
 

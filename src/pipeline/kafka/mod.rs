@@ -9,7 +9,6 @@
 
 pub mod consumer;
 pub mod relay;
-pub mod settings;
 mod topics;
 pub mod writer;
 
@@ -24,17 +23,17 @@ use tokio::sync::watch;
 
 use self::consumer::Ctx;
 use self::relay::Relay;
-use self::settings::KafkaConfig;
 use self::writer::Writer;
-use crate::config::Settings;
+use crate::config::{KafkaConfig, KafkaConfigError, Settings};
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::CommitError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaModeError {
+    /// Not a `#[source]`: the message already says it, and a chain would say it twice.
     #[error("invalid Kafka settings: {0}")]
-    Config(String),
+    Config(KafkaConfigError),
     #[error("Kafka client error: {0}")]
     Client(#[from] KafkaError),
     #[error(transparent)]

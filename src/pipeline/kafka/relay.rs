@@ -11,7 +11,7 @@ use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
-use super::settings::Topics;
+use crate::config::Topics;
 use crate::ledger::{Ledger, LedgerError, LogEntry, Sink, Stream};
 use crate::metrics::{Metrics, TopicLabels};
 use crate::pipeline::relay::advance;

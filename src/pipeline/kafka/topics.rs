@@ -9,8 +9,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
-use super::settings::KafkaConfig;
 use super::KafkaModeError;
+use crate::config::KafkaConfig;
 
 pub(super) fn client_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();

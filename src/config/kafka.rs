@@ -84,15 +84,15 @@ impl KafkaConfig {
         self
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), KafkaConfigError> {
         if self.bootstrap_servers.trim().is_empty() {
-            return Err("kafka.bootstrap_servers is empty".into());
+            return Err(KafkaConfigError::NoBrokers);
         }
         if self.batch_size == 0 {
-            return Err("kafka.batch_size must be at least 1".into());
+            return Err(KafkaConfigError::ZeroBatch);
         }
         if self.partitions < 1 || self.replication_factor < 1 {
-            return Err("kafka.partitions and kafka.replication_factor must be at least 1".into());
+            return Err(KafkaConfigError::ZeroPartitions);
         }
         let t = &self.topics;
         for (name, topic) in [
@@ -103,11 +103,24 @@ impl KafkaConfig {
             ("dead_letter", &t.dead_letter),
         ] {
             if topic.trim().is_empty() {
-                return Err(format!("kafka.topics.{name} is empty"));
+                return Err(KafkaConfigError::EmptyTopic(name));
             }
         }
         Ok(())
     }
+}
+
+/// A `[kafka]` table `run` cannot start with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaConfigError {
+    #[error("kafka.bootstrap_servers is empty")]
+    NoBrokers,
+    #[error("kafka.batch_size must be at least 1")]
+    ZeroBatch,
+    #[error("kafka.partitions and kafka.replication_factor must be at least 1")]
+    ZeroPartitions,
+    #[error("kafka.topics.{0} is empty")]
+    EmptyTopic(&'static str),
 }
 
 #[cfg(test)]

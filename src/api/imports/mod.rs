@@ -1,0 +1,175 @@
+//! Bulk import of existing opt-outs and opt-ins, so that a business moving from another
+//! platform keeps every STOP it already owes its customers. Rows become events like any
+//! other (source `import`), deduplicated by their content, so a file can be sent again after
+//! a failure: rows already imported count as duplicates. Bad rows are reported with their
+//! line and do not stop the others.
+//!
+//! `mod.rs`: the handler and its answer; `read.rs`: the CSV and NDJSON readers, committing
+//! in batches; `row.rs`: one row checked and turned into a consent record.
+
+mod read;
+mod row;
+
+use std::io::BufReader;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use self::read::Importer;
+use super::auth::{Access, Caller};
+use super::check::{media_type, NDJSON};
+use super::problem::{Path, Problem};
+use super::stream::{self, is_too_large, BodyReader};
+use super::AppState;
+use crate::pipeline::commit::CommitError;
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// Data rows read (blank lines excluded).
+    pub rows: u64,
+    /// Rows appended as consent events.
+    pub imported: u64,
+    /// Rows imported before (same contact, status, scope, occurred_at and source), in this
+    /// file or an earlier one.
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// The first 1000 rejected rows.
+    pub rejections: Vec<RejectedRow>,
+    /// CSV columns that were not read.
+    pub ignored_columns: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedRow {
+    /// Line in the body, from 1 (the CSV header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// One row as given, before validation. Also the NDJSON line format.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ImportRow {
+    /// Phone number, any spelling the CLI accepts.
+    pub contact: Option<String>,
+    /// `opted_out` or `opted_in` (also `OptedOut`, `opt-out`, `unsubscribed`, `subscribed`…).
+    pub status: Option<String>,
+    /// When the person decided: RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD`.
+    pub occurred_at: Option<String>,
+    /// Where the record comes from (`mailchimp`, `old-crm`); at most 64 characters.
+    pub source: Option<String>,
+    /// `marketing` (default) or `all` (opt-outs only).
+    pub scope: Option<String>,
+}
+
+/// Import existing opt-outs and opt-ins.
+///
+/// CSV with a header row (`text/csv`; columns `contact`, `status`, `occurred_at`, and
+/// optionally `source` and `scope`; other columns are ignored and listed) or NDJSON (one
+/// object per line with the same fields). Each valid row appends an event
+/// (`source.kind = import`) published like any other; rows are deduplicated on their
+/// content, so re-sending a file is safe. Rows are committed in batches as they are read.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/imports", tag = "events",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body(content(
+        ("text/csv", example = "contact,status,occurred_at,source\n+33612345678,opted_out,2024-03-01T09:30:00Z,old-crm\n"),
+        (ImportRow = "application/x-ndjson"),
+    )),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was imported, with rejected rows", body = ImportReport),
+        (status = 400, description = "No usable header, or unreadable body", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant, or the admin token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 413, description = "Body over `api.max_body_bytes`; rows before the limit were imported",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither CSV nor NDJSON", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn import(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ImportReport>, Problem> {
+    let tenant = caller.allow(&tenant, Access::Write)?;
+    let csv = match media_type(&headers, header::CONTENT_TYPE).as_deref() {
+        Some("text/csv") => true,
+        Some(NDJSON) | Some("application/jsonl") => false,
+        other => {
+            return Err(Problem::unsupported_media_type(format!(
+                "send the rows as text/csv (with a header row) or {NDJSON}, not {}",
+                other.unwrap_or("a body without Content-Type")
+            )))
+        }
+    };
+    let limit = state.settings.api_max_body_bytes();
+    stream::check_declared_length(&headers, limit)?;
+    let reader = BufReader::with_capacity(64 * 1024, BodyReader::spawn(body, limit));
+    let importer = Importer {
+        settings: state.settings.clone(),
+        profile: state.settings.profile(&tenant),
+        batch: state.settings.batch_size(),
+        tenant,
+        report: ImportReport::default(),
+    };
+    let ledger = state.ledger.clone();
+    let (importer, outcome) = tokio::task::spawn_blocking(move || {
+        let mut importer = importer;
+        let outcome = if csv {
+            importer.csv(&ledger, reader)
+        } else {
+            importer.ndjson(&ledger, reader)
+        };
+        (importer, outcome)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    let report = importer.report;
+    state.metrics.events_appended.inc_by(report.imported);
+    match outcome {
+        Ok(()) => Ok(Json(report)),
+        Err(Stop::Ledger(e)) => Err(e.into()),
+        Err(Stop::Header(detail)) => Err(Problem::bad_request(
+            "invalid-header",
+            "Invalid CSV header",
+            detail,
+        )),
+        Err(Stop::Body(e)) if is_too_large(&e) => {
+            let mut p = Problem::too_large(limit);
+            p.detail = format!(
+                "{}; {} rows were imported before it (re-sending them is safe: they count as duplicates)",
+                p.detail, report.imported
+            );
+            Err(p)
+        }
+        Err(Stop::Body(e)) => Err(Problem::bad_request(
+            "unreadable-body",
+            "Unreadable body",
+            format!(
+                "the body could not be read to its end ({e}); {} rows were imported before",
+                report.imported
+            ),
+        )),
+    }
+}
+
+/// Why an import stopped before the end of its body.
+enum Stop {
+    Ledger(CommitError),
+    Header(String),
+    Body(std::io::Error),
+}
+
+impl From<CommitError> for Stop {
+    fn from(e: CommitError) -> Self {
+        Stop::Ledger(e)
+    }
+}

@@ -1,0 +1,119 @@
+//! The normalized records other channels send (SMS gateways, our own adapters): one inbound
+//! message, or one message a campaign sent, each already in our own flat format.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    check_content, invalid, Content, DecodeError, Message, SentCategory, SentMessage, TenantRef,
+};
+
+/// The normalized inbound record (schemas/inbound-message.v1.json).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NormalizedInbound {
+    /// Always `inbound`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub tenant: String,
+    /// `sms`, `whatsapp`, `rcs`, …
+    pub channel: String,
+    /// Unique per tenant: redeliveries of the same id are one message.
+    pub message_id: String,
+    /// The sender's phone number in any common spelling; E.164 preferred.
+    pub from: String,
+    /// RFC 3339 time the customer sent the message.
+    pub received_at: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub button_payload: Option<String>,
+    #[serde(default)]
+    pub context_message_id: Option<String>,
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+    /// ISO 639-1 language of the conversation (`fr`, `en`), when the sender knows it.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// A message a campaign sent (schemas/sent-message.v1.json), on the same inputs as inbound
+/// records: the denominator of every opt-out rate and the target of attribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SentRecord {
+    /// Always `sent`.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub tenant: String,
+    /// The id the channel gave the message (`wamid.…`, SMS id): what a reply's
+    /// `context_message_id` and a delivery status point to. Unique per tenant.
+    pub message_id: String,
+    /// The recipient's phone number in any common spelling; E.164 preferred.
+    pub to: String,
+    pub campaign_id: String,
+    pub category: SentCategory,
+    /// RFC 3339 time the message was sent.
+    pub sent_at: String,
+    /// `whatsapp`, `sms`, …
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeError> {
+    if r.message_id.trim().is_empty() {
+        return Err(invalid("message_id", "must not be empty".into()));
+    }
+    let occurred_at = DateTime::parse_from_rfc3339(&r.received_at)
+        .map_err(|e| {
+            invalid(
+                "received_at",
+                format!("{:?} is not RFC 3339 ({e})", r.received_at),
+            )
+        })?
+        .with_timezone(&Utc);
+    let content = match (r.button_payload, r.text) {
+        (Some(payload), title) => Content::Button { payload, title },
+        (None, Some(text)) => Content::Text(text),
+        (None, None) => {
+            return Err(invalid(
+                "inbound record",
+                "needs text or button_payload".into(),
+            ))
+        }
+    };
+    check_content(&content)?;
+    Ok(Message {
+        tenant: TenantRef::Name(r.tenant),
+        channel: r.channel,
+        message_id: r.message_id,
+        from: r.from,
+        occurred_at,
+        content,
+        context_message_id: r.context_message_id,
+        campaign_id: r.campaign_id,
+        language: r.language,
+    })
+}
+
+pub(super) fn decode_sent(r: SentRecord) -> Result<SentMessage, DecodeError> {
+    for (what, v) in [
+        ("message_id", &r.message_id),
+        ("campaign_id", &r.campaign_id),
+        ("tenant", &r.tenant),
+    ] {
+        if v.trim().is_empty() {
+            return Err(invalid(what, "must not be empty".into()));
+        }
+    }
+    let sent_at = DateTime::parse_from_rfc3339(&r.sent_at)
+        .map_err(|e| invalid("sent_at", format!("{:?} is not RFC 3339 ({e})", r.sent_at)))?
+        .with_timezone(&Utc);
+    Ok(SentMessage {
+        tenant: TenantRef::Name(r.tenant),
+        message_id: r.message_id,
+        to: r.to,
+        campaign_id: r.campaign_id,
+        category: r.category,
+        sent_at,
+    })
+}
