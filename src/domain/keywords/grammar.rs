@@ -29,6 +29,8 @@ pub(super) struct Grammar {
     patterns: Vec<Vec<Slot>>,
     /// Words after which a match does not count (another object follows the verb).
     pub(super) not_before: Vec<String>,
+    /// Negations before which a match does not count, as word sequences.
+    pub(super) not_after: Vec<Vec<String>>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -111,6 +113,7 @@ impl Grammar {
             classes,
             patterns,
             not_before: single_words(data.not_before.iter().map(String::as_str)),
+            not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
         })
     }
 
@@ -157,13 +160,13 @@ impl Grammar {
     }
 
     /// The longest (then earliest) span some pattern matches, as token positions. `tail[i]`
-    /// tells whether only courtesy words follow token `i`; `allowed_end` vetoes an end (the
-    /// word after it shows another object).
+    /// tells whether only courtesy words follow token `i`; `allowed` vetoes a span (a negation
+    /// before it, or a word after it that shows another object).
     pub(super) fn find(
         &self,
         toks: &[&str],
         tail: &[bool],
-        allowed_end: impl Fn(usize) -> bool,
+        allowed: impl Fn(usize, usize) -> bool,
     ) -> Option<(usize, usize)> {
         let mut best: Option<(usize, usize)> = None;
         let mut ends = Vec::new();
@@ -171,8 +174,8 @@ impl Grammar {
             for slots in &self.patterns {
                 ends.clear();
                 self.ends(slots, toks, start, tail, &mut ends);
-                for &end in ends.iter().filter(|&&e| e > start && allowed_end(e)) {
-                    if best.is_none_or(|(s, e)| end - start > e - s) {
+                for &end in ends.iter().filter(|&&e| e > start && allowed(start, e)) {
+                    if best.map_or(true, |(s, e)| end - start > e - s) {
                         best = Some((start, end));
                     }
                 }

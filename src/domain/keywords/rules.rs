@@ -17,6 +17,7 @@ pub(super) struct Extra {
     /// (language position, its grammar), in priority order.
     grammars: Vec<(usize, Grammar)>,
     not_before: HashSet<String>,
+    not_after: Vec<Vec<String>>,
     topics: HashSet<String>,
     links: HashSet<String>,
     typos: TypoIndex,
@@ -35,6 +36,7 @@ impl Extra {
             // The language files' test compiles every grammar, so an error here cannot ship.
             if let Ok(grammar) = Grammar::compile(&data.grammar) {
                 extra.not_before.extend(grammar.not_before.iter().cloned());
+                extra.not_after.extend(grammar.not_after.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
@@ -157,16 +159,27 @@ impl KeywordSet {
     /// anywhere in the message, unless the next word shows the verb has another object.
     pub(super) fn revocation(&self, w: &Words) -> Option<Classification> {
         let n = w.spans.len();
-        let allowed = |end: usize| end == n || !self.extra.not_before.contains(w.tok(end));
+        let negated = |start: usize| {
+            self.extra.not_after.iter().any(|neg| {
+                neg.len() <= start
+                    && neg
+                        .iter()
+                        .zip(start - neg.len()..start)
+                        .all(|(t, i)| w.tok(i) == t)
+            })
+        };
+        let allowed = |start: usize, end: usize| {
+            (end == n || !self.extra.not_before.contains(w.tok(end))) && !negated(start)
+        };
         let mut phrase = None;
         for i in 0..n {
             for len in 1..=self.max_len_at(w.key, &w.spans, i) {
                 let hit = self
                     .entry_at(w.key, &w.spans, i, len)
                     .and_then(|e| e.phrase.as_ref())
-                    .filter(|_| allowed(i + len));
+                    .filter(|_| allowed(i, i + len));
                 if let Some(h) = hit {
-                    if phrase.is_none_or(|(l, _)| len > l) {
+                    if phrase.map_or(true, |(l, _)| len > l) {
                         phrase = Some((len, h));
                     }
                 }
@@ -180,7 +193,7 @@ impl KeywordSet {
         let mut best: Option<(usize, usize, usize)> = None;
         for (lang, grammar) in &self.extra.grammars {
             if let Some((s, e)) = grammar.find(&toks, &tail, allowed) {
-                if best.is_none_or(|(bs, be, _)| e - s > be - bs) {
+                if best.map_or(true, |(bs, be, _)| e - s > be - bs) {
                     best = Some((s, e, *lang));
                 }
             }

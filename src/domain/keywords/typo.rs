@@ -78,6 +78,16 @@ impl TypoIndex {
                     }
                 }
             }
+            // A keyword the tenant removed is meant as chat: it is no typo of a kept one either.
+            let kept = |b: &&&str| {
+                table
+                    .words
+                    .iter()
+                    .any(|w| matches!(w.kind, Kind::OptOut(_)) && w.keys.iter().any(|k| k == **b))
+            };
+            index
+                .words
+                .extend(builtin.iter().filter(|b| !kept(b)).map(|b| b.to_string()));
             index.add_keyboard(&lang.typo.keyboard);
             index.words.extend(lang.typo.words.iter().cloned());
         }

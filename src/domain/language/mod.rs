@@ -88,6 +88,9 @@ pub struct Grammar {
     /// Words that, right after a revocation, show its verb has another object ("don't text
     /// me the code"): such a match does not count.
     pub not_before: Vec<String>,
+    /// Words that, right before a revocation, negate it ("don't stop the deals"): such a
+    /// match does not count.
+    pub not_after: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
