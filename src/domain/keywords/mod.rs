@@ -26,6 +26,8 @@ mod grammar;
 mod matching;
 mod normalize;
 mod rules;
+#[cfg(test)]
+mod rules_tests;
 mod tables;
 #[cfg(test)]
 mod tests;
