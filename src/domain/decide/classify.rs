@@ -82,6 +82,8 @@ pub(super) fn rule_name(rule: Rule) -> &'static str {
         Rule::RevocationPhrase => "revocation_phrase",
         Rule::QuickReplyPayload => "quick_reply_payload",
         Rule::KeywordInSentence => "keyword_in_sentence",
+        Rule::Typo => "typo",
+        Rule::KeywordWithCode => "keyword_with_code",
     }
 }
 

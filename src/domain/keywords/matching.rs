@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::normalize::{match_key, normalize, token_spans};
+use super::rules::{Extra, Words};
 use super::tables::{Kind, LangTable};
 use super::{Classification, Intent, KeywordSet, Rule, Scope};
 
@@ -12,8 +13,8 @@ use super::{Classification, Intent, KeywordSet, Rule, Scope};
 #[derive(Debug, Clone)]
 pub(super) struct Hit {
     lang: usize,
-    display: String,
-    scope: Scope,
+    pub(super) display: String,
+    pub(super) scope: Scope,
 }
 
 /// Everything every enabled language says about one key, merged so that a
@@ -28,7 +29,7 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    fn role(&self, intent: Intent) -> Option<&Hit> {
+    pub(super) fn role(&self, intent: Intent) -> Option<&Hit> {
         match intent {
             Intent::OptOut => self.opt_out.as_ref(),
             Intent::OptIn => self.opt_in.as_ref(),
@@ -90,17 +91,18 @@ impl KeywordSet {
             }
         }
         Self {
+            extra: Extra::new(&tables),
             languages: tables,
             entries,
             first_token_max,
         }
     }
 
-    fn language(&self, hit: &Hit) -> Option<String> {
+    pub(super) fn language(&self, hit: &Hit) -> Option<String> {
         self.languages.get(hit.lang).map(|t| t.code.clone())
     }
 
-    fn result(&self, intent: Intent, hit: &Hit, rule: Rule) -> Classification {
+    pub(super) fn result(&self, intent: Intent, hit: &Hit, rule: Rule) -> Classification {
         let keyword = hit.display.clone();
         let language = self.language(hit);
         match intent {
@@ -124,7 +126,7 @@ impl KeywordSet {
     }
 
     /// Whole-key match in intent precedence order.
-    fn exact(&self, key: &str, rule: Rule) -> Option<Classification> {
+    pub(super) fn exact(&self, key: &str, rule: Rule) -> Option<Classification> {
         let e = self.entries.get(key)?;
         [Intent::OptOut, Intent::OptIn, Intent::Help]
             .into_iter()
@@ -133,7 +135,7 @@ impl KeywordSet {
 
     /// Longest span worth trying at token `i`: no key starting with this
     /// word is longer, which is what keeps scanning linear.
-    fn max_len_at(&self, key: &str, toks: &[(usize, usize)], i: usize) -> usize {
+    pub(super) fn max_len_at(&self, key: &str, toks: &[(usize, usize)], i: usize) -> usize {
         self.first_token_max
             .get(&key[toks[i].0..toks[i].1])
             .copied()
@@ -142,7 +144,13 @@ impl KeywordSet {
     }
 
     /// The table entry for the `len` words starting at token `i`.
-    fn entry_at(&self, key: &str, toks: &[(usize, usize)], i: usize, len: usize) -> Option<&Entry> {
+    pub(super) fn entry_at(
+        &self,
+        key: &str,
+        toks: &[(usize, usize)],
+        i: usize,
+        len: usize,
+    ) -> Option<&Entry> {
         self.entries.get(&key[toks[i].0..toks[i + len - 1].1])
     }
 
@@ -150,7 +158,12 @@ impl KeywordSet {
     /// surrounded by courtesy words (or repeats of keywords of the same intent,
     /// as in "STOP STOP STOP"). Linear: forward and backward reachability over
     /// token positions, each step trying only the bounded span lengths.
-    fn wrapped(&self, key: &str, toks: &[(usize, usize)], intent: Intent) -> Option<&Hit> {
+    pub(super) fn wrapped(
+        &self,
+        key: &str,
+        toks: &[(usize, usize)],
+        intent: Intent,
+    ) -> Option<&Hit> {
         let n = toks.len();
         let filler = |e: &Entry| e.courtesy || e.role(intent).is_some();
 
@@ -238,13 +251,16 @@ impl KeywordSet {
     /// Precedence, strongest first: the whole message is a keyword (opt-out-all,
     /// opt-out, opt-in, help); the message is one keyword of one intent plus only
     /// courtesy words or repeats of same-intent keywords ("STOP STOP", "stop
-    /// please"), in the same order; a revocation phrase anywhere; an opt-out
-    /// keyword as whole words inside other text (review only). Among candidates
+    /// please"), in the same order; a leading opt-out keyword with a short code or
+    /// a topic ("STOP 36180", "STOP PUB"); a revocation phrase or grammar sentence
+    /// anywhere; a keyboard typo of a keyword that reads as one of the above; an
+    /// opt-out keyword as whole words inside other text (review only). Among candidates
     /// of one step the broader scope, then the longer, then the earlier wins.
     /// Acting only on the first three is deliberate: a missed keyword in chatter
     /// is reviewed by a human, a wrong opt-out silently loses a customer.
     pub fn classify(&self, text: &str) -> Classification {
-        let key = match_key(&normalize(text));
+        let normalized = normalize(text);
+        let key = match_key(&normalized);
         if key.is_empty() {
             return Classification::NoChange;
         }
@@ -257,14 +273,13 @@ impl KeywordSet {
                 return self.result(intent, h, Rule::CourtesyKeyword);
             }
         }
-        if let Some(h) = self.find_span(&key, &toks, |e| e.phrase.as_ref()) {
-            // Phrases revoke marketing only: they name messages, not every purpose.
-            return Classification::OptOut {
-                scope: Scope::Marketing,
-                keyword: h.display.clone(),
-                rule: Rule::RevocationPhrase,
-                language: self.language(h),
-            };
+        let words = Words::new(&normalized, &key);
+        if let Some(c) = self
+            .keyword_with_code(&words)
+            .or_else(|| self.revocation(&words))
+            .or_else(|| self.typo(&words))
+        {
+            return c;
         }
         if let Some(h) = self.find_span(&key, &toks, |e| e.opt_out.as_ref()) {
             return Classification::PossibleOptOut {

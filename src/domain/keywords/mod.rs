@@ -20,11 +20,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::language;
 
+#[cfg(test)]
+mod corpus_tests;
+mod grammar;
 mod matching;
 mod normalize;
+mod rules;
+#[cfg(test)]
+mod rules_tests;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod typo;
 
 use matching::Entry;
 use normalize::match_key;
@@ -32,6 +39,12 @@ use normalize::match_key;
 #[cfg(test)]
 pub(crate) use normalize::match_keys;
 pub use normalize::normalize;
+
+/// For the language files' test: a grammar that does not compile would silently match nothing.
+#[cfg(test)]
+pub(crate) fn check_grammar(data: &language::Grammar) -> Result<(), String> {
+    grammar::Grammar::compile(data).map(|_| ())
+}
 use tables::{build_table, builtin, lang_code, Kind, LangTable};
 
 /// A keyword configuration that would make STOP fail silently, refused when the config loads.
@@ -111,6 +124,10 @@ pub enum Rule {
     RevocationPhrase,
     QuickReplyPayload,
     KeywordInSentence,
+    /// A keyboard typo of a keyword ("stpo"): an opt-out, marked so it can be reviewed.
+    Typo,
+    /// A leading keyword with a short code or a topic ("STOP 36180", "STOP PUB").
+    KeywordWithCode,
 }
 
 /// The kinds of keyword a tenant can list; opt-out covers both scopes.
@@ -181,6 +198,7 @@ pub struct KeywordSet {
     /// Longest key (in tokens) starting with a given token, so span scanning
     /// only tries lengths that can exist.
     first_token_max: HashMap<String, usize>,
+    extra: rules::Extra,
 }
 
 impl KeywordSet {

@@ -924,6 +924,8 @@ fn rule_scope_and_intent_serde_names_are_stable_snake_case() {
     assert_eq!(de::<Rule>("revocation_phrase"), Rule::RevocationPhrase);
     assert_eq!(de::<Rule>("quick_reply_payload"), Rule::QuickReplyPayload);
     assert_eq!(de::<Rule>("keyword_in_sentence"), Rule::KeywordInSentence);
+    assert_eq!(de::<Rule>("typo"), Rule::Typo);
+    assert_eq!(de::<Rule>("keyword_with_code"), Rule::KeywordWithCode);
     assert_eq!(de::<Scope>("all"), Scope::All);
     assert_eq!(de::<Scope>("marketing"), Scope::Marketing);
     assert_eq!(de::<Intent>("opt_out"), Intent::OptOut);

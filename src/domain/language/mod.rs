@@ -52,11 +52,14 @@ pub struct Keywords {
     pub courtesy: Vec<Term>,
     /// Revocation sentences, matched anywhere in a message.
     pub phrases: Vec<Term>,
+    /// What a leading opt-out keyword may name ("STOP PROMO", "STOP PUB"): marketing topics.
+    #[serde(default)]
+    pub topics: Vec<Term>,
 }
 
 impl Keywords {
     /// Every list with its name in the file.
-    pub fn lists(&self) -> [(&'static str, &[Term]); 6] {
+    pub fn lists(&self) -> [(&'static str, &[Term]); 7] {
         [
             ("opt_out", &self.opt_out),
             ("opt_out_all", &self.opt_out_all),
@@ -64,8 +67,46 @@ impl Keywords {
             ("help", &self.help),
             ("courtesy", &self.courtesy),
             ("phrases", &self.phrases),
+            ("topics", &self.topics),
         ]
     }
+}
+
+/// The revocation grammar: word classes and the patterns over them, so that "never message me
+/// again" and "don't ever text me" are one rule rather than two phrases to list.
+///
+/// A pattern is a list of slots separated by spaces: `CLASS` (one of the class's words),
+/// `CLASS?` (optional), `!CLASS` (the next word is not one of the class's, nothing consumed),
+/// `$` (only courtesy words follow), or a literal word.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grammar {
+    /// A key of the file's `[sources]` for the class words and patterns.
+    pub source: String,
+    /// Words between a leading keyword and a short code ("STOP au 36180").
+    pub links: Vec<String>,
+    /// Words that, right after a revocation, show its verb has another object ("don't text
+    /// me the code"): such a match does not count.
+    pub not_before: Vec<String>,
+    /// Words that, right before a revocation, negate it ("don't stop the deals"): such a
+    /// match does not count.
+    pub not_after: Vec<String>,
+    pub classes: BTreeMap<String, Vec<String>>,
+    pub patterns: Vec<String>,
+}
+
+/// What the typo rule needs: the keyboard typos come from, and the real words it must leave alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TypoData {
+    /// Keyboard rows, top to bottom; neighbours are left, right and the staggered keys above
+    /// and below.
+    pub keyboard: Vec<String>,
+    /// A key of the file's `[sources]` for `words`.
+    pub source: String,
+    /// Real words of the language one typo away from a built-in opt-out keyword of any
+    /// built-in language: never read as a typo.
+    pub words: Vec<String>,
 }
 
 /// What the template linter suggests for a marketing template in this language.
@@ -94,6 +135,10 @@ pub struct Language {
     pub position: u32,
     pub sources: BTreeMap<String, String>,
     pub keywords: Keywords,
+    #[serde(default)]
+    pub grammar: Grammar,
+    #[serde(default)]
+    pub typo: TypoData,
     pub replies: Messages,
     pub template: TemplateTexts,
     pub init: InitTexts,

@@ -110,6 +110,15 @@ fn every_word_names_a_source_the_file_describes() {
                 used.insert(term.source.as_str());
             }
         }
+        used.insert(l.grammar.source.as_str());
+        used.insert(l.typo.source.as_str());
+        for key in [&l.grammar.source, &l.typo.source] {
+            assert!(
+                l.sources.contains_key(key),
+                "{}.toml: grammar or typo source {key:?} is not in [sources]",
+                l.code
+            );
+        }
         for (key, text) in &l.sources {
             assert!(
                 !text.trim().is_empty(),
@@ -143,5 +152,44 @@ fn template_texts_fit_meta_limits_and_name_an_opt_out_keyword() {
             set.is_opt_out_keyword(code, button),
             "{code}.toml: button {button:?} is no opt-out keyword of {code}"
         );
+    }
+}
+
+#[test]
+fn every_grammar_compiles_and_its_words_are_normalized() {
+    for l in builtins() {
+        crate::domain::keywords::check_grammar(&l.grammar)
+            .unwrap_or_else(|e| panic!("{}.toml: [grammar] {e}", l.code));
+        let words = l.grammar.classes.values().flatten();
+        let single = l.grammar.links.iter().chain(&l.grammar.not_before);
+        for word in words.chain(single).chain(&l.typo.words) {
+            assert_eq!(&normalize(word), word, "{}.toml: {word:?}", l.code);
+        }
+        for term in &l.keywords.topics {
+            assert!(
+                !term.word.contains(' '),
+                "{}.toml: topic {:?} is one word",
+                l.code,
+                term.word
+            );
+        }
+    }
+}
+
+#[test]
+fn typo_data_has_a_keyboard_and_leaves_keywords_out() {
+    for l in builtins() {
+        assert!(
+            !l.typo.keyboard.is_empty(),
+            "{}.toml: [typo] keyboard",
+            l.code
+        );
+        for word in &l.typo.words {
+            assert!(
+                !KeywordSet::defaults(&[l.code]).is_opt_out_keyword(l.code, word),
+                "{}.toml: typo word {word:?} is an opt-out keyword",
+                l.code
+            );
+        }
     }
 }

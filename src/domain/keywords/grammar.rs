@@ -1,0 +1,186 @@
+//! The revocation grammar of one language: word classes and patterns over them, read from the
+//! language file. People revoke consent in endless wordings ("never message me again", "take my
+//! number off your list"), but the wordings are few families of (verb, me, object); a pattern
+//! per family covers them where a phrase list would need every combination.
+
+use std::collections::HashMap;
+
+use super::normalize::{match_keys, normalize};
+use crate::domain::language;
+
+/// One position of a pattern; classes are indexes into [`Grammar::classes`].
+#[derive(Debug, Clone)]
+enum Slot {
+    Class {
+        class: usize,
+        optional: bool,
+    },
+    /// The next word is not in the class; consumes nothing.
+    Not(usize),
+    /// Only courtesy words follow.
+    End,
+}
+
+/// A language's compiled grammar.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Grammar {
+    /// Each class: its words, each as the tokens of one match key.
+    classes: Vec<Vec<Vec<String>>>,
+    patterns: Vec<Vec<Slot>>,
+    /// Words after which a match does not count (another object follows the verb).
+    pub(super) not_before: Vec<String>,
+    /// Negations before which a match does not count, as word sequences.
+    pub(super) not_after: Vec<Vec<String>>,
+}
+
+/// The match keys of a spelling, split into words.
+fn token_forms(spelling: &str) -> Vec<Vec<String>> {
+    let normalized = normalize(spelling);
+    if normalized.is_empty() {
+        return Vec::new();
+    }
+    match_keys(&normalized)
+        .into_iter()
+        .map(|k| k.split(' ').map(str::to_string).collect())
+        .collect()
+}
+
+/// Every match key of every spelling, one word each: for the single-word lists (links, topics).
+pub(super) fn single_words<'a>(spellings: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    spellings
+        .into_iter()
+        .flat_map(token_forms)
+        .filter(|t| t.len() == 1)
+        .flatten()
+        .collect()
+}
+
+impl Grammar {
+    /// Compiles a language file's grammar; an unknown class name is an error, so a typo in a
+    /// pattern fails the language files' test instead of silently matching nothing.
+    pub(super) fn compile(data: &language::Grammar) -> Result<Self, String> {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut classes: Vec<Vec<Vec<String>>> = Vec::new();
+        for (name, words) in &data.classes {
+            names.insert(name.as_str(), classes.len());
+            classes.push(words.iter().flat_map(|w| token_forms(w)).collect());
+        }
+        let mut patterns = Vec::new();
+        for pattern in &data.patterns {
+            let mut slots = Vec::new();
+            for raw in pattern.split_whitespace() {
+                if raw == "$" {
+                    slots.push(Slot::End);
+                    continue;
+                }
+                let (negated, rest) = match raw.strip_prefix('!') {
+                    Some(rest) => (true, rest),
+                    None => (false, raw),
+                };
+                let (name, optional) = match rest.strip_suffix('?') {
+                    Some(name) => (name, true),
+                    None => (rest, false),
+                };
+                let class = if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                    *names
+                        .get(name)
+                        .ok_or_else(|| format!("pattern {pattern:?}: no class {name}"))?
+                } else {
+                    // A literal word is a class of its own.
+                    classes.push(token_forms(name));
+                    classes.len() - 1
+                };
+                slots.push(if negated {
+                    Slot::Not(class)
+                } else {
+                    Slot::Class { class, optional }
+                });
+            }
+            if !matches!(
+                slots.first(),
+                Some(Slot::Class {
+                    optional: false,
+                    ..
+                })
+            ) {
+                return Err(format!(
+                    "pattern {pattern:?} must start with a required word"
+                ));
+            }
+            patterns.push(slots);
+        }
+        Ok(Self {
+            classes,
+            patterns,
+            not_before: single_words(data.not_before.iter().map(String::as_str)),
+            not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
+        })
+    }
+
+    /// Lengths of the class's words found at token `i`.
+    fn lens_at<'a>(
+        &'a self,
+        class: usize,
+        toks: &'a [&str],
+        i: usize,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.classes[class].iter().filter_map(move |word| {
+            let end = i + word.len();
+            (end <= toks.len() && toks[i..end].iter().zip(word).all(|(t, w)| t == w))
+                .then_some(word.len())
+        })
+    }
+
+    /// Every end position a pattern's slots can reach from token `i`.
+    fn ends(&self, slots: &[Slot], toks: &[&str], i: usize, tail: &[bool], out: &mut Vec<usize>) {
+        let Some((slot, rest)) = slots.split_first() else {
+            out.push(i);
+            return;
+        };
+        match slot {
+            Slot::End => {
+                if tail[i] {
+                    self.ends(rest, toks, i, tail, out);
+                }
+            }
+            Slot::Not(class) => {
+                if self.lens_at(*class, toks, i).next().is_none() {
+                    self.ends(rest, toks, i, tail, out);
+                }
+            }
+            Slot::Class { class, optional } => {
+                for len in self.lens_at(*class, toks, i) {
+                    self.ends(rest, toks, i + len, tail, out);
+                }
+                if *optional {
+                    self.ends(rest, toks, i, tail, out);
+                }
+            }
+        }
+    }
+
+    /// The longest (then earliest) span some pattern matches, as token positions. `tail[i]`
+    /// tells whether only courtesy words follow token `i`; `allowed` vetoes a span (a negation
+    /// before it, or a word after it that shows another object).
+    pub(super) fn find(
+        &self,
+        toks: &[&str],
+        tail: &[bool],
+        allowed: impl Fn(usize, usize) -> bool,
+    ) -> Option<(usize, usize)> {
+        let mut best: Option<(usize, usize)> = None;
+        let mut ends = Vec::new();
+        for start in 0..toks.len() {
+            for slots in &self.patterns {
+                ends.clear();
+                self.ends(slots, toks, start, tail, &mut ends);
+                for &end in ends.iter().filter(|&&e| e > start && allowed(start, e)) {
+                    if best.map_or(true, |(s, e)| end - start > e - s) {
+                        best = Some((start, end));
+                    }
+                }
+            }
+        }
+        best
+    }
+}

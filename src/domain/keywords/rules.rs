@@ -1,0 +1,264 @@
+//! The rules past exact and courtesy keywords: a leading keyword with a short code or a topic,
+//! the revocation phrases and grammar, and keyboard typos. Each reads the language files' data
+//! compiled once per tenant into [`Extra`].
+
+use std::collections::HashSet;
+
+use super::grammar::{single_words, Grammar};
+use super::normalize::token_spans;
+use super::tables::LangTable;
+use super::typo::TypoIndex;
+use super::{Classification, Intent, KeywordSet, Rule, Scope};
+use crate::domain::language;
+
+/// The per-tenant data of the rules below, merged over the enabled languages.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Extra {
+    /// (language position, its grammar), in priority order.
+    grammars: Vec<(usize, Grammar)>,
+    not_before: HashSet<String>,
+    not_after: Vec<Vec<String>>,
+    topics: HashSet<String>,
+    links: HashSet<String>,
+    typos: TypoIndex,
+}
+
+impl Extra {
+    pub(super) fn new(tables: &[LangTable]) -> Self {
+        let mut extra = Self {
+            typos: TypoIndex::new(tables),
+            ..Self::default()
+        };
+        for (lang, table) in tables.iter().enumerate() {
+            let Some(data) = language::get(&table.code) else {
+                continue;
+            };
+            // The language files' test compiles every grammar, so an error here cannot ship.
+            if let Ok(grammar) = Grammar::compile(&data.grammar) {
+                extra.not_before.extend(grammar.not_before.iter().cloned());
+                extra.not_after.extend(grammar.not_after.iter().cloned());
+                extra.grammars.push((lang, grammar));
+            }
+            let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
+            extra.topics.extend(single_words(topics));
+            extra
+                .links
+                .extend(single_words(data.grammar.links.iter().map(String::as_str)));
+        }
+        extra
+    }
+}
+
+/// A short code as customers copy it from "STOP au 36180": three to eight digits.
+fn is_code(word: &str) -> bool {
+    (3..=8).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A message's words, as the rules see it.
+pub(super) struct Words<'a> {
+    /// Normalized text (apostrophes kept) for display; same byte offsets as `key`.
+    pub(super) normalized: &'a str,
+    pub(super) key: &'a str,
+    pub(super) spans: Vec<(usize, usize)>,
+}
+
+impl<'a> Words<'a> {
+    pub(super) fn new(normalized: &'a str, key: &'a str) -> Self {
+        Self {
+            normalized,
+            key,
+            spans: token_spans(key),
+        }
+    }
+
+    fn tok(&self, i: usize) -> &'a str {
+        &self.key[self.spans[i].0..self.spans[i].1]
+    }
+
+    fn display(&self, from: usize, to: usize) -> String {
+        self.normalized[self.spans[from].0..self.spans[to - 1].1].to_uppercase()
+    }
+}
+
+impl KeywordSet {
+    /// `tail[i]`: only courtesy words from token `i` to the end.
+    fn courtesy_tail(&self, w: &Words) -> Vec<bool> {
+        let n = w.spans.len();
+        let mut tail = vec![false; n + 1];
+        tail[n] = true;
+        for i in (0..n).rev() {
+            tail[i] = (1..=self.max_len_at(w.key, &w.spans, i)).any(|len| {
+                tail[i + len]
+                    && self
+                        .entry_at(w.key, &w.spans, i, len)
+                        .is_some_and(|e| e.courtesy)
+            });
+        }
+        tail
+    }
+
+    /// `head[i]`: only courtesy words before token `i`.
+    fn courtesy_head(&self, w: &Words) -> Vec<bool> {
+        let n = w.spans.len();
+        let mut head = vec![false; n + 1];
+        head[0] = true;
+        for i in 0..n {
+            if !head[i] {
+                continue;
+            }
+            for len in 1..=self.max_len_at(w.key, &w.spans, i) {
+                if self
+                    .entry_at(w.key, &w.spans, i, len)
+                    .is_some_and(|e| e.courtesy)
+                {
+                    head[i + len] = true;
+                }
+            }
+        }
+        head
+    }
+
+    /// "STOP 36180", "STOP au 36180", "STOP PUB": French operators' short-code practice and
+    /// Meta's "Stop promotions" button. A topic names marketing, so it revokes marketing only.
+    pub(super) fn keyword_with_code(&self, w: &Words) -> Option<Classification> {
+        let n = w.spans.len();
+        let head = self.courtesy_head(w);
+        let tail = self.courtesy_tail(w);
+        for i in (0..n).filter(|&i| head[i]) {
+            for len in (1..=self.max_len_at(w.key, &w.spans, i)).rev() {
+                let Some(hit) = self
+                    .entry_at(w.key, &w.spans, i, len)
+                    .and_then(|e| e.role(Intent::OptOut))
+                else {
+                    continue;
+                };
+                let mut j = i + len;
+                if j < n && self.extra.links.contains(w.tok(j)) {
+                    j += 1;
+                }
+                let start = j;
+                let mut topic = false;
+                while j < n && (is_code(w.tok(j)) || self.extra.topics.contains(w.tok(j))) {
+                    topic |= !is_code(w.tok(j));
+                    j += 1;
+                }
+                if j > start && tail[j] {
+                    return Some(Classification::OptOut {
+                        scope: if topic { Scope::Marketing } else { hit.scope },
+                        keyword: w.display(i, j),
+                        rule: Rule::KeywordWithCode,
+                        language: self.language(hit),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// A revocation phrase of the tables, else a sentence of some language's grammar; either
+    /// anywhere in the message, unless the next word shows the verb has another object.
+    pub(super) fn revocation(&self, w: &Words) -> Option<Classification> {
+        let n = w.spans.len();
+        let negated = |start: usize| {
+            self.extra.not_after.iter().any(|neg| {
+                neg.len() <= start
+                    && neg
+                        .iter()
+                        .zip(start - neg.len()..start)
+                        .all(|(t, i)| w.tok(i) == t)
+            })
+        };
+        let allowed = |start: usize, end: usize| {
+            (end == n || !self.extra.not_before.contains(w.tok(end))) && !negated(start)
+        };
+        let mut phrase = None;
+        for i in 0..n {
+            for len in 1..=self.max_len_at(w.key, &w.spans, i) {
+                let hit = self
+                    .entry_at(w.key, &w.spans, i, len)
+                    .and_then(|e| e.phrase.as_ref())
+                    .filter(|_| allowed(i, i + len));
+                if let Some(h) = hit {
+                    if phrase.map_or(true, |(l, _)| len > l) {
+                        phrase = Some((len, h));
+                    }
+                }
+            }
+        }
+        if let Some((_, h)) = phrase {
+            return Some(self.revoked(h.display.clone(), self.language(h)));
+        }
+        let tail = self.courtesy_tail(w);
+        let toks: Vec<&str> = (0..n).map(|i| w.tok(i)).collect();
+        let mut best: Option<(usize, usize, usize)> = None;
+        for (lang, grammar) in &self.extra.grammars {
+            if let Some((s, e)) = grammar.find(&toks, &tail, allowed) {
+                if best.map_or(true, |(bs, be, _)| e - s > be - bs) {
+                    best = Some((s, e, *lang));
+                }
+            }
+        }
+        let (s, e, lang) = best?;
+        let language = self.languages.get(lang).map(|t| t.code.clone());
+        Some(self.revoked(w.display(s, e), language))
+    }
+
+    /// Phrases and grammar revoke marketing only: they name messages, not every purpose.
+    fn revoked(&self, keyword: String, language: Option<String>) -> Classification {
+        Classification::OptOut {
+            scope: Scope::Marketing,
+            keyword,
+            rule: Rule::RevocationPhrase,
+            language,
+        }
+    }
+
+    /// Reads the message again with each typo of a keyword corrected; if that is an opt-out,
+    /// the message is one, marked `typo` for review.
+    pub(super) fn typo(&self, w: &Words) -> Option<Classification> {
+        let mut corrected = false;
+        let fixed: Vec<&str> = (0..w.spans.len())
+            .map(|i| {
+                let tok = w.tok(i);
+                if self.entries.contains_key(tok) {
+                    return tok;
+                }
+                match self.extra.typos.correct(tok) {
+                    Some(keyword) => {
+                        corrected = true;
+                        keyword
+                    }
+                    None => tok,
+                }
+            })
+            .collect();
+        if !corrected {
+            return None;
+        }
+        let fixed = fixed.join(" ");
+        let w = Words::new(&fixed, &fixed);
+        let c = self
+            .exact(&fixed, Rule::Typo)
+            .filter(|c| matches!(c, Classification::OptOut { .. }))
+            .or_else(|| {
+                self.wrapped(&fixed, &w.spans, Intent::OptOut)
+                    .map(|h| self.result(Intent::OptOut, h, Rule::Typo))
+            })
+            .or_else(|| self.keyword_with_code(&w))
+            .or_else(|| self.revocation(&w))?;
+        match c {
+            Classification::OptOut {
+                scope,
+                keyword,
+                language,
+                ..
+            } => Some(Classification::OptOut {
+                scope,
+                keyword,
+                rule: Rule::Typo,
+                language,
+            }),
+            _ => None,
+        }
+    }
+}

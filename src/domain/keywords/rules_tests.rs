@@ -1,0 +1,118 @@
+//! The rules of issue 9: keyword with a short code or topic, the revocation grammar, typos.
+
+use super::*;
+
+fn en() -> KeywordSet {
+    KeywordSet::defaults(&["en"])
+}
+
+fn rule_of(c: &Classification) -> Option<Rule> {
+    match c {
+        Classification::OptOut { rule, .. } => Some(*rule),
+        _ => None,
+    }
+}
+
+/// Every text opts out by `rule` (None: does not opt out) for an English and French tenant.
+fn assert_rule(texts: &[&str], rule: Option<Rule>) {
+    let set = KeywordSet::defaults(&["en", "fr"]);
+    for text in texts {
+        assert_eq!(rule_of(&set.classify(text)), rule, "{text:?}");
+    }
+}
+
+#[test]
+fn keyboard_typos_of_long_keywords_opt_out_with_rule_typo() {
+    let set = KeywordSet::defaults(&["en", "fr"]);
+    for text in [
+        "stpo",
+        "Please stopppp",
+        "unsubscibe",
+        "cancle",
+        "srop",
+        "arrte",
+    ] {
+        assert_eq!(rule_of(&set.classify(text)), Some(Rule::Typo), "{text:?}");
+    }
+}
+
+#[test]
+fn real_words_near_a_keyword_stay_chat() {
+    let set = KeywordSet::defaults(&["en", "fr"]);
+    for text in [
+        "SHOP", "step", "top", "spot", "stoop", "atop", "suit", "quiz",
+    ] {
+        assert_eq!(set.classify(text), Classification::NoChange, "{text:?}");
+    }
+}
+
+#[test]
+fn a_removed_keyword_is_no_typo_of_another() {
+    let mut map = BTreeMap::new();
+    let ov = KeywordOverrides {
+        opt_out_remove: vec!["quit".into()],
+        ..Default::default()
+    };
+    map.insert("en".to_string(), ov);
+    let set = KeywordSet::new(&["en".to_string()], &map).unwrap();
+    assert_eq!(set.classify("qiut"), Classification::NoChange);
+}
+
+#[test]
+fn leading_keyword_with_short_code_or_topic_opts_out_of_marketing() {
+    let set = KeywordSet::defaults(&["fr", "en"]);
+    for (text, keyword) in [
+        ("STOP 36180", "STOP 36180"),
+        ("STOP au 36180", "STOP AU 36180"),
+        ("STOP PUB", "STOP PUB"),
+        ("Stop promotions", "STOP PROMOTIONS"),
+    ] {
+        assert_eq!(
+            set.classify(text),
+            Classification::OptOut {
+                scope: Scope::Marketing,
+                keyword: keyword.to_string(),
+                rule: Rule::KeywordWithCode,
+                language: Some("fr".to_string()),
+            },
+            "{text:?}"
+        );
+    }
+    assert!(matches!(
+        set.classify("stop 2 items please"),
+        Classification::PossibleOptOut { .. }
+    ));
+}
+
+#[test]
+fn grammar_covers_the_families_of_the_issue() {
+    assert_rule(
+        &[
+            "never message me again",
+            "take my number off your list",
+            "I don't want these messages anymore",
+            "je ne souhaite plus être contacté",
+            "enlevez-moi de votre liste",
+            "cessez vos envois",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+}
+
+#[test]
+fn another_object_or_a_negation_undoes_a_revocation() {
+    assert_rule(
+        &[
+            "don't message me the code, email it instead",
+            "retirez-moi l'article du panier",
+            "Don't stop the deals coming!",
+            "remove the item from my order",
+            "stop by the store",
+        ],
+        None,
+    );
+    assert_eq!(
+        rule_of(&en().classify("never text me again")),
+        Some(Rule::RevocationPhrase)
+    );
+}
