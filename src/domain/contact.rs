@@ -102,8 +102,46 @@ pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactErr
     international(&digits)
 }
 
+/// A number written internationally is accepted when it is possible: a known country code and
+/// a length that country's numbers have. The stricter validity rule (the number falls in an
+/// allocated range) follows libphonenumber's metadata, which lags real allocations, and a
+/// sender WhatsApp or an SMS provider delivered does exist: rejecting it would lose its STOP.
+/// A national spelling still needs the strict rule, since it is a guess about the region.
 fn international(digits: &str) -> Result<Contact, ContactError> {
-    parse_valid(None, &format!("+{digits}")).ok_or(ContactError::Invalid)
+    let text = format!("+{digits}");
+    if let Some(contact) = parse_valid(None, &text) {
+        return Ok(contact);
+    }
+    let number = phonenumber::parse(None, &text).map_err(|_| ContactError::Invalid)?;
+    if !is_possible(&number) {
+        return Err(ContactError::Invalid);
+    }
+    Ok(Contact(number.format().mode(Mode::E164).to_string()))
+}
+
+/// Whether the national number's length is one that the numbers people write from (fixed,
+/// mobile, VoIP, personal, UAN, pager) of its country code have. The general descriptor is not
+/// used: its possible lengths are empty in the metadata this crate ships.
+fn is_possible(number: &phonenumber::PhoneNumber) -> bool {
+    let length = number.national().to_string().len() as u16;
+    let code = number.code().value();
+    let Some(regions) = phonenumber::metadata::DATABASE.by_code(&code) else {
+        return false;
+    };
+    regions.iter().any(|meta| {
+        let d = meta.descriptors();
+        [
+            d.fixed_line(),
+            d.mobile(),
+            d.voip(),
+            d.personal_number(),
+            d.uan(),
+            d.pager(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|desc| desc.possible_length().contains(&length))
+    })
 }
 
 fn parse_valid(region: Option<country::Id>, text: &str) -> Option<Contact> {
@@ -164,6 +202,24 @@ mod tests {
     fn whatsapp_from_digits_without_plus_are_international() {
         assert_eq!(fr("14155552671").as_deref(), Ok("+14155552671"));
         assert_eq!(fr("447911123456").as_deref(), Ok("+447911123456"));
+    }
+
+    /// Regression: `972987654321`, a sender throughout a well-known WhatsApp SDK's fixtures,
+    /// lies outside the ranges libphonenumber knows, and every message from it, STOP
+    /// included, was dead-lettered as "not a valid phone number".
+    #[test]
+    fn a_real_sender_outside_libphonenumbers_ranges_is_accepted_when_possible() {
+        for input in [
+            "972987654321",
+            "+972987654321",
+            "00972987654321",
+            "+972 98 765 4321",
+        ] {
+            assert_eq!(fr(input).as_deref(), Ok("+972987654321"), "input {input:?}");
+        }
+        // Possible means a known country code and a length its numbers have.
+        assert_eq!(fr("+97298765"), Err(ContactError::Invalid));
+        assert_eq!(fr("+3361234567890123"), Err(ContactError::Invalid));
     }
 
     #[test]

@@ -164,6 +164,26 @@ fn a_redelivered_chat_message_leaves_nothing_durable_and_counts_as_no_change_aga
     assert!(env.lines_of("consent-events.jsonl").is_empty());
 }
 
+/// Regression: a sender libphonenumber's ranges do not know yet (from a well-known WhatsApp
+/// SDK's webhook fixtures) was dead-lettered as "not a valid phone number", STOP included.
+#[test]
+fn a_stop_from_a_sender_outside_libphonenumbers_ranges_is_not_dead_lettered() {
+    let env = Env::new();
+    let stop = wa_text("972987654321", "wamid.IL", 1_763_978_400, "STOP");
+    let summary = env.ingest(&format!("{stop}\n"));
+    assert_eq!(
+        (summary["rejected"].as_u64(), summary["opted_out"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // The same number typed in a check is the same contact, and it is excluded.
+    let out = env.run_with_input(
+        &["check", "--tenant", PHONE_NUMBER_ID],
+        "+972 98 765 4321\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("excluded\t+972987654321"), "{stderr}");
+}
+
 #[test]
 fn repeated_stop_is_history_but_not_a_new_transition() {
     let env = Env::new();
