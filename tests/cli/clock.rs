@@ -1,20 +1,8 @@
 //! Black-box tests of the clock rule (invariant 7): a customer's message with a time out of
 //! the bounds is processed at its recording time, its claim kept as proof, and never lost.
 
+use crate::attribution::history_of as history;
 use crate::common::*;
-use serde_json::Value;
-
-fn history(env: &Env, tenant: &str, contact: &str) -> Vec<Value> {
-    let out = env.ok(&[
-        "history",
-        "--tenant",
-        tenant,
-        "--contact",
-        contact,
-        "--json",
-    ]);
-    serde_json::from_str(&out).unwrap()
-}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()

@@ -216,14 +216,7 @@ hello,opted_out,2024-03-01,old-crm,
 ,,,,
 +33644433322,opted_in,2024-03-06
 ";
-    let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    let r = ok_json(res).await;
+    let r = import_csv(&s, csv).await;
     assert_eq!(r["imported"], 4, "{r}");
     assert_eq!(
         r["duplicates"], 1,
@@ -475,14 +468,7 @@ async fn times_out_of_the_clock_bounds_are_refused_by_the_api_and_imports() {
 +33611223344,opted_in,1970-01-01\n\
 +33611223344,opted_in,9999-12-31\n\
 +33611223344,opted_out,2024-03-01\n";
-    let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    let r = ok_json(res).await;
+    let r = import_csv(&s, csv).await;
     assert_eq!(
         (r["imported"].as_u64(), r["rejected"].as_u64()),
         (Some(1), Some(2)),
@@ -494,4 +480,16 @@ async fn times_out_of_the_clock_bounds_are_refused_by_the_api_and_imports() {
         "{reasons}"
     );
     s.stop().await;
+}
+
+/// The report of a CSV import for tenant acme.
+async fn import_csv(s: &Server, csv: &'static str) -> Value {
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    ok_json(res).await
 }
