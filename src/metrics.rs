@@ -69,6 +69,9 @@ pub struct Metrics {
     pub publish_errors: Counter,
     /// Input offset commits that failed (the batch is redelivered and deduplicated).
     pub commit_errors: Counter,
+    /// Messages processed at their recording time because their own was out of bounds,
+    /// unreadable or missing: a rise points at a sender with a broken clock.
+    pub clock_corrected: Counter,
 }
 
 impl Default for Metrics {
@@ -137,6 +140,11 @@ impl Metrics {
                 "offset_commit_errors",
                 "Input offset commits that failed",
             ),
+            clock_corrected: add(
+                &mut r,
+                "clock_corrected",
+                "Messages processed at their recording time: their own time was out of bounds, unreadable or missing",
+            ),
             registry: Arc::new(r),
         }
     }
@@ -168,6 +176,7 @@ mod tests {
     fn renders_prometheus_text_with_the_prefix() {
         let m = Metrics::new();
         m.events_appended.inc_by(3);
+        m.clock_corrected.inc();
         m.consumer_lag
             .get_or_create(&PartitionLabels {
                 topic: "inbound.messages".into(),
@@ -183,6 +192,10 @@ mod tests {
             text.contains(
                 "consent_ledger_consumer_lag{topic=\"inbound.messages\",partition=\"2\"} 7"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("consent_ledger_clock_corrected_total 1"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::domain::analytics::AnomalyRules;
+use crate::domain::clock::{ClockBounds, DEFAULT_MAX_SKEW_SECONDS};
 use crate::domain::contact::parse_region;
 use crate::domain::keywords::{KeywordOverrides, KeywordSet};
 use crate::domain::policy::{Policy, TransactionalAfterOptOut};
@@ -39,6 +40,12 @@ pub struct TenantConfig {
     pub attribution_window_hours: Option<u32>,
     /// When a campaign's opt-out rate is flagged as abnormal (`stats`, `/campaigns`).
     pub anomaly: AnomalyConfig,
+    /// How far past its recording time an event's time may be (default 300): senders' clocks
+    /// drift a little, but a time further ahead would outrank every later STOP.
+    pub max_clock_skew_seconds: Option<u32>,
+    /// RFC 3339; no event is dated before it (default `2000-01-01T00:00:00Z`): an earlier time
+    /// is a unit mistake or garbage.
+    pub earliest_event_time: Option<String>,
 }
 
 /// The `anomaly` table of `[defaults]` or a tenant; a tenant's field overrides the default's.
@@ -63,6 +70,8 @@ pub struct TenantProfile {
     pub messages: BTreeMap<String, Messages>,
     pub attribution_window: chrono::Duration,
     pub anomaly: AnomalyRules,
+    /// The bounds every source's times are held to.
+    pub clock: ClockBounds,
 }
 
 impl TenantProfile {
@@ -140,6 +149,7 @@ pub(super) fn compile(
         )));
     }
     let anomaly = anomaly_rules(&t.anomaly, defaults.map(|d| &d.anomaly))?;
+    let clock = clock_bounds(t, defaults)?;
     Ok(TenantProfile {
         region,
         languages,
@@ -148,6 +158,41 @@ pub(super) fn compile(
         messages,
         attribution_window: chrono::Duration::hours(i64::from(window_hours)),
         anomaly,
+        clock,
+    })
+}
+
+fn clock_bounds(
+    t: &TenantConfig,
+    defaults: Option<&TenantConfig>,
+) -> Result<ClockBounds, ConfigError> {
+    let builtin = ClockBounds::default();
+    let skew = t
+        .max_clock_skew_seconds
+        .or_else(|| defaults.and_then(|d| d.max_clock_skew_seconds))
+        .unwrap_or(DEFAULT_MAX_SKEW_SECONDS);
+    if skew > 86_400 {
+        return Err(ConfigError::Invalid(format!(
+            "max_clock_skew_seconds = {skew}: expected 0 to 86400 (one day)"
+        )));
+    }
+    let earliest = match t
+        .earliest_event_time
+        .as_ref()
+        .or_else(|| defaults.and_then(|d| d.earliest_event_time.as_ref()))
+    {
+        None => builtin.earliest,
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "earliest_event_time = {text:?}: expected an RFC 3339 time such as \"2000-01-01T00:00:00Z\" ({e})"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+    };
+    Ok(ClockBounds {
+        max_skew: chrono::Duration::seconds(i64::from(skew)),
+        earliest,
     })
 }
 

@@ -132,3 +132,28 @@ fn tenant_inherits_and_overrides_defaults() {
     let (lang, m) = p.messages_for(Some("nl"));
     assert_eq!((lang, m.opt_out_confirmation.as_str()), ("en", "Bye!"));
 }
+
+#[test]
+fn clock_bounds_default_and_override_per_tenant() {
+    use crate::domain::clock::ClockBounds;
+    let s = parse(
+        "[defaults]\nearliest_event_time = \"2010-01-01T00:00:00+01:00\"\n\
+         [tenants.acme]\nmax_clock_skew_seconds = 60\n",
+    )
+    .unwrap();
+    let acme = s.profile(&tenant("acme")).clock;
+    assert_eq!(acme.max_skew, chrono::Duration::seconds(60));
+    assert_eq!(acme.earliest.to_rfc3339(), "2009-12-31T23:00:00+00:00");
+    let other = s.profile(&tenant("other")).clock;
+    assert_eq!(other.max_skew, ClockBounds::default().max_skew);
+    assert_eq!(
+        parse("").unwrap().profile(&tenant("x")).clock,
+        ClockBounds::default()
+    );
+    for bad in [
+        "[defaults]\nmax_clock_skew_seconds = 86401\n",
+        "[defaults]\nearliest_event_time = \"2000\"\n",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}

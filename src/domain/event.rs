@@ -112,6 +112,11 @@ pub struct EventSource {
     pub offset: Option<i64>,
     /// Line number in the input file (absent for Kafka input).
     pub line: Option<u64>,
+    /// The message's own time, as it wrote it, when the clock rule did not trust it (out of
+    /// range or unreadable) and the event took its recording time instead. Written only when
+    /// set, so events stored before it existed keep their bytes and their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_time: Option<String>,
 }
 
 /// An immutable consent event, as stored in the ledger and published to `consent.events`.
@@ -211,6 +216,7 @@ pub(crate) mod tests {
                 kafka_partition: None,
                 offset: None,
                 line: Some(seq),
+                claimed_time: None,
             },
             campaign_id: None,
             attribution: Attribution::None,

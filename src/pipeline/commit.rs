@@ -229,7 +229,7 @@ impl Batch<'_, '_> {
                     error,
                     path: Some(path),
                 }),
-                Item::Message(m) => match resolve::message(self.settings, m, origin) {
+                Item::Message(m) => match resolve::message(self.settings, m, origin, self.now) {
                     Ok(r) => self.message(&r, partition).map(Ok)?,
                     Err(error) => Err(Rejection { error, path: None }),
                 },
@@ -267,6 +267,9 @@ impl Batch<'_, '_> {
             self.summary.duplicates += 1;
             return Ok(());
         }
+        if r.time.corrected {
+            self.summary.clock_corrected += 1;
+        }
         let profile = self.settings.profile(&r.tenant);
         let classified = decide::classify(&r.message, &profile.keywords);
         let command = Command::Message {
@@ -283,7 +286,7 @@ impl Batch<'_, '_> {
                 last_marketing = self.staged.last_marketing_sent(
                     &r.tenant,
                     &r.contact,
-                    r.message.occurred_at,
+                    r.time.at,
                     profile.attribution_window,
                 )?;
             }
@@ -297,13 +300,8 @@ impl Batch<'_, '_> {
         };
         let decision = decide::decide(state, command);
         if let Some(signal) = &decision.signal {
-            self.staged.stage_signal(
-                &r.tenant,
-                &signal.campaign_id,
-                signal.kind,
-                id,
-                r.message.occurred_at,
-            );
+            self.staged
+                .stage_signal(&r.tenant, &signal.campaign_id, signal.kind, id, r.time.at);
         }
         self.summary.count(decision.outcome);
         let acted = decision.acted();

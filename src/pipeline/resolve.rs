@@ -2,6 +2,8 @@
 //! `phone_number_id`) and its contact (normalized with the tenant's region). A record that
 //! names an unknown tenant or an unusable contact is rejected with its reason, never guessed.
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Settings;
 use crate::domain::analytics::SentRef;
 use crate::domain::contact::{self, Contact};
@@ -23,18 +25,26 @@ fn contact(settings: &Settings, tenant: &TenantId, input: &str) -> Result<Contac
     })
 }
 
+/// `now` is the batch's recording time: the message's claimed time is held to the tenant's
+/// clock bounds against it.
 pub(crate) fn message(
     settings: &Settings,
     message: Message,
     origin: &Origin,
+    now: DateTime<Utc>,
 ) -> Result<Resolved, DecodeError> {
     let tenant = tenant(settings, &message.tenant)?;
     let contact = contact(settings, &tenant, &message.from)?;
+    let time = settings
+        .profile(&tenant)
+        .clock
+        .effective(&message.claimed_at, now);
     Ok(Resolved {
         tenant,
         contact,
         message,
         origin: origin.clone(),
+        time,
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Summary {
     pub sent: u64,
     /// WhatsApp delivery statuses of billed (campaign) messages recorded for analytics.
     pub statuses: u64,
+    /// Messages whose own time was out of the clock bounds, unreadable or missing: processed
+    /// at their recording time, the claim kept in `source.claimed_time`.
+    pub clock_corrected: u64,
 }
 
 impl Summary {
@@ -50,6 +53,7 @@ impl Summary {
         self.replies += other.replies;
         self.sent += other.sent;
         self.statuses += other.statuses;
+        self.clock_corrected += other.clock_corrected;
     }
 
     pub(crate) fn count(&mut self, outcome: Outcome) {

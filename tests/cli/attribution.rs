@@ -8,7 +8,7 @@ use serde_json::Value;
 
 const H72: i64 = 72 * 3600;
 
-fn history_of(env: &Env, tenant: &str, contact: &str) -> Vec<Value> {
+pub(crate) fn history_of(env: &Env, tenant: &str, contact: &str) -> Vec<Value> {
     let out = env.ok(&[
         "history",
         "--tenant",

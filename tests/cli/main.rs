@@ -7,6 +7,7 @@ mod common;
 
 mod attribution;
 mod cli;
+mod clock;
 mod crash;
 mod init;
 mod lint;

@@ -216,14 +216,7 @@ hello,opted_out,2024-03-01,old-crm,
 ,,,,
 +33644433322,opted_in,2024-03-06
 ";
-    let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    let r = ok_json(res).await;
+    let r = import_csv(&s, csv).await;
     assert_eq!(r["imported"], 4, "{r}");
     assert_eq!(
         r["duplicates"], 1,
@@ -443,4 +436,60 @@ async fn import_reads_an_excel_csv_with_bom_and_crlf() {
         "{r}"
     );
     s.stop().await;
+}
+
+#[tokio::test]
+async fn times_out_of_the_clock_bounds_are_refused_by_the_api_and_imports() {
+    let s = Server::start().await;
+    for (key, at, needle) in [
+        ("y0", "0000-01-01T00:00:00Z", "earliest event time"),
+        ("y1999", "1999-12-31T23:59:59Z", "earliest event time"),
+        ("y9999", "9999-12-31T23:59:59Z", "future"),
+    ] {
+        let res = s
+            .post(EVENTS, ACME)
+            .header("idempotency-key", key)
+            .json(&json!({"contact": "+33612345678", "type": "OptedIn", "occurred_at": at}))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(res, 400).await;
+        assert!(p["detail"].as_str().unwrap().contains(needle), "{at}: {p}");
+    }
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "y2000")
+        .json(&json!({"contact": "+33612345678", "type": "OptedIn", "occurred_at": "2000-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "the floor itself is accepted");
+    let csv = "contact,status,occurred_at\n\
++33611223344,opted_in,1970-01-01\n\
++33611223344,opted_in,9999-12-31\n\
++33611223344,opted_out,2024-03-01\n";
+    let r = import_csv(&s, csv).await;
+    assert_eq!(
+        (r["imported"].as_u64(), r["rejected"].as_u64()),
+        (Some(1), Some(2)),
+        "{r}"
+    );
+    let reasons = r["rejections"].to_string();
+    assert!(
+        reasons.contains("earliest event time") && reasons.contains("future"),
+        "{reasons}"
+    );
+    s.stop().await;
+}
+
+/// The report of a CSV import for tenant acme.
+async fn import_csv(s: &Server, csv: &'static str) -> Value {
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    ok_json(res).await
 }

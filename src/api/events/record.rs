@@ -23,10 +23,6 @@ use crate::domain::event::ConsentEvent;
 use crate::domain::keywords::Scope;
 use crate::pipeline::commit::{self, Input, Recorded, Respond};
 
-/// How far ahead of our clock an `occurred_at` may be (client clock skew). Further is refused:
-/// the latest decision wins, so a future one would silently outrank every later STOP.
-pub const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
-
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 pub enum DecisionType {
     OptedOut,
@@ -73,7 +69,8 @@ pub struct RecordRequest {
     /// Default `marketing`.
     #[serde(default)]
     pub scope: Scope,
-    /// When the person decided; default now. At most 5 minutes ahead of the server clock.
+    /// When the person decided; default now. At most `max_clock_skew_seconds` (default 300)
+    /// ahead of the server clock and not before `earliest_event_time` (default 2000-01-01).
     pub occurred_at: Option<DateTime<Utc>>,
     /// Where it was given (`web`, `support`, `crm`, …); default `api`. Letters, digits, `._-`.
     pub channel: Option<String>,
@@ -139,13 +136,14 @@ pub async fn record(
     let contact = contact_in_path(&state, &tenant, &req.contact)?;
     let now = Utc::now();
     let occurred_at = req.occurred_at.unwrap_or(now);
-    if occurred_at > now + MAX_CLOCK_SKEW {
-        return Err(invalid(format!(
-            "occurred_at {} is in the future (server time {}): a future decision would outrank every later one",
-            occurred_at.to_rfc3339(),
-            now.to_rfc3339()
-        )));
-    }
+    // Refused rather than corrected: the business can fix its own input, and a corrected
+    // time would misdate its proof.
+    state
+        .settings
+        .profile(&tenant)
+        .clock
+        .check(occurred_at, now)
+        .map_err(|e| invalid(format!("occurred_at {e}")))?;
     let request =
         match (req.event_type, req.scope) {
             (DecisionType::OptedOut, scope) => Request::OptOut {

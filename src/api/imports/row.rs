@@ -5,8 +5,8 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::ImportRow;
-use crate::api::events::record::MAX_CLOCK_SKEW;
 use crate::config::TenantProfile;
+use crate::domain::clock::OutOfBounds;
 use crate::domain::consent::Request;
 use crate::domain::decide::{ConsentRecord, RecordOrigin};
 use crate::query::{self, parse_time, InvalidContact};
@@ -28,8 +28,8 @@ pub(super) enum RowError {
         "invalid occurred_at {0:?} (expected RFC 3339, \"YYYY-MM-DD HH:MM:SS\" or \"YYYY-MM-DD\", UTC)"
     )]
     InvalidTime(String),
-    #[error("occurred_at {0:?} is in the future")]
-    Future(String),
+    #[error("occurred_at {0:?}: {1}")]
+    OutOfBounds(String, OutOfBounds),
     #[error("source must be at most 64 characters, without control characters")]
     InvalidSource,
 }
@@ -58,8 +58,8 @@ pub(super) fn record(
     let Some(occurred_at) = parse_time(&when) else {
         return Err(RowError::InvalidTime(when));
     };
-    if occurred_at > Utc::now() + MAX_CLOCK_SKEW {
-        return Err(RowError::Future(when));
+    if let Err(e) = profile.clock.check(occurred_at, Utc::now()) {
+        return Err(RowError::OutOfBounds(when, e));
     }
     let source = row
         .source

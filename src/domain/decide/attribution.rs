@@ -4,9 +4,10 @@
 
 use chrono::Duration;
 
+use super::Resolved;
 use crate::domain::analytics::SentRef;
 use crate::domain::event::Attribution;
-use crate::domain::inbound::{Message, SentCategory};
+use crate::domain::inbound::SentCategory;
 
 /// The campaign a message answers, and how sure we are of it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,14 +19,15 @@ pub struct Attributed {
 /// Which campaign a message answers, most certain route first: the campaign the record names;
 /// the sent message the customer replied to (`context_message_id`), whatever its category,
 /// since the customer pointed at it; else the last marketing message sent to the contact no
-/// more than `window` before the message (inclusive: exactly `window` before still counts).
+/// more than `window` before the message (inclusive: exactly `window` before still counts),
+/// its time being the bounded one, so a forged time cannot reach a campaign of another day.
 pub fn attribute(
-    message: &Message,
+    r: &Resolved,
     replied_to: Option<&SentRef>,
     last_marketing: Option<&SentRef>,
     window: Duration,
 ) -> Attributed {
-    if let Some(id) = &message.campaign_id {
+    if let Some(id) = &r.message.campaign_id {
         return Attributed {
             campaign_id: Some(id.clone()),
             attribution: Attribution::Explicit,
@@ -39,8 +41,8 @@ pub fn attribute(
     }
     if let Some(sent) = last_marketing.filter(|s| {
         s.category == SentCategory::Marketing
-            && s.sent_at <= message.occurred_at
-            && message.occurred_at - s.sent_at <= window
+            && s.sent_at <= r.time.at
+            && r.time.at - s.sent_at <= window
     }) {
         return Attributed {
             campaign_id: Some(sent.campaign_id.clone()),

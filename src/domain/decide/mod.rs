@@ -20,6 +20,7 @@ pub use record::{ConsentRecord, RecordOrigin};
 use chrono::{DateTime, Duration, Utc};
 
 use super::analytics::{SentRef, SignalKind};
+use super::clock::EffectiveTime;
 use super::consent::{event_type_for, purposes_for, ContactConsent, Request};
 use super::contact::Contact;
 use super::event::{Attribution, ConsentEvent, EventSource, EventType};
@@ -47,13 +48,15 @@ pub struct Origin {
     pub line: Option<u64>,
 }
 
-/// A decoded message whose tenant and contact are resolved.
+/// A decoded message whose tenant, contact and time are resolved.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub tenant: TenantId,
     pub contact: Contact,
     pub message: Message,
     pub origin: Origin,
+    /// The message's claimed time held to the tenant's clock bounds: what it takes effect at.
+    pub time: EffectiveTime,
 }
 
 /// What the ledger is asked to decide on.
@@ -158,13 +161,13 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
     .needs_attribution()
     {
         attribute(
-            &r.message,
+            r,
             state.replied_to,
             state.last_marketing,
             state.attribution_window,
         )
     } else {
-        attribute(&r.message, None, None, state.attribution_window)
+        attribute(r, None, None, state.attribution_window)
     };
     let language = language_of(&r.message, c);
     let mut decision = Decision {
@@ -211,7 +214,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
         channel: r.message.channel.clone(),
         event_type,
         purposes: purposes_for(request, state.consent),
-        occurred_at: r.message.occurred_at,
+        occurred_at: r.time.at,
         recorded_at: state.now,
         source: EventSource {
             kind: classified.kind,
@@ -225,6 +228,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
             kafka_partition: r.origin.kafka_partition,
             offset: r.origin.offset,
             line: r.origin.line,
+            claimed_time: r.time.claimed.clone(),
         },
         campaign_id: attributed.campaign_id,
         attribution: attributed.attribution,
@@ -275,6 +279,7 @@ fn decide_record(state: State<'_>, tenant: &TenantId, record: &ConsentRecord) ->
             kafka_partition: None,
             offset: None,
             line: record.line,
+            claimed_time: None,
         },
         campaign_id,
         attribution,

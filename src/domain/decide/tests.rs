@@ -3,6 +3,7 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
+use crate::domain::clock::Claimed;
 use crate::domain::consent::Status;
 use crate::domain::event::tests::tenant;
 use crate::domain::event::{Purpose, SourceKind};
@@ -20,13 +21,18 @@ fn msg(id: &str, at: i64, content: Content) -> Resolved {
             channel: "whatsapp".into(),
             message_id: id.into(),
             from: "33612345678".into(),
-            occurred_at: Utc.timestamp_opt(at, 0).unwrap(),
+            claimed_at: Claimed::at(at.to_string(), Utc.timestamp_opt(at, 0).unwrap()),
             content,
             context_message_id: None,
             campaign_id: None,
             language: None,
         },
         origin: Origin::default(),
+        time: EffectiveTime {
+            at: Utc.timestamp_opt(at, 0).unwrap(),
+            corrected: false,
+            claimed: None,
+        },
     }
 }
 
@@ -239,14 +245,14 @@ fn when_a_reply_to_a_campaign_message_then_that_campaign_whatever_its_category()
 fn without_context_the_last_marketing_send_in_the_window_is_attributed() {
     let r = msg("m1", 1_000_000, text("STOP"));
     let sent = sent_ref("wamid.C1", "flash", 1_000_000 - 3600);
-    let a = attribute(&r.message, None, Some(&sent), Duration::hours(72));
+    let a = attribute(&r, None, Some(&sent), Duration::hours(72));
     assert_eq!(
         (a.campaign_id.as_deref(), a.attribution),
         (Some("flash"), Attribution::Window)
     );
     let mut utility = sent.clone();
     utility.category = SentCategory::Utility;
-    let a = attribute(&r.message, None, Some(&utility), Duration::hours(72));
+    let a = attribute(&r, None, Some(&utility), Duration::hours(72));
     assert_eq!(a, Attributed::default());
 }
 
@@ -254,15 +260,15 @@ fn without_context_the_last_marketing_send_in_the_window_is_attributed() {
 fn the_window_boundary_is_inclusive() {
     let r = msg("m1", 1_000_000, text("STOP"));
     let exactly = sent_ref("wamid.C1", "flash", 1_000_000 - H72);
-    let a = attribute(&r.message, None, Some(&exactly), Duration::hours(72));
+    let a = attribute(&r, None, Some(&exactly), Duration::hours(72));
     assert_eq!(a.attribution, Attribution::Window);
     let a_second_more = sent_ref("wamid.C1", "flash", 1_000_000 - H72 - 1);
-    let a = attribute(&r.message, None, Some(&a_second_more), Duration::hours(72));
+    let a = attribute(&r, None, Some(&a_second_more), Duration::hours(72));
     assert_eq!(a, Attributed::default());
     assert_eq!(a.attribution, Attribution::None);
     // A send after the message cannot be what it answers.
     let later = sent_ref("wamid.C1", "flash", 1_000_001);
-    let a = attribute(&r.message, None, Some(&later), Duration::hours(72));
+    let a = attribute(&r, None, Some(&later), Duration::hours(72));
     assert_eq!(a.attribution, Attribution::None);
 }
 

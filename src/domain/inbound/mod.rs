@@ -17,6 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::clock::Claimed;
 use super::tenant::UnknownTenant;
 
 /// WhatsApp and SMS both cap a message at this many characters; longer is not a real message.
@@ -94,7 +95,9 @@ pub struct Message {
     pub message_id: String,
     /// The sender as given (WhatsApp: digits without '+'); normalized later with the tenant region.
     pub from: String,
-    pub occurred_at: DateTime<Utc>,
+    /// The time the message says it was sent: never trusted as is, the commit path bounds it
+    /// ([`crate::domain::clock`]), so no timestamp can forge the order or lose the message.
+    pub claimed_at: Claimed,
     pub content: Content,
     pub context_message_id: Option<String>,
     pub campaign_id: Option<String>,
@@ -203,7 +206,8 @@ pub(super) fn check_content(content: &Content) -> Result<(), DecodeError> {
 }
 
 /// WhatsApp timestamps are unix seconds in a string. Anything before 2000 or after 2200 is a
-/// unit mistake (milliseconds) or garbage, and would corrupt event-time ordering.
+/// unit mistake (milliseconds) or garbage. Only delivery statuses (analytics) are read with
+/// this; a customer's message time is a [`Claimed`], corrected rather than rejected.
 pub fn unix_seconds(s: &str) -> Result<DateTime<Utc>, DecodeError> {
     let secs: i64 = s
         .trim()

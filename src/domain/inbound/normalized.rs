@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::clock::Claimed;
+
 use super::{
     check_content, invalid, Content, DecodeError, Message, SentCategory, SentMessage, TenantRef,
 };
@@ -22,8 +24,11 @@ pub struct NormalizedInbound {
     pub message_id: String,
     /// The sender's phone number in any common spelling; E.164 preferred.
     pub from: String,
-    /// RFC 3339 time the customer sent the message.
-    pub received_at: String,
+    /// RFC 3339 time the customer sent the message. Never trusted beyond the clock bounds: a
+    /// time out of range, unreadable or missing is processed at the recording time and kept in
+    /// the event's `source.claimed_time`.
+    #[serde(default, deserialize_with = "lenient_time")]
+    pub received_at: Option<String>,
     #[serde(default)]
     pub text: Option<String>,
     #[serde(default)]
@@ -63,14 +68,7 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
     if r.message_id.trim().is_empty() {
         return Err(invalid("message_id", "must not be empty".into()));
     }
-    let occurred_at = DateTime::parse_from_rfc3339(&r.received_at)
-        .map_err(|e| {
-            invalid(
-                "received_at",
-                format!("{:?} is not RFC 3339 ({e})", r.received_at),
-            )
-        })?
-        .with_timezone(&Utc);
+    let claimed_at = r.received_at.map(Claimed::rfc3339).unwrap_or_default();
     let content = match (r.button_payload, r.text) {
         (Some(payload), title) => Content::Button { payload, title },
         (None, Some(text)) => Content::Text(text),
@@ -87,11 +85,21 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
         channel: r.channel,
         message_id: r.message_id,
         from: r.from,
-        occurred_at,
+        claimed_at,
         content,
         context_message_id: r.context_message_id,
         campaign_id: r.campaign_id,
         language: r.language,
+    })
+}
+
+/// A time of any JSON type, as its text: a producer that writes a number or an object there
+/// still gets its STOP processed (at the recording time), with what it wrote kept as proof.
+fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
     })
 }
 

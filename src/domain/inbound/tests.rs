@@ -22,7 +22,7 @@ fn text_message_as_meta_sends_it() {
     assert_eq!(m.tenant, TenantRef::PhoneNumberId("106540352242922".into()));
     assert_eq!(m.from, "+33612345678", "WhatsApp senders are international");
     assert_eq!(m.content, Content::Text("STOP".into()));
-    assert_eq!(m.occurred_at.timestamp(), 1_749_416_383);
+    assert_eq!(m.claimed_at.at.unwrap().timestamp(), 1_749_416_383);
     assert_eq!(m.channel, "whatsapp");
 }
 
@@ -84,9 +84,9 @@ fn one_bad_message_does_not_reject_its_neighbours() {
     .unwrap();
     assert!(matches!(items[0], Item::Message(_)));
     match &items[1] {
-        Item::Rejected { path, error } => {
-            assert_eq!(path, "/entry/0/changes/0/value/messages/1");
-            assert_eq!(error, &DecodeError::InvalidTimestamp("yesterday".into()));
+        Item::Message(m) => {
+            assert_eq!(m.claimed_at.raw.as_deref(), Some("yesterday"));
+            assert_eq!(m.claimed_at.at, None, "kept, for the clock rule to correct");
         }
         other => panic!("{other:?}"),
     }
@@ -113,7 +113,10 @@ fn user_preferences_stop_has_a_stable_derived_id() {
 fn normalized_inbound_record() {
     let m = only_message(br#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"sms-1","from":"+33 6 12 34 56 78","received_at":"2026-11-20T10:00:00+01:00","text":"Arret svp","campaign_id":"black-friday","language":"fr"}"#);
     assert_eq!(m.tenant, TenantRef::Name("acme".into()));
-    assert_eq!(m.occurred_at.to_rfc3339(), "2026-11-20T09:00:00+00:00");
+    assert_eq!(
+        m.claimed_at.at.unwrap().to_rfc3339(),
+        "2026-11-20T09:00:00+00:00"
+    );
     assert_eq!(m.campaign_id.as_deref(), Some("black-friday"));
     assert_eq!(m.language.as_deref(), Some("fr"));
 }
@@ -139,13 +142,12 @@ fn bad_records_get_clear_reasons() {
         Err(DecodeError::TextTooLong(MAX_TEXT_CHARS + 1))
     );
     let bad_time = br#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"x","from":"+33612345678","received_at":"20/11/2026","text":"STOP"}"#;
-    assert!(matches!(
-        decode(bad_time),
-        Err(DecodeError::Invalid {
-            what: "received_at",
-            ..
-        })
-    ));
+    let m = only_message(bad_time);
+    assert_eq!(
+        (m.claimed_at.raw.as_deref(), m.claimed_at.at),
+        (Some("20/11/2026"), None),
+        "an unreadable time is not a reason to lose a STOP"
+    );
 }
 
 #[test]
@@ -192,6 +194,42 @@ fn billed_statuses_are_kept_for_delivery_counts() {
     assert!(
         matches!(&items[2], Item::Rejected { path, .. } if path == "/entry/0/changes/0/value/statuses/2")
     );
+}
+
+#[test]
+fn a_message_time_of_any_shape_is_claimed_never_rejected() {
+    for (timestamp, raw, secs) in [
+        (
+            r#""timestamp":1749416383,"#,
+            Some("1749416383"),
+            Some(1_749_416_383),
+        ),
+        (
+            r#""timestamp":"1749416383000","#,
+            Some("1749416383000"),
+            Some(1_749_416_383_000),
+        ),
+        (r#""timestamp":null,"#, None, None),
+        ("", None, None),
+    ] {
+        let m = only_message(&webhook(&format!(
+            r#"{{"from":"33612345678","id":"wamid.T",{timestamp}"type":"text","text":{{"body":"STOP"}}}}"#
+        )));
+        assert_eq!(m.claimed_at.raw.as_deref(), raw, "{timestamp}");
+        assert_eq!(m.claimed_at.at.map(|t| t.timestamp()), secs, "{timestamp}");
+    }
+    for (received_at, raw) in [
+        (
+            r#","received_at":"9999-12-31T23:59:59Z""#,
+            Some("9999-12-31T23:59:59Z"),
+        ),
+        (r#","received_at":"soon""#, Some("soon")),
+        (r#","received_at":1749416383"#, Some("1749416383")),
+        ("", None),
+    ] {
+        let m = only_message(format!(r#"{{"type":"inbound","tenant":"acme","channel":"sms","message_id":"a","from":"+33612399001","text":"STOP"{received_at}}}"#).as_bytes());
+        assert_eq!(m.claimed_at.raw.as_deref(), raw, "{received_at}");
+    }
 }
 
 #[test]

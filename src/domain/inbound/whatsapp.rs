@@ -2,6 +2,7 @@
 //! `user_preferences` marketing opt-out, and billed delivery statuses. Each message of a
 //! webhook is decoded on its own, so a malformed one does not take its neighbours down.
 
+use crate::domain::clock::Claimed;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
@@ -91,8 +92,10 @@ pub struct WaMessage {
     pub from: String,
     /// `wamid.…`
     pub id: String,
-    /// Unix seconds, as a string.
-    pub timestamp: String,
+    /// Unix seconds, as a string (sometimes a number). Never trusted beyond the clock bounds,
+    /// never a reason to reject the message.
+    #[serde(default)]
+    pub timestamp: serde_json::Value,
     #[serde(rename = "type")]
     pub message_type: String,
     #[serde(default)]
@@ -150,6 +153,7 @@ pub struct WaUserPreference {
     /// `stop` or `resume`.
     pub value: String,
     /// Unix seconds (Meta sends a number here; a string is accepted too).
+    #[serde(default)]
     pub timestamp: serde_json::Value,
     #[serde(default)]
     pub detail: Option<String>,
@@ -287,7 +291,7 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
         channel: "whatsapp".into(),
         message_id: m.id,
         from: wa_sender(&m.from),
-        occurred_at: unix_seconds(&m.timestamp)?,
+        claimed_at: claimed(&m.timestamp),
         content,
         context_message_id: m.context.and_then(|c| c.id),
         campaign_id: None,
@@ -309,14 +313,10 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
             ))
         }
     };
-    let timestamp = match &p.timestamp {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.to_string(),
-        other => return Err(DecodeError::InvalidTimestamp(other.to_string())),
-    };
-    let occurred_at = unix_seconds(&timestamp)?;
+    let claimed_at = claimed(&p.timestamp);
     // Meta gives this change no message id; derive one from what identifies it, so the same
     // webhook delivered twice is still one event.
+    let timestamp = claimed_at.raw.as_deref().unwrap_or_default();
     let digest = Sha256::digest(format!("{}\n{}\n{}", p.wa_id, timestamp, p.value).as_bytes());
     let message_id = format!("user_preferences.{}", &hex::encode(digest)[..32]);
     Ok(Item::Message(Message {
@@ -324,12 +324,21 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
         channel: "whatsapp".into(),
         message_id,
         from: wa_sender(&p.wa_id),
-        occurred_at,
+        claimed_at,
         content: Content::Preference(preference),
         context_message_id: None,
         campaign_id: None,
         language: None,
     }))
+}
+
+/// A message's `timestamp` as claimed, whatever its JSON type (`null`: none was given).
+fn claimed(timestamp: &serde_json::Value) -> Claimed {
+    match timestamp {
+        serde_json::Value::Null => Claimed::default(),
+        serde_json::Value::String(s) => Claimed::unix_seconds(s.as_str()),
+        other => Claimed::unix_seconds(other.to_string()),
+    }
 }
 
 /// WhatsApp senders (`from`, `wa_id`) are always international numbers written without the

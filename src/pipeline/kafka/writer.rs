@@ -115,6 +115,9 @@ impl Writer {
             .events_appended
             .inc_by(committed.summary.events);
         self.metrics
+            .clock_corrected
+            .inc_by(committed.summary.clock_corrected);
+        self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(
