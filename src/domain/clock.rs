@@ -101,6 +101,23 @@ pub struct EffectiveTime {
     pub corrected: bool,
     /// The raw claim that was replaced, kept in `source.claimed_time`.
     pub claimed: Option<String>,
+    /// The earliest time the message can be placed at: `at` for a trusted claim, the start
+    /// of the skew window before the recording time for a corrected one.
+    pub earliest: DateTime<Utc>,
+}
+
+impl EffectiveTime {
+    /// Where an event of this message sits in event time. A corrected opt-in sits at the
+    /// earliest time it can, so that a START whose time could not be trusted never outranks
+    /// a STOP the customer sent around the same time; a corrected opt-out sits at its
+    /// recording time. When in doubt, the side that stops marketing wins.
+    pub fn placed(&self, opt_in: bool) -> DateTime<Utc> {
+        if self.corrected && opt_in {
+            self.earliest
+        } else {
+            self.at
+        }
+    }
 }
 
 impl ClockBounds {
@@ -126,11 +143,13 @@ impl ClockBounds {
                 at,
                 corrected: false,
                 claimed: None,
+                earliest: at,
             },
             _ => EffectiveTime {
                 at: now,
                 corrected: true,
                 claimed: claimed.raw.clone(),
+                earliest: now - self.max_skew,
             },
         }
     }
@@ -211,5 +230,15 @@ mod tests {
             "{err}"
         );
         assert!(b.check(b.earliest, now()).is_ok());
+    }
+
+    #[test]
+    fn a_corrected_opt_in_sits_at_the_start_of_the_skew_window_and_an_opt_out_at_recording() {
+        let b = ClockBounds::default();
+        let e = b.effective(&Claimed::rfc3339("9999-12-31T23:59:59Z"), now());
+        assert_eq!(e.placed(false), now());
+        assert_eq!(e.placed(true), now() - Duration::seconds(300));
+        let trusted = b.effective(&Claimed::at("x", now() - Duration::seconds(10)), now());
+        assert_eq!(trusted.placed(true), trusted.placed(false));
     }
 }

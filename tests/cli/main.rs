@@ -15,3 +15,4 @@ mod migrate;
 mod report_html;
 mod schemas;
 mod tamper;
+mod webhook_fixtures;

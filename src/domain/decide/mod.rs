@@ -214,7 +214,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
         channel: r.message.channel.clone(),
         event_type,
         purposes: purposes_for(request, state.consent),
-        occurred_at: r.time.at,
+        occurred_at: r.time.placed(event_type == EventType::OptedIn),
         recorded_at: state.now,
         source: EventSource {
             kind: classified.kind,

@@ -32,6 +32,7 @@ fn msg(id: &str, at: i64, content: Content) -> Resolved {
             at: Utc.timestamp_opt(at, 0).unwrap(),
             corrected: false,
             claimed: None,
+            earliest: Utc.timestamp_opt(at, 0).unwrap(),
         },
     }
 }

@@ -88,8 +88,10 @@ pub struct WaMetadata {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaMessage {
-    /// The customer's number, digits without '+'.
-    pub from: String,
+    /// The customer's number, digits without '+'. Meta leaves it out of `system` messages and,
+    /// for users with a username, of every message (they carry `from_user_id` instead).
+    #[serde(default)]
+    pub from: Option<String>,
     /// `wamid.…`
     pub id: String,
     /// Unix seconds, as a string (sometimes a number). Never trusted beyond the clock bounds,
@@ -272,9 +274,11 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
             }
         }
         "interactive" => {
-            let i = m.interactive.ok_or_else(|| {
-                invalid("WhatsApp interactive message", "missing interactive".into())
-            })?;
+            // Meta sends an interactive message without its object, with an `errors` array,
+            // when it could not render the reply: nothing the customer chose reaches us.
+            let Some(i) = m.interactive else {
+                return Ok(Item::Ignored("interactive message without its content"));
+            };
             match i.button_reply.or(i.list_reply) {
                 Some(reply) => Content::Button {
                     payload: reply.id,
@@ -290,7 +294,12 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id: m.id,
-        from: wa_sender(&m.from),
+        from: wa_sender(m.from.as_deref().ok_or_else(|| {
+            invalid(
+                "WhatsApp message",
+                "missing from: the sender is known only by its WhatsApp user id".into(),
+            )
+        })?),
         claimed_at: claimed(&m.timestamp),
         content,
         context_message_id: m.context.and_then(|c| c.id),
@@ -306,10 +315,11 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
     let preference = match p.value.as_str() {
         "stop" => Preference::Stop,
         "resume" => Preference::Resume,
-        other => {
-            return Err(invalid(
-                "user_preferences value",
-                format!("{other:?} (expected stop or resume)"),
+        // Meta adds values over time (`signup` appeared in 2025): one without a consent
+        // meaning we know is valid input, not a broken record.
+        _ => {
+            return Ok(Item::Ignored(
+                "user preference value without consent meaning",
             ))
         }
     };
