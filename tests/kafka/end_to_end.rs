@@ -333,3 +333,39 @@ async fn sent_records_on_the_real_broker_attribute_a_later_quick_reply_stop() {
     assert_eq!(e["campaign_id"], "black-friday");
     assert_eq!(e["attribution"], "reply_context");
 }
+
+/// The clock rule holds on the Kafka path too: a START dated a year ahead is processed at its
+/// recording time with its claim kept, and does not outrank the STOP sent after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_dated_a_year_ahead_is_corrected_not_trusted() {
+    let bootstrap = bootstrap();
+    let names = Names::new("clock");
+    let env = Env::with_config(&names.config_toml(""));
+    let now = chrono::Utc::now().timestamp();
+    let lines = vec![
+        record(wa_text(
+            "33612399101",
+            "wamid.clock.1",
+            now + 366 * 86_400,
+            "START",
+        )),
+        record(wa_text("33612399101", "wamid.clock.2", now, "STOP")),
+    ];
+    produce(&bootstrap, &names.inbound, &lines).await;
+    let svc = Service::start(&env, &bootstrap);
+    let events = wait_for_events(&bootstrap, &names, 2, &svc);
+    assert_eq!(svc.stop(), Some(0));
+    let start = events
+        .iter()
+        .map(json_of)
+        .find(|e| e["type"] == "OptedIn")
+        .unwrap();
+    assert_eq!(
+        start["source"]["claimed_time"],
+        (now + 366 * 86_400).to_string()
+    );
+    assert_eq!(
+        env.status(PHONE_NUMBER_ID, "+33612399101", "marketing")["status"],
+        "opted_out"
+    );
+}
