@@ -106,7 +106,7 @@ pub async fn get_consent(
 pub struct History {
     #[schema(value_type = String)]
     pub tenant: TenantId,
-    /// E.164.
+    /// E.164, or a WhatsApp user ID as written.
     pub contact: String,
     /// Oldest first in event time (ties by append order), each with its proof: source message,
     /// position in the hash chain, `prev_hash` and `hash`.

@@ -8,8 +8,9 @@ use std::fmt;
 use phonenumber::{country, Mode};
 use serde::{Deserialize, Serialize};
 
-/// A phone number in E.164 form (`+` then digits). Constructed only through [`normalize`], so
-/// holding one is proof that it was validated.
+/// A contact identifier: a phone number in E.164 form (`+` then digits), or a WhatsApp
+/// business-scoped user ID as written. Constructed only through [`normalize`], so holding one
+/// is proof that it was validated.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -72,6 +73,9 @@ pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactErr
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(ContactError::Empty);
+    }
+    if is_user_id(trimmed) {
+        return Ok(Contact(trimmed.to_string()));
     }
     if trimmed.len() > 64 {
         return Err(ContactError::TooLong);
@@ -152,6 +156,30 @@ fn parse_valid(region: Option<country::Id>, text: &str) -> Option<Contact> {
     Some(Contact(number.format().mode(Mode::E164).to_string()))
 }
 
+/// Whether `input` is a WhatsApp business-scoped user ID (BSUID): an ISO country code, then one
+/// or more dot-separated groups of 1 to 128 letters and digits (`US.13491208655302741918`; a
+/// parent ID has two groups: `US.ENT.11815799212886844830`). Users who adopted a username
+/// reach a business by this ID alone, so it is a contact like a number, compared exactly as
+/// written.
+pub fn is_user_id(input: &str) -> bool {
+    let mut parts = input.split('.');
+    let country = parts.next().unwrap_or_default();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return false;
+    }
+    let mut groups = 0;
+    for group in parts {
+        if group.is_empty()
+            || group.len() > 128
+            || !group.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return false;
+        }
+        groups += 1;
+    }
+    groups > 0
+}
+
 /// Masks any string that may hold a phone number for logs: keeps the last two characters.
 pub fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
@@ -220,6 +248,25 @@ mod tests {
         // Possible means a known country code and a length its numbers have.
         assert_eq!(fr("+97298765"), Err(ContactError::Invalid));
         assert_eq!(fr("+3361234567890123"), Err(ContactError::Invalid));
+    }
+
+    #[test]
+    fn a_whatsapp_user_id_is_a_contact_as_written() {
+        for id in [
+            "US.13491208655302741918",
+            "US.ENT.11815799212886844830",
+            "BR.a1",
+        ] {
+            assert_eq!(fr(id).as_deref(), Ok(id));
+            assert_eq!(fr(&format!("  {id} ")).as_deref(), Ok(id));
+        }
+        for not_id in [
+            "us.1349", "USA.1349", "US.", "US..1", "US.13-49", "US", "U1.23",
+        ] {
+            assert!(!is_user_id(not_id), "{not_id}");
+        }
+        assert!(is_user_id(&format!("US.{}", "9".repeat(128))));
+        assert!(!is_user_id(&format!("US.{}", "9".repeat(129))));
     }
 
     #[test]

@@ -129,7 +129,8 @@ pub struct ConsentEvent {
     /// Position in the partition's chain, from 1, without gaps.
     pub seq: u64,
     pub tenant: TenantId,
-    /// E.164 phone number.
+    /// The identifier the record came under: an E.164 phone number, or a WhatsApp
+    /// business-scoped user ID (`US.13491208655302741918`).
     pub contact: Contact,
     /// `whatsapp`, `sms`, or what the source said.
     pub channel: String,

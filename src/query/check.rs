@@ -63,9 +63,11 @@ pub struct Audience<'a> {
     tenant: &'a TenantId,
     purpose: Purpose,
     repeats: Repeats,
-    /// E.164 digits of the contacts answered so far: 8 bytes a contact, so a million-contact
+    /// E.164 digits of the numbers answered so far: 8 bytes a contact, so a million-contact
     /// audience costs a few megabytes.
     seen: HashSet<u64>,
+    /// WhatsApp user IDs answered so far, as written.
+    seen_ids: HashSet<String>,
     counts: Counts,
 }
 
@@ -84,6 +86,7 @@ impl<'a> Audience<'a> {
             purpose,
             repeats,
             seen: HashSet::new(),
+            seen_ids: HashSet::new(),
             counts: Counts::default(),
         }
     }
@@ -122,8 +125,11 @@ impl<'a> Audience<'a> {
 
     fn first_time(&mut self, contact: &Contact) -> bool {
         // E.164 is '+' and at most 15 digits, so the digits always fit.
-        let key = contact.as_str()[1..].parse::<u64>().unwrap_or(u64::MAX);
-        self.seen.insert(key)
+        let digits = contact.as_str().strip_prefix('+');
+        match digits.and_then(|d| d.parse::<u64>().ok()) {
+            Some(key) => self.seen.insert(key),
+            None => self.seen_ids.insert(contact.as_str().to_string()),
+        }
     }
 
     fn verdict(&self, input: &str) -> Result<Verdict, LedgerError> {
@@ -205,6 +211,29 @@ mod tests {
             .collect();
         audience.not_a_contact();
         (kinds, audience.counts())
+    }
+
+    /// Regression: user IDs are no digits, and every one after the first was taken for a
+    /// repeat of it.
+    #[test]
+    fn two_whatsapp_user_ids_are_two_contacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger")).unwrap();
+        let settings = Settings::from_file(ConfigFile::default()).unwrap();
+        let shop = TenantId::new("shop").unwrap();
+        let profile = settings.profile(&shop);
+        let mut audience = Audience::new(
+            &ledger,
+            &profile,
+            &shop,
+            Purpose::Marketing,
+            Repeats::AnswerOnce,
+        );
+        for (line, allowed) in [("US.1", true), ("US.2", true), ("US.1", false)] {
+            let verdict = audience.check(line).unwrap();
+            assert_eq!(matches!(verdict, Verdict::Allowed(_)), allowed, "{line}");
+        }
+        assert_eq!(audience.counts().duplicates, 1);
     }
 
     #[test]

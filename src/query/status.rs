@@ -17,7 +17,7 @@ use crate::ledger::{Ledger, LedgerError};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StatusRecord {
     pub tenant: TenantId,
-    /// E.164.
+    /// E.164, or a WhatsApp user ID as written.
     pub contact: String,
     /// `marketing` or `transactional`.
     pub purpose: String,

@@ -184,6 +184,41 @@ fn a_stop_from_a_sender_outside_libphonenumbers_ranges_is_not_dead_lettered() {
     assert!(stderr.contains("excluded\t+972987654321"), "{stderr}");
 }
 
+/// Regression: a STOP from a WhatsApp user with a username (no `from`, only `from_user_id`)
+/// was dead-lettered as "missing field from", and marketing went on.
+#[test]
+fn a_stop_from_a_user_known_only_by_whatsapp_user_id_is_honoured() {
+    let env = Env::new();
+    let id = "US.13491208655302741918";
+    let stop = wa_webhook(
+        "",
+        serde_json::json!({"from_user_id": id, "id": "wamid.BSUID", "timestamp": "1763978400",
+                           "type": "text", "text": {"body": "STOP"}}),
+    );
+    let summary = env.ingest(&format!("{stop}\n"));
+    assert_eq!(
+        (summary["rejected"].as_u64(), summary["opted_out"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let status = env.status(PHONE_NUMBER_ID, id, "marketing");
+    assert_eq!(
+        (status["contact"].as_str(), status["status"].as_str()),
+        (Some(id), Some("opted_out"))
+    );
+    // The audience check answers a user ID line as it is written.
+    let out = env.run_with_input(
+        &["check", "--tenant", PHONE_NUMBER_ID],
+        &format!("{id}\nUS.99999999999999999999\n"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "US.99999999999999999999\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("excluded\t{id}")));
+    // The confirmation goes back to the same identifier.
+    assert_eq!(env.lines_of("outbox.jsonl")[0]["to"], id);
+}
+
 #[test]
 fn repeated_stop_is_history_but_not_a_new_transition() {
     let env = Env::new();

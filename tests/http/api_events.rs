@@ -493,3 +493,28 @@ async fn import_csv(s: &Server, csv: &'static str) -> Value {
         .unwrap();
     ok_json(res).await
 }
+
+/// A WhatsApp business-scoped user ID is a contact everywhere one is accepted: in a recorded
+/// decision's body and in the consent path, as written.
+#[tokio::test]
+async fn a_decision_about_a_whatsapp_user_id_is_recorded_and_answered_under_that_id() {
+    let s = Server::start().await;
+    let id = "US.13491208655302741918";
+    let res = s
+        .post(EVENTS, ACME)
+        .header("idempotency-key", "support-77")
+        .json(&json!({"contact": id, "type": "OptedOut", "channel": "support"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(ok_json(res).await["event"]["contact"], id);
+    let status = s
+        .get_json(&format!("/v1/tenants/acme/contacts/{id}/consent"), ACME)
+        .await;
+    assert_eq!(
+        (status["contact"].as_str(), status["may_send"].as_bool()),
+        (Some(id), Some(false))
+    );
+    s.stop().await;
+}

@@ -1,6 +1,6 @@
 //! The OpenAPI document checked in as schemas/openapi.json must be exactly what the code
 //! generates, and `/openapi.json` must serve it. After changing the API on purpose, run
-//! `UPDATE_SCHEMAS=1 cargo test --test api_openapi` and review the diff.
+//! `UPDATE_SCHEMAS=1 cargo test --test http api_openapi` and review the diff.
 
 use std::path::Path;
 
@@ -17,7 +17,7 @@ fn checked_in_openapi_matches_the_code() {
     assert!(
         found == expected,
         "schemas/openapi.json drifted from the code; regenerate with \
-         `UPDATE_SCHEMAS=1 cargo test --test api_openapi` and review the diff"
+         `UPDATE_SCHEMAS=1 cargo test --test http api_openapi` and review the diff"
     );
 }
 

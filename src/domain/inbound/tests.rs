@@ -26,6 +26,37 @@ fn text_message_as_meta_sends_it() {
     assert_eq!(m.channel, "whatsapp");
 }
 
+/// Regression: for users who adopted a username Meta omits `from`, and such a STOP was
+/// dead-lettered as "missing field from".
+#[test]
+fn a_message_from_a_user_known_only_by_user_id_keeps_that_id_as_its_sender() {
+    let m = only_message(&webhook(
+        r#"{"from_user_id":"US.13491208655302741918","id":"wamid.U1","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
+    ));
+    assert_eq!(m.from, "US.13491208655302741918");
+    let both = only_message(&webhook(
+        r#"{"from":"33612345678","from_user_id":"US.13491208655302741918","id":"wamid.U2","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
+    ));
+    assert_eq!(both.from, "+33612345678", "the number, when Meta sends one");
+    let neither = decode(&webhook(
+        r#"{"id":"wamid.U3","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
+    ))
+    .unwrap();
+    assert!(
+        matches!(neither.as_slice(), [Item::Rejected { .. }]),
+        "{neither:?}"
+    );
+    // A system message names no sender of its own and carries no consent: ignored.
+    let system = decode(&webhook(
+        r#"{"id":"wamid.S1","timestamp":"1749416383","type":"system","system":{"body":"changed","type":"user_changed_user_id","user_id":"US.2","previous_user_id":"US.1"}}"#,
+    ))
+    .unwrap();
+    assert!(
+        matches!(system.as_slice(), [Item::Ignored(_)]),
+        "{system:?}"
+    );
+}
+
 #[test]
 fn template_quick_reply_keeps_payload_title_and_context() {
     let m = only_message(&webhook(

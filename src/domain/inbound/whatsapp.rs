@@ -92,6 +92,10 @@ pub struct WaMessage {
     /// for users with a username, of every message (they carry `from_user_id` instead).
     #[serde(default)]
     pub from: Option<String>,
+    /// The customer's business-scoped user ID (`US.1349…`), on every message since 2026;
+    /// the only sender field of users with a username.
+    #[serde(default)]
+    pub from_user_id: Option<String>,
     /// `wamid.…`
     pub id: String,
     /// Unix seconds, as a string (sometimes a number). Never trusted beyond the clock bounds,
@@ -149,7 +153,12 @@ pub struct WaContext {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct WaUserPreference {
-    pub wa_id: String,
+    /// The customer's number; Meta may leave it out and send only `user_id`.
+    #[serde(default)]
+    pub wa_id: Option<String>,
+    /// The customer's business-scoped user ID.
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// `marketing_messages`; other categories are ignored.
     pub category: String,
     /// `stop` or `resume`.
@@ -294,12 +303,7 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id: m.id,
-        from: wa_sender(m.from.as_deref().ok_or_else(|| {
-            invalid(
-                "WhatsApp message",
-                "missing from: the sender is known only by its WhatsApp user id".into(),
-            )
-        })?),
+        from: sender(m.from.as_deref(), m.from_user_id.as_deref())?,
         claimed_at: claimed(&m.timestamp),
         content,
         context_message_id: m.context.and_then(|c| c.id),
@@ -327,13 +331,21 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
     // Meta gives this change no message id; derive one from what identifies it, so the same
     // webhook delivered twice is still one event.
     let timestamp = claimed_at.raw.as_deref().unwrap_or_default();
-    let digest = Sha256::digest(format!("{}\n{}\n{}", p.wa_id, timestamp, p.value).as_bytes());
+    let from = sender(p.wa_id.as_deref(), p.user_id.as_deref())?;
+    // The number when there is one, as always, so that ids derived before user IDs existed
+    // stay the same.
+    let who = p
+        .wa_id
+        .as_deref()
+        .or(p.user_id.as_deref())
+        .unwrap_or_default();
+    let digest = Sha256::digest(format!("{}\n{}\n{}", who, timestamp, p.value).as_bytes());
     let message_id = format!("user_preferences.{}", &hex::encode(digest)[..32]);
     Ok(Item::Message(Message {
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id,
-        from: wa_sender(&p.wa_id),
+        from,
         claimed_at,
         content: Content::Preference(preference),
         context_message_id: None,
@@ -354,6 +366,21 @@ fn claimed(timestamp: &serde_json::Value) -> Claimed {
 /// WhatsApp senders (`from`, `wa_id`) are always international numbers written without the
 /// '+'. Marking them international here keeps a tenant's region from reading them as national
 /// numbers (a German tenant would turn French `33612345678` into `+4933612345678`).
+/// The sender of a message: the number when Meta sends one, else the business-scoped user ID
+/// (users with a username send no number). Either alone is enough to honour a STOP.
+fn sender(number: Option<&str>, user_id: Option<&str>) -> Result<String, DecodeError> {
+    let number = number.map(str::trim).filter(|n| !n.is_empty());
+    let user_id = user_id.map(str::trim).filter(|id| !id.is_empty());
+    match (number, user_id) {
+        (Some(n), _) => Ok(wa_sender(n)),
+        (None, Some(id)) => Ok(id.to_string()),
+        (None, None) => Err(invalid(
+            "WhatsApp message",
+            "neither from nor from_user_id: no sender to attribute it to".into(),
+        )),
+    }
+}
+
 fn wa_sender(digits: &str) -> String {
     if digits.starts_with('+') {
         digits.to_string()
