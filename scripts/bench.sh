@@ -15,7 +15,8 @@
 #
 # Knobs of kafka-deadletters: KAFKA_BENCH_RECORDS (default 20000 per stream),
 # KAFKA_BENCH_RUNS (default 3; each figure is their median), KAFKA_BENCH_BAD_PERCENT (50).
-# The release binary is taken from $CARGO_TARGET_DIR (default target/).
+# The release binary is built into $CARGO_TARGET_DIR (default target/), unless
+# CONSENT_LEDGER_BIN names one (an older commit's build, to compare against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -134,7 +135,7 @@ EOF
 bench_kafka_deadletters() {
   N=${KAFKA_BENCH_RECORDS:-20000}
   local runs=${KAFKA_BENCH_RUNS:-3} bad=${KAFKA_BENCH_BAD_PERCENT:-50}
-  BIN="${CARGO_TARGET_DIR:-target}/release/consent-ledger"
+  BIN=${CONSENT_LEDGER_BIN:-${CARGO_TARGET_DIR:-target}/release/consent-ledger}
   for tool in curl awk; do
     command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 2; }
   done
@@ -143,7 +144,8 @@ bench_kafka_deadletters() {
   if ! scripts/kafka.sh status >/dev/null 2>&1; then KAFKA_STARTED=1; fi
   BOOTSTRAP=$(scripts/kafka.sh start | tail -n 1)
   echo "==> Kafka mode: dead letters ($N records per stream, $bad% bad, $runs runs, broker $BOOTSTRAP)" >&2
-  cargo build --release --quiet --bin consent-ledger
+  [ -n "${CONSENT_LEDGER_BIN:-}" ] || cargo build --release --quiet --bin consent-ledger
+  echo "binary: $BIN" >&2
   local suffix good_topic bad_topic
   suffix=$(date +%Y%m%d%H%M%S)-$$
   good_topic=bench.good.$suffix
