@@ -95,7 +95,7 @@ fn traffic(a: &Args) -> Vec<(String, String, Option<Bad>)> {
             let (from, message) = webhooks::message(i, x);
             // Bresenham: exactly P% bad, evenly spread over the stream.
             let bad = (i + 1) * a.bad_percent / 100 > i * a.bad_percent / 100;
-            let kind = bad.then(|| match x >> 40 & 3 {
+            let kind = bad.then_some(match (x >> 40) & 3 {
                 0 | 1 => Bad::InvalidContact,
                 2 => Bad::InvalidJson,
                 _ => Bad::UnknownShape,
