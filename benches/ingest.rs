@@ -5,7 +5,8 @@
 //!   cargo bench --bench ingest -- [RECORDS] [BATCH_SIZE]
 //!
 //! The traffic is WhatsApp webhooks as Meta sends them over 50,000 French mobiles: 30% STOP
-//! variants, 15% START, 5% quick replies, 5% help, 45% ordinary chat.
+//! variants, 15% START, 5% quick replies, 5% help, 45% ordinary chat (`webhooks`, shared
+//! with the Kafka traffic generator).
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -14,41 +15,16 @@ use consent_ledger::config::{ConfigFile, Settings};
 use consent_ledger::ledger::Ledger;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
 
+mod webhooks;
+
+use webhooks::Rng;
+
 fn traffic(n: usize) -> String {
     let mut out = String::with_capacity(n * 420);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for i in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let from = format!("3361{:07}", x % 50_000);
-        let body = match x % 20 {
-            0..=5 => [
-                "STOP",
-                "Stop svp",
-                "ARRÊT",
-                "stop please",
-                "STOP ALL",
-                "Merci de me désinscrire",
-            ][(x / 20 % 6) as usize],
-            6..=8 => "START",
-            9 => "AIDE",
-            _ => "Bonjour, est-ce que ma commande 1042 est bien partie ? Merci !",
-        };
-        let message = if x % 20 == 10 {
-            format!(
-                r#"{{"context":{{"from":"33180884200","id":"wamid.c{i}"}},"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"button","button":{{"payload":"STOP","text":"Se désabonner"}}}}"#,
-                1_763_978_400 + i
-            )
-        } else {
-            format!(
-                r#"{{"from":"{from}","id":"wamid.b{i}","timestamp":"{}","type":"text","text":{{"body":"{body}"}}}}"#,
-                1_763_978_400 + i
-            )
-        };
-        out.push_str(&format!(
-            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"33180884200","phone_number_id":"106540352242922"}},"contacts":[{{"profile":{{"name":"Client"}},"wa_id":"{from}"}}],"messages":[{message}]}},"field":"messages"}}]}}]}}"#
-        ));
+        let (from, message) = webhooks::message(i, rng.next());
+        out.push_str(&webhooks::webhook(&from, &message));
         out.push('\n');
     }
     out
