@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::OwnedMessage;
 use rdkafka::statistics::Statistics;
-use rdkafka::{ClientContext, Message};
+use rdkafka::ClientContext;
 
 use crate::metrics::{Metrics, PartitionLabels};
 
@@ -115,9 +115,4 @@ pub fn poll_loop(consumer: Arc<BaseConsumer<Ctx>>, stop: Arc<AtomicBool>) {
     let _ = consumer.poll(Duration::from_millis(100));
     let _ = writer.send(ToWriter::Stop);
     consumer.context().ready.store(false, Ordering::SeqCst);
-}
-
-/// The `(topic, partition)` a message came from.
-pub fn position(m: &OwnedMessage) -> (String, i32) {
-    (m.topic().to_string(), m.partition())
 }
