@@ -1,0 +1,33 @@
+//! Regression tests of issue 11's HTTP failures, each named after the bug it fixed.
+
+use crate::api_util::*;
+use serde_json::json;
+
+/// Issue 11, item 8: a position over int64 wrapped and answered the feed from its start.
+#[tokio::test]
+async fn events_after_over_int64_is_a_400_not_the_feed_from_the_start() {
+    let s = Server::start().await;
+    s.ingest(inbound(
+        "acme",
+        "m1",
+        "+33612345678",
+        "2025-11-24T11:00:00Z",
+        "STOP",
+    ))
+    .await;
+    for after in ["18446744073709551615", "9223372036854775808"] {
+        let res = s
+            .get(&format!("/v1/tenants/acme/events?after={after}"), ACME)
+            .send()
+            .await
+            .unwrap();
+        let p = problem(res, 400).await;
+        assert_eq!(p["type"], "urn:consent-ledger:problem:invalid-query");
+    }
+    // The largest int64 is a position like any other: nothing after it yet.
+    let page = s
+        .get_json("/v1/tenants/acme/events?after=9223372036854775807", ACME)
+        .await;
+    assert_eq!(page["events"], json!([]));
+    s.stop().await;
+}
