@@ -31,3 +31,39 @@ async fn events_after_over_int64_is_a_400_not_the_feed_from_the_start() {
     assert_eq!(page["events"], json!([]));
     s.stop().await;
 }
+
+/// Issue 11, item 9: a byte order mark made the first contact of an NDJSON check "invalid".
+#[tokio::test]
+async fn check_ndjson_with_a_utf8_bom_reads_the_first_contact() {
+    let s = Server::start().await;
+    for (content_type, body) in [
+        (
+            "application/x-ndjson",
+            "\u{feff}\"+33612345678\"\n+33611223344\n",
+        ),
+        (
+            "application/x-ndjson",
+            "\u{feff}{\"contact\":\"+33612345678\"}\n",
+        ),
+        ("text/plain", "\u{feff}+33612345678\n"),
+    ] {
+        let res = s
+            .post("/v1/tenants/acme/consent/check?purpose=marketing", ACME)
+            .header("content-type", content_type)
+            .header("accept", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let text = res.text().await.unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_ne!(first["outcome"], "invalid", "{body:?}: {text}");
+        assert_eq!(first["contact"], "+33612345678", "{body:?}: {text}");
+        assert_eq!(first["line"], 1);
+        let summary: serde_json::Value =
+            serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["invalid"], 0, "{text}");
+    }
+    s.stop().await;
+}
