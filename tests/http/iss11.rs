@@ -67,3 +67,26 @@ async fn check_ndjson_with_a_utf8_bom_reads_the_first_contact() {
     }
     s.stop().await;
 }
+
+/// Issue 11, item 10: a CSV import with two `contact` columns silently used the first.
+#[tokio::test]
+async fn import_csv_with_a_duplicate_contact_column_is_rejected() {
+    let s = Server::start().await;
+    let csv =
+        "contact,status,occurred_at,Contact\n+33612345678,opted_out,2024-03-01,+33611111111\n";
+    let res = s
+        .post("/v1/tenants/acme/imports", ACME)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 400).await;
+    assert_eq!(p["type"], "urn:consent-ledger:problem:invalid-header");
+    assert!(
+        p["detail"].as_str().unwrap().contains("contact"),
+        "the column is named: {p}"
+    );
+    assert_eq!(s.state.ledger.event_count(), 0, "nothing imported");
+    s.stop().await;
+}
