@@ -17,3 +17,31 @@ fn ingest_of_a_directory_is_a_usage_error() {
         assert!(stderr.contains("directory"), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 11, item 13: `check` stopped at the first line that is not UTF-8, with exit 1 and no
+/// summary; such a line is one invalid contact, and the list goes on.
+#[test]
+fn check_reports_an_invalid_utf8_line_and_goes_on() {
+    let env = Env::new();
+    let list = env.dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        b"+33612345678\n+3361\xff\xfe2345679\r\n+33612345670\n",
+    )
+    .unwrap();
+    let out = env.run(&["check", "--tenant", "acme", list.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "+33612345678\n+33612345670\n"
+    );
+    assert!(
+        stderr.contains("invalid\t+3361\u{fffd}\u{fffd}2345679\t"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("checked 3 contacts: 2 allowed, 0 excluded, 1 invalid, 0 duplicates"),
+        "{stderr}"
+    );
+}
