@@ -90,3 +90,44 @@ async fn import_csv_with_a_duplicate_contact_column_is_rejected() {
     assert_eq!(s.state.ledger.event_count(), 0, "nothing imported");
     s.stop().await;
 }
+
+/// Issue 11, item 1: the same key with `"scope":"all"` after a marketing-only opt-out answered
+/// `200 Idempotent-Replayed` with the narrower event, and the STOP ALL was lost.
+#[tokio::test]
+async fn a_reused_idempotency_key_with_another_scope_is_a_409_not_a_replay() {
+    let s = Server::start().await;
+    let post = |body: serde_json::Value| {
+        s.post("/v1/tenants/acme/consent-events", ACME)
+            .header("idempotency-key", "k1")
+            .json(&body)
+            .send()
+    };
+    let stop = json!({"contact": "+33612340030", "type": "OptedOut"});
+    let stop_all = json!({"contact": "+33612340030", "type": "OptedOut", "scope": "all"});
+    assert_eq!(post(stop.clone()).await.unwrap().status(), 201);
+    let p = problem(post(stop_all).await.unwrap(), 409).await;
+    assert_eq!(
+        p["type"],
+        "urn:consent-ledger:problem:idempotency-key-reused"
+    );
+    assert!(p["detail"].as_str().unwrap().contains("scope"), "{p}");
+    // The same decision is still a replay.
+    let res = post(stop).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+
+    // And the other way round: a STOP ALL's key reused for a marketing-only STOP.
+    let post_k2 = |body: serde_json::Value| {
+        s.post("/v1/tenants/acme/consent-events", ACME)
+            .header("idempotency-key", "k2")
+            .json(&body)
+            .send()
+    };
+    let all = json!({"contact": "+33612340031", "type": "OptedOut", "scope": "all"});
+    assert_eq!(post_k2(all.clone()).await.unwrap().status(), 201);
+    let narrower = json!({"contact": "+33612340031", "type": "OptedOut"});
+    problem(post_k2(narrower).await.unwrap(), 409).await;
+    assert_eq!(post_k2(all).await.unwrap().status(), 200);
+    assert_eq!(s.state.ledger.event_count(), 2);
+    s.stop().await;
+}
