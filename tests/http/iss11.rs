@@ -131,3 +131,60 @@ async fn a_reused_idempotency_key_with_another_scope_is_a_409_not_a_replay() {
     assert_eq!(s.state.ledger.event_count(), 2);
     s.stop().await;
 }
+
+/// Issue 11, item 2: CSV export cells starting with `=`, `+`, `-`, `@`, tab or CR were
+/// written as is, so a spreadsheet ran them as formulas (CWE-1236).
+#[tokio::test]
+async fn csv_export_neutralizes_formula_injection() {
+    let s = Server::start().await;
+    s.ingest(inbound(
+        "acme",
+        "m1",
+        "+33612345678",
+        "2025-11-24T11:00:00Z",
+        "=STOP",
+    ))
+    .await;
+    let res = s
+        .post("/v1/tenants/acme/consent-events", ACME)
+        .header("idempotency-key", "k1")
+        .json(&json!({"contact": "+33611111111", "type": "OptedIn",
+                      "proof": {"text": "@SUM(1+1)*cmd|' /C calc'!A0"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let csv = s
+        .get("/v1/tenants/acme/export?format=csv", ACME)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[0].contains(",'+33612345678,"), "{csv}");
+    assert!(rows[0].contains(",'=STOP,"), "{csv}");
+    assert!(rows[1].contains(",'@SUM(1+1)*cmd|' /C calc'!A0,"), "{csv}");
+    for row in rows {
+        for cell in row.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in {row}"
+            );
+        }
+    }
+    // The JSON lines are the stored bytes, unchanged.
+    let jsonl = s
+        .get("/v1/tenants/acme/export?format=jsonl", ACME)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(jsonl.contains("\"contact\":\"+33612345678\""), "{jsonl}");
+    s.stop().await;
+}
