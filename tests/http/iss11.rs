@@ -1,20 +1,13 @@
 //! Regression tests of issue 11's HTTP failures, each named after the bug it fixed.
 
+use crate::api_events::post_csv;
 use crate::api_util::*;
 use serde_json::json;
 
 /// Issue 11, item 8: a position over int64 wrapped and answered the feed from its start.
 #[tokio::test]
 async fn events_after_over_int64_is_a_400_not_the_feed_from_the_start() {
-    let s = Server::start().await;
-    s.ingest(inbound(
-        "acme",
-        "m1",
-        "+33612345678",
-        "2025-11-24T11:00:00Z",
-        "STOP",
-    ))
-    .await;
+    let s = with_message("STOP").await;
     for after in ["18446744073709551615", "9223372036854775808"] {
         let res = s
             .get(&format!("/v1/tenants/acme/events?after={after}"), ACME)
@@ -74,14 +67,7 @@ async fn import_csv_with_a_duplicate_contact_column_is_rejected() {
     let s = Server::start().await;
     let csv =
         "contact,status,occurred_at,Contact\n+33612345678,opted_out,2024-03-01,+33611111111\n";
-    let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    let p = problem(res, 400).await;
+    let p = problem(post_csv(&s, csv).await, 400).await;
     assert_eq!(p["type"], "urn:consent-ledger:problem:invalid-header");
     assert!(
         p["detail"].as_str().unwrap().contains("contact"),
@@ -96,12 +82,7 @@ async fn import_csv_with_a_duplicate_contact_column_is_rejected() {
 #[tokio::test]
 async fn a_reused_idempotency_key_with_another_scope_is_a_409_not_a_replay() {
     let s = Server::start().await;
-    let post = |body: serde_json::Value| {
-        s.post("/v1/tenants/acme/consent-events", ACME)
-            .header("idempotency-key", "k1")
-            .json(&body)
-            .send()
-    };
+    let post = |body| record(&s, "k1", body);
     let stop = json!({"contact": "+33612340030", "type": "OptedOut"});
     let stop_all = json!({"contact": "+33612340030", "type": "OptedOut", "scope": "all"});
     assert_eq!(post(stop.clone()).await.unwrap().status(), 201);
@@ -117,12 +98,7 @@ async fn a_reused_idempotency_key_with_another_scope_is_a_409_not_a_replay() {
     assert_eq!(res.headers()["idempotent-replayed"], "true");
 
     // And the other way round: a STOP ALL's key reused for a marketing-only STOP.
-    let post_k2 = |body: serde_json::Value| {
-        s.post("/v1/tenants/acme/consent-events", ACME)
-            .header("idempotency-key", "k2")
-            .json(&body)
-            .send()
-    };
+    let post_k2 = |body| record(&s, "k2", body);
     let all = json!({"contact": "+33612340031", "type": "OptedOut", "scope": "all"});
     assert_eq!(post_k2(all.clone()).await.unwrap().status(), 201);
     let narrower = json!({"contact": "+33612340031", "type": "OptedOut"});
@@ -136,32 +112,12 @@ async fn a_reused_idempotency_key_with_another_scope_is_a_409_not_a_replay() {
 /// written as is, so a spreadsheet ran them as formulas (CWE-1236).
 #[tokio::test]
 async fn csv_export_neutralizes_formula_injection() {
-    let s = Server::start().await;
-    s.ingest(inbound(
-        "acme",
-        "m1",
-        "+33612345678",
-        "2025-11-24T11:00:00Z",
-        "=STOP",
-    ))
-    .await;
-    let res = s
-        .post("/v1/tenants/acme/consent-events", ACME)
-        .header("idempotency-key", "k1")
-        .json(&json!({"contact": "+33611111111", "type": "OptedIn",
-                      "proof": {"text": "@SUM(1+1)*cmd|' /C calc'!A0"}}))
-        .send()
-        .await
-        .unwrap();
+    let s = with_message("=STOP").await;
+    let body = json!({"contact": "+33611111111", "type": "OptedIn",
+                      "proof": {"text": "@SUM(1+1)*cmd|' /C calc'!A0"}});
+    let res = record(&s, "k1", body).await.unwrap();
     assert_eq!(res.status(), 201);
-    let csv = s
-        .get("/v1/tenants/acme/export?format=csv", ACME)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = export(&s, "csv").await;
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{csv}");
     assert!(rows[0].contains(",'+33612345678,"), "{csv}");
@@ -177,14 +133,40 @@ async fn csv_export_neutralizes_formula_injection() {
         }
     }
     // The JSON lines are the stored bytes, unchanged.
-    let jsonl = s
-        .get("/v1/tenants/acme/export?format=jsonl", ACME)
+    let jsonl = export(&s, "jsonl").await;
+    assert!(jsonl.contains("\"contact\":\"+33612345678\""), "{jsonl}");
+    s.stop().await;
+}
+
+/// `POST …/consent-events` with this `Idempotency-Key`.
+fn record(
+    s: &Server,
+    key: &str,
+    body: serde_json::Value,
+) -> impl std::future::Future<Output = reqwest::Result<reqwest::Response>> {
+    s.post("/v1/tenants/acme/consent-events", ACME)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+}
+
+/// acme's audit export in this format.
+async fn export(s: &Server, format: &str) -> String {
+    let url = format!("/v1/tenants/acme/export?format={format}");
+    s.get(&url, ACME)
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    assert!(jsonl.contains("\"contact\":\"+33612345678\""), "{jsonl}");
-    s.stop().await;
+        .unwrap()
+}
+
+/// A server whose ledger holds acme's +33612345678 sending `text`.
+async fn with_message(text: &str) -> Server {
+    let s = Server::start().await;
+    let at = "2025-11-24T11:00:00Z";
+    s.ingest(inbound("acme", "m1", "+33612345678", at, text))
+        .await;
+    s
 }
