@@ -30,9 +30,28 @@ pub fn run(
     );
     let mut out = super::stdout();
     let mut err = std::io::stderr().lock();
-    for line in super::open_input(file)?.lines() {
-        let line = line.context("cannot read the contact list")?;
-        let input = line.trim();
+    let mut reader = super::open_input(file)?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .context("cannot read the contact list")?
+            == 0
+        {
+            break;
+        }
+        // One line of another encoding is one bad contact, not the end of the list (as HTTP).
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text,
+            Err(_) => {
+                audience.not_a_contact();
+                let shown = String::from_utf8_lossy(&line);
+                writeln!(err, "invalid\t{}\tnot UTF-8 text", shown.trim())?;
+                continue;
+            }
+        };
+        let input = text.trim();
         if input.is_empty() {
             continue;
         }

@@ -293,6 +293,12 @@ fn open_input(file: &str) -> Result<Box<dyn BufRead>> {
     }
     let f =
         std::fs::File::open(file).map_err(|e| UsageError(format!("cannot open {file}: {e}")))?;
+    // A directory opens fine on Unix and only fails at the first read, as a failure (1).
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(
+            UsageError(format!("cannot open {file}: it is a directory, not a file")).into(),
+        );
+    }
     Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
 }
 

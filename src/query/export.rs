@@ -164,11 +164,22 @@ pub fn csv_row(e: &ConsentEvent) -> String {
         .join(",")
 }
 
+/// First characters a spreadsheet reads as the start of a formula (CWE-1236).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One cell, RFC 4180 quoted. The audit file is opened in spreadsheets and its texts come from
+/// customers and callers, so a cell that could start a formula gets OWASP's leading single
+/// quote; E.164 contacts (`+33…`) too, since a spreadsheet would evaluate them as well.
 fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(FORMULA_STARTS) {
+        format!("'{f}")
+    } else {
+        f.to_string()
+    };
     if f.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", f.replace('"', "\"\""))
     } else {
-        f.to_string()
+        f
     }
 }
 
@@ -190,6 +201,18 @@ mod tests {
         assert_eq!(csv_field("STOP"), "STOP");
         assert_eq!(csv_field("stop, please"), "\"stop, please\"");
         assert_eq!(csv_field("say \"stop\"\n"), "\"say \"\"stop\"\"\n\"");
+    }
+
+    #[test]
+    fn csv_cells_that_could_start_a_formula_are_quoted_with_an_apostrophe() {
+        assert_eq!(csv_field("=STOP"), "'=STOP");
+        assert_eq!(csv_field("+33612345678"), "'+33612345678");
+        assert_eq!(csv_field("-1+1"), "'-1+1");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("\rx"), "\"'\rx\"");
+        assert_eq!(csv_field("=1,2"), "\"'=1,2\"");
+        assert_eq!(csv_field("STOP =1"), "STOP =1");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod cli;
 mod clock;
 mod crash;
 mod init;
+mod iss11;
 mod lint;
 mod migrate;
 mod report_html;

@@ -484,14 +484,17 @@ async fn times_out_of_the_clock_bounds_are_refused_by_the_api_and_imports() {
 
 /// The report of a CSV import for tenant acme.
 async fn import_csv(s: &Server, csv: &'static str) -> Value {
-    let res = s
-        .post("/v1/tenants/acme/imports", ACME)
+    ok_json(post_csv(s, csv).await).await
+}
+
+/// The answer to a CSV import for tenant acme, whatever its status.
+pub(crate) async fn post_csv(s: &Server, csv: &'static str) -> reqwest::Response {
+    s.post("/v1/tenants/acme/imports", ACME)
         .header("content-type", "text/csv")
         .body(csv)
         .send()
         .await
-        .unwrap();
-    ok_json(res).await
+        .unwrap()
 }
 
 /// A WhatsApp business-scoped user ID is a contact everywhere one is accepted: in a recorded

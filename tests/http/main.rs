@@ -13,3 +13,4 @@ mod api_openapi;
 mod api_query;
 mod api_serve;
 mod api_templates;
+mod iss11;

@@ -9,6 +9,8 @@ use super::super::stream::{is_too_large, StreamError};
 use super::answer::{Answer, Position};
 use super::Checker;
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Answers every line of `input`. A body that ends early (over `limit` bytes, client gone)
 /// ends the answer with an `error` line, after the answers already given.
 pub fn check_lines(
@@ -37,7 +39,12 @@ pub fn check_lines(
             }
         }
         number += 1;
-        let text = String::from_utf8_lossy(&line);
+        // Excel and Notepad start a UTF-8 file with a byte order mark; CSV imports skip it too.
+        let bytes = match line.strip_prefix(UTF8_BOM) {
+            Some(rest) if number == 1 => rest,
+            _ => &line[..],
+        };
+        let text = String::from_utf8_lossy(bytes);
         let text = text.trim();
         if text.is_empty() {
             continue;

@@ -78,6 +78,17 @@ pub async fn feed(
     let mut commits = state.ledger.subscribe();
     let mut closing = state.closing.subscribe();
     let mut after = q.after.unwrap_or(0);
+    // The contract is an int64: a larger value would wrap to the feed's start in the scan.
+    if after > i64::MAX as u64 {
+        return Err(Problem::bad_request(
+            "invalid-query",
+            "Invalid query",
+            format!(
+                "after={after} is over the largest feed position ({})",
+                i64::MAX
+            ),
+        ));
+    }
     loop {
         // Marked seen before the scan: a commit that lands during the scan still wakes us.
         commits.borrow_and_update();

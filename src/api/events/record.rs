@@ -17,7 +17,7 @@ use crate::api::auth::{Access, Caller};
 use crate::api::consent::contact_in_path;
 use crate::api::problem::{Path, Problem};
 use crate::api::{stream, AppState};
-use crate::domain::consent::Request;
+use crate::domain::consent::{event_type_for, purposes_for, ContactConsent, Request};
 use crate::domain::decide::{ConsentRecord, RecordOrigin};
 use crate::domain::event::ConsentEvent;
 use crate::domain::keywords::Scope;
@@ -179,7 +179,7 @@ pub async fn record(
             Some(Recorded::Duplicate { event_id }) => ledger
                 .history(&tenant, &record.contact)?
                 .into_iter()
-                .find(|e| e.event_id == event_id)
+                .find(|e| e.event_id == event_id && same_decision(e, &record))
                 .map(|e| (false, e)),
             None => None,
         })
@@ -212,9 +212,25 @@ pub async fn record(
             StatusCode::CONFLICT,
             "idempotency-key-reused",
             "Idempotency key reused",
-            "this Idempotency-Key was already used for a decision about another contact or of another type; use a new key for a new decision",
+            "this Idempotency-Key was already used for a decision about another contact, of another type or of another scope; use a new key for a new decision",
         )),
     }
+}
+
+/// Whether `event`, stored under the request's key, records the decision `record` asks for.
+/// The event id covers the key and the type only, so a retry that widened a STOP to a
+/// STOP ALL would otherwise be answered with the narrower event, and the STOP ALL lost.
+fn same_decision(event: &ConsentEvent, record: &ConsentRecord) -> bool {
+    event.contact == record.contact
+        && event.event_type == event_type_for(record.request)
+        && match record.request {
+            // An opt-out's purposes follow from its scope alone.
+            Request::OptOut { .. } => {
+                event.purposes == purposes_for(record.request, &ContactConsent::default())
+            }
+            // An opt-in's depend on the state it met, and its scope is always marketing.
+            Request::OptIn => true,
+        }
 }
 
 fn invalid(detail: impl Into<String>) -> Problem {

@@ -55,6 +55,16 @@ impl Importer {
             )));
         }
         let known = ["contact", "status", "occurred_at", "source", "scope"];
+        // Two columns of the same name would leave one of them silently unread.
+        if let Some(twice) = known
+            .iter()
+            .find(|k| names.iter().filter(|n| n == k).count() > 1)
+        {
+            return Err(Stop::Header(format!(
+                "the column {twice} appears more than once in the header; keep one (found: {})",
+                names.join(", ")
+            )));
+        }
         self.report.ignored_columns = names
             .iter()
             .filter(|n| !known.contains(&n.as_str()))
