@@ -86,6 +86,22 @@ impl Server {
         self.client.post(self.url(path)).bearer_auth(token)
     }
 
+    /// POST of a body in `content_type` with a token; the answer, whatever its status.
+    pub async fn post_body(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.post(path, token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET with a token; asserts 200 and returns the JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
         let res = self.get(path, token).send().await.unwrap();

@@ -111,12 +111,13 @@ async fn a_tenant_token_never_reaches_another_tenant() {
         problem(res, 403).await;
     }
     let res = s
-        .post("/v1/tenants/globex/imports", ACME)
-        .header("content-type", "text/csv")
-        .body("contact,status,occurred_at\n+14155550100,opted_in,2025-01-01\n")
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/tenants/globex/imports",
+            ACME,
+            "text/csv",
+            "contact,status,occurred_at\n+14155550100,opted_in,2025-01-01\n",
+        )
+        .await;
     problem(res, 403).await;
     // Nothing was written to globex.
     assert_eq!(s.state.ledger.event_count(), 2);

@@ -255,12 +255,8 @@ hello,opted_out,2024-03-01,old-crm,
 
     // Sending the file again after a timeout imports nothing twice.
     let again = ok_json(
-        s.post("/v1/tenants/acme/imports", ACME)
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-            .await
-            .unwrap(),
+        s.post_body("/v1/tenants/acme/imports", ACME, "text/csv", csv)
+            .await,
     )
     .await;
     assert_eq!(
@@ -273,12 +269,13 @@ hello,opted_out,2024-03-01,old-crm,
                   not json\n\
                   {\"contact\":\"+33600000002\",\"status\":\"opted_in\"}\n";
     let r = ok_json(
-        s.post("/v1/tenants/acme/imports", ACME)
-            .header("content-type", "application/x-ndjson")
-            .body(ndjson)
-            .send()
-            .await
-            .unwrap(),
+        s.post_body(
+            "/v1/tenants/acme/imports",
+            ACME,
+            "application/x-ndjson",
+            ndjson,
+        )
+        .await,
     )
     .await;
     assert_eq!(
@@ -298,12 +295,13 @@ hello,opted_out,2024-03-01,old-crm,
 async fn import_without_the_required_columns_is_refused_whole() {
     let s = Server::start().await;
     let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body("phone,state\n+33612345678,opted_out\n")
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/tenants/acme/imports",
+            ACME,
+            "text/csv",
+            "phone,state\n+33612345678,opted_out\n",
+        )
+        .await;
     let p = problem(res, 400).await;
     assert!(
         p["detail"]
@@ -413,21 +411,23 @@ async fn import_reads_an_excel_csv_with_bom_and_crlf() {
     let csv = "\u{feff}contact;ignored\r\n";
     // Semicolons are not separators here: the header has no usable columns.
     let res = s
-        .post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv; charset=utf-8")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/tenants/acme/imports",
+            ACME,
+            "text/csv; charset=utf-8",
+            csv,
+        )
+        .await;
     problem(res, 400).await;
     let csv = "\u{feff}contact,status,occurred_at\r\n+33612345678,opted_out,2024-03-01\r\n";
     let r = ok_json(
-        s.post("/v1/tenants/acme/imports", ACME)
-            .header("content-type", "text/csv; charset=utf-8")
-            .body(csv)
-            .send()
-            .await
-            .unwrap(),
+        s.post_body(
+            "/v1/tenants/acme/imports",
+            ACME,
+            "text/csv; charset=utf-8",
+            csv,
+        )
+        .await,
     )
     .await;
     assert_eq!(
@@ -489,12 +489,8 @@ async fn import_csv(s: &Server, csv: &'static str) -> Value {
 
 /// The answer to a CSV import for tenant acme, whatever its status.
 pub(crate) async fn post_csv(s: &Server, csv: &'static str) -> reqwest::Response {
-    s.post("/v1/tenants/acme/imports", ACME)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
+    s.post_body("/v1/tenants/acme/imports", ACME, "text/csv", csv)
         .await
-        .unwrap()
 }
 
 /// A WhatsApp business-scoped user ID is a contact everywhere one is accepted: in a recorded

@@ -339,12 +339,13 @@ async fn check_rejects_malformed_bodies_as_a_whole() {
         ("{\"contacts\": \"+33612345678\"}", "array"),
     ] {
         let res = s
-            .post("/v1/tenants/acme/consent/check", ACME)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .post_body(
+                "/v1/tenants/acme/consent/check",
+                ACME,
+                "application/json",
+                body,
+            )
+            .await;
         let p = problem(res, 400).await;
         assert!(
             p["detail"].as_str().unwrap().contains(needle),
@@ -352,12 +353,13 @@ async fn check_rejects_malformed_bodies_as_a_whole() {
         );
     }
     let res = s
-        .post("/v1/tenants/acme/consent/check", ACME)
-        .header("content-type", "application/xml")
-        .body("<contacts/>")
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/tenants/acme/consent/check",
+            ACME,
+            "application/xml",
+            "<contacts/>",
+        )
+        .await;
     problem(res, 415).await;
     s.stop().await;
 }

@@ -14,12 +14,8 @@ fn example(name: &str) -> String {
 }
 
 async fn lint(s: &Server, token: &str, body: String) -> reqwest::Response {
-    s.post("/v1/templates/lint", token)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
+    s.post_body("/v1/templates/lint", token, "application/json", body)
         .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -112,12 +108,13 @@ async fn not_a_template_is_400_and_tokens_are_required() {
     )
     .await;
     let res = s
-        .post("/v1/templates/lint", ACME)
-        .header("content-type", "text/plain")
-        .body(example("soldes-hiver-fr.json"))
-        .send()
-        .await
-        .unwrap();
+        .post_body(
+            "/v1/templates/lint",
+            ACME,
+            "text/plain",
+            example("soldes-hiver-fr.json"),
+        )
+        .await;
     problem(res, 415).await;
     let res = s.get("/v1/templates/lint", ACME).send().await.unwrap();
     let _: Value = problem(res, 405).await;
