@@ -82,16 +82,21 @@ impl Command<'_> {
             Command::Message {
                 message,
                 classified,
-            } => {
-                message.message.campaign_id.is_none()
-                    && matches!(
-                        outcome_of(&classified.classification),
-                        Outcome::OptedOut | Outcome::Help | Outcome::PossibleOptOut
-                    )
-            }
+            } => looks_for_campaign(message, outcome_of(&classified.classification)),
             Command::Record { .. } => false,
         }
     }
+}
+
+/// Only messages that say something about a campaign's reception (opt-outs, help, possible
+/// opt-outs) and do not name their campaign look for the send they answer: an opt-in is the
+/// customer coming back, not a reaction to the last send.
+fn looks_for_campaign(r: &Resolved, outcome: Outcome) -> bool {
+    r.message.campaign_id.is_none()
+        && matches!(
+            outcome,
+            Outcome::OptedOut | Outcome::Help | Outcome::PossibleOptOut
+        )
 }
 
 /// What `decide` is given besides the command.
@@ -154,21 +159,12 @@ pub fn decide(state: State<'_>, command: Command<'_>) -> Decision {
 fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> Decision {
     let c = &classified.classification;
     let outcome = outcome_of(c);
-    let attributed = if (Command::Message {
-        message: r,
-        classified,
-    })
-    .needs_attribution()
-    {
-        attribute(
-            r,
-            state.replied_to,
-            state.last_marketing,
-            state.attribution_window,
-        )
+    let (replied_to, last_marketing) = if looks_for_campaign(r, outcome) {
+        (state.replied_to, state.last_marketing)
     } else {
-        attribute(r, None, None, state.attribution_window)
+        (None, None)
     };
+    let attributed = attribute(r, replied_to, last_marketing, state.attribution_window);
     let language = language_of(&r.message, c);
     let mut decision = Decision {
         outcome,
