@@ -112,6 +112,10 @@ pub struct History {
     /// position in the hash chain, `prev_hash` and `hash`.
     #[schema(schema_with = consent_events)]
     pub events: Vec<ConsentEvent>,
+    /// The person's other identifiers (a number and its WhatsApp user ID, an old number and
+    /// the new one): their events are part of `events`, and consent follows the person.
+    #[schema(value_type = Vec<String>)]
+    pub linked: Vec<Contact>,
 }
 
 fn consent_events() -> utoipa::openapi::schema::Array {
@@ -145,10 +149,11 @@ pub async fn get_history(
 ) -> Result<Json<History>, Problem> {
     let tenant = caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
-    let events = query::history(&state.ledger, &tenant, &contact)?;
+    let history = query::history(&state.ledger, &tenant, &contact)?;
     Ok(Json(History {
         tenant,
         contact: contact.to_string(),
-        events,
+        events: history.events,
+        linked: history.linked,
     }))
 }

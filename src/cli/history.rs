@@ -18,7 +18,7 @@ pub fn run(
 ) -> Result<ExitCode> {
     let tenant = super::tenant_arg(tenant)?;
     let contact = super::parse_contact(settings, &tenant, contact)?;
-    let events = query::history(ledger, &tenant, &contact)?;
+    let query::PersonHistory { events, linked } = query::history(ledger, &tenant, &contact)?;
     let mut out = super::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
@@ -26,15 +26,24 @@ pub fn run(
         if events.is_empty() {
             writeln!(out, "no events for {} in tenant {}", contact, tenant)?;
         }
+        if !linked.is_empty() {
+            let others: Vec<&str> = linked.iter().map(|c| c.as_str()).collect();
+            writeln!(
+                out,
+                "linked: {} (one person: their events are shown too)",
+                others.join(", ")
+            )?;
+        }
         for e in &events {
             let purposes: Vec<&str> = e.purposes.iter().map(|p| p.as_str()).collect();
             writeln!(
                 out,
-                "{}  {:<9} {:<25} {:<10} keyword={} message={} campaign={} event={}",
+                "{}  {:<14} {:<25} {:<10} contact={} keyword={} message={} campaign={} event={}",
                 e.occurred_at.to_rfc3339(),
                 e.event_type.as_str(),
                 purposes.join(","),
                 serde_json::to_value(e.source.kind)?.as_str().unwrap_or(""),
+                e.contact,
                 e.source.keyword.as_deref().unwrap_or("-"),
                 e.source.message_id,
                 e.campaign_id.as_deref().unwrap_or("-"),

@@ -27,16 +27,18 @@ impl Status {
         }
     }
 
-    fn of(event_type: EventType) -> Status {
+    /// The status a consent event sets; `None` for an event that sets none (a link).
+    pub fn of(event_type: EventType) -> Option<Status> {
         match event_type {
-            EventType::OptedOut => Status::OptedOut,
-            EventType::OptedIn => Status::OptedIn,
+            EventType::OptedOut => Some(Status::OptedOut),
+            EventType::OptedIn => Some(Status::OptedIn),
+            EventType::IdentityLinked => None,
         }
     }
 }
 
-/// Where an event sits in event time; the greatest wins (invariant 3). `seq` breaks ties between
-/// two messages with the same timestamp, then the partition, so the order is total.
+/// Where an event sits in event time; the greatest wins (invariant 3). On equal timestamps the
+/// opt-out wins (see [`rank`]), then `seq`, then the partition, so the order is total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventTime {
     pub occurred_at: DateTime<Utc>,
@@ -52,6 +54,14 @@ impl EventTime {
             partition: event.partition,
         }
     }
+}
+
+/// The order in which events decide a status: the later `occurred_at`; on equal times the
+/// opt-out, because a customer who said both at once must not get marketing; then the later
+/// append. A status's latest event is always of that status's type, so the rank of the event
+/// that decided a state is known from the state alone, and the stored view needs no new field.
+pub fn rank(at: EventTime, opt_out: bool) -> (DateTime<Utc>, bool, u64, u32) {
+    (at.occurred_at, opt_out, at.seq, at.partition)
 }
 
 /// The state of one (tenant, contact, purpose).
@@ -71,17 +81,22 @@ impl PurposeState {
     /// Folds one event in. An event older (in event time) than the latest one is history only:
     /// a STOP that arrives late must not undo a START the customer sent after it.
     pub fn apply(&self, event: &ConsentEvent, purpose: Purpose) -> PurposeState {
+        let Some(status) = Status::of(event.event_type) else {
+            return self.clone();
+        };
         if !event.purposes.contains(&purpose) {
             return self.clone();
         }
         let mut next = self.clone();
         next.events += 1;
         let at = EventTime::of(event);
-        if self.latest.is_some_and(|latest| at < latest) {
+        let newer = |latest: EventTime| {
+            rank(at, status == Status::OptedOut) > rank(latest, self.status == Status::OptedOut)
+        };
+        if self.latest.is_some_and(|latest| !newer(latest)) {
             return next;
         }
         next.latest = Some(at);
-        let status = Status::of(event.event_type);
         if status != self.status {
             next.status = status;
             next.since = Some(event.occurred_at);
@@ -123,7 +138,9 @@ impl ContactConsent {
     /// True when applying `event` moved some purpose to the event's status: that, and only
     /// that, earns the customer a confirmation message.
     pub fn is_transition(&self, after: &ContactConsent, event: &ConsentEvent) -> bool {
-        let target = Status::of(event.event_type);
+        let Some(target) = Status::of(event.event_type) else {
+            return false;
+        };
         event
             .purposes
             .iter()
@@ -196,11 +213,29 @@ mod tests {
         assert_eq!(state.marketing.events, 2, "the late STOP stays in history");
     }
 
+    /// Invariant 3 and 6: on equal times the opt-out wins, whatever the append order; only
+    /// between two events of the same type does the higher seq decide.
     #[test]
-    fn given_same_timestamp_then_the_higher_seq_wins() {
+    fn given_same_timestamp_then_the_opt_out_wins() {
         let stop = sample(EventType::OptedOut, 1_000, 1);
         let start = sample(EventType::OptedIn, 1_000, 2);
-        assert_eq!(fold(&[stop, start]).marketing.status, Status::OptedIn);
+        assert_eq!(
+            fold(&[stop.clone(), start.clone()]).marketing.status,
+            Status::OptedOut
+        );
+        let (start, stop) = (
+            sample(EventType::OptedIn, 1_000, 1),
+            sample(EventType::OptedOut, 1_000, 2),
+        );
+        let state = fold(&[start, stop.clone()]);
+        assert_eq!(state.marketing.status, Status::OptedOut);
+        assert_eq!(state.marketing.event_id, Some(stop.event_id));
+        let again = sample(EventType::OptedOut, 1_000, 3);
+        assert_eq!(
+            fold(&[stop, again.clone()]).marketing.latest,
+            Some(EventTime::of(&again)),
+            "between two opt-outs at one time the higher seq is the latest"
+        );
     }
 
     #[test]

@@ -27,6 +27,17 @@ impl Contact {
         mask(&self.0)
     }
 
+    /// Whether this is a WhatsApp business-scoped user ID rather than a number.
+    pub fn is_user_id(&self) -> bool {
+        !self.0.starts_with('+')
+    }
+
+    /// Whether this is a portfolio's parent BSUID (`US.ENT.1181…`: two groups after the
+    /// country code), shared by the businesses of one portfolio.
+    pub fn is_parent_user_id(&self) -> bool {
+        self.is_user_id() && self.0.matches('.').count() >= 2
+    }
+
     /// Rebuilds a contact read back from our own storage, where it was stored already normalized.
     pub fn from_stored(e164: String) -> Self {
         Contact(e164)

@@ -25,6 +25,9 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub enum EventType {
     OptedOut,
     OptedIn,
+    /// Two identifiers of one person, seen together in one record: consent then follows the
+    /// person (DESIGN.md invariant 6). Carries no purpose of its own.
+    IdentityLinked,
 }
 
 impl EventType {
@@ -32,7 +35,34 @@ impl EventType {
         match self {
             EventType::OptedOut => "OptedOut",
             EventType::OptedIn => "OptedIn",
+            EventType::IdentityLinked => "IdentityLinked",
         }
+    }
+}
+
+/// Why the ledger holds two identifiers for one person. Only records that name both say so:
+/// links never come from guesses (a shared vCard is somebody else's card, never a link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkSource {
+    /// One message carried both: `from` with `from_user_id`, a `contacts[]` entry with `wa_id`
+    /// and `user_id`, a BSUID with its parent BSUID, or the new number with the new BSUID of a
+    /// change notice.
+    Message,
+    /// WhatsApp's `user_changed_number`: `contact` is the old number, now retired.
+    NumberChange,
+    /// A BSUID change (`user_changed_user_id`, or the new BSUID of a number change): `contact`
+    /// is the previous BSUID, now retired.
+    UserIdChange,
+    /// The customer shared their own number through a `REQUEST_CONTACT_INFO` button.
+    ContactRequest,
+}
+
+impl LinkSource {
+    /// Whether `contact` is an identifier the person left: it stays suppressed until an opt-in
+    /// arrives from it, since a number can be given to somebody else.
+    pub fn retires_contact(self) -> bool {
+        matches!(self, LinkSource::NumberChange | LinkSource::UserIdChange)
     }
 }
 
@@ -75,6 +105,8 @@ pub enum SourceKind {
     WhatsappUserPreferences,
     Api,
     Import,
+    /// A record that named two identifiers of the customer (`IdentityLinked` events).
+    Identity,
 }
 
 /// How `campaign_id` was found, so an analyst knows how much to trust it.
@@ -144,6 +176,19 @@ pub struct ConsentEvent {
     pub source: EventSource,
     pub campaign_id: Option<String>,
     pub attribution: Attribution,
+    /// `IdentityLinked` only: the other identifier of the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_contact: Option<Contact>,
+    /// `IdentityLinked` only: why the two are one person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_source: Option<LinkSource>,
+    /// The person's other identifiers this event applies to, as the ledger knew them when it
+    /// appended the event: a subscriber applies the event to `contact` and to each of these.
+    /// An opt-in leaves out identifiers the person retired (they stay suppressed until an
+    /// opt-in arrives from them). Written only when the person has more than one identifier,
+    /// so events of unlinked contacts keep their bytes and hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<Contact>,
     /// `hash` of the previous event of this partition (64 zeros for the first).
     pub prev_hash: String,
     /// Hex SHA-256 of the canonical bytes: this event serialized with `hash` set to "".
@@ -155,6 +200,50 @@ impl ConsentEvent {
     pub fn id_for(tenant: &TenantId, message_id: &str, event_type: EventType) -> Uuid {
         let name = format!("{tenant}\n{message_id}\n{}", event_type.as_str());
         Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
+    }
+
+    /// The id of the link between `contact` and `linked` that a message made: one record may
+    /// link several pairs (a number change), each its own event.
+    pub fn link_id(
+        tenant: &TenantId,
+        message_id: &str,
+        contact: &Contact,
+        linked: &Contact,
+    ) -> Uuid {
+        let name = format!(
+            "{tenant}\n{message_id}\n{}\n{contact}\n{linked}",
+            EventType::IdentityLinked.as_str()
+        );
+        Uuid::new_v5(&EVENT_NAMESPACE, name.as_bytes())
+    }
+
+    /// The key of this event's record on Kafka: `tenant:BSUID` when the event names one (the
+    /// identifier itself, else the first of its person's), since every WhatsApp message has
+    /// carried one since April 2026 and it keeps one person's events in one partition whichever
+    /// identifier they came under; else `tenant:contact`. A portfolio's parent BSUID is used
+    /// only when the person has no BSUID of the business's own.
+    pub fn kafka_key(&self) -> String {
+        let named = std::iter::once(&self.contact)
+            .chain(&self.linked_contact)
+            .chain(&self.linked);
+        let user_ids: Vec<&Contact> = named.filter(|c| c.is_user_id()).collect();
+        let key = user_ids
+            .iter()
+            .find(|c| !c.is_parent_user_id())
+            .or(user_ids.first())
+            .copied()
+            .unwrap_or(&self.contact);
+        format!("{}:{}", self.tenant, key)
+    }
+
+    /// Whether this event concerns identifier `c`: its own, or the other side of a link.
+    pub fn names(&self, c: &Contact) -> bool {
+        &self.contact == c || self.linked_contact.as_ref() == Some(c)
+    }
+
+    /// Whether this event takes marketing away when it wins: the opt-out side of the tie rule.
+    pub fn is_opt_out(&self) -> bool {
+        self.event_type == EventType::OptedOut
     }
 
     /// The bytes the hash covers. serde_json writes struct fields in declaration order, so the
@@ -221,6 +310,9 @@ pub(crate) mod tests {
             },
             campaign_id: None,
             attribution: Attribution::None,
+            linked_contact: None,
+            link_source: None,
+            linked: Vec::new(),
             prev_hash: String::new(),
             hash: String::new(),
         }

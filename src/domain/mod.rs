@@ -10,6 +10,7 @@ pub mod event;
 pub mod inbound;
 pub mod keywords;
 pub mod language;
+pub mod person;
 pub mod policy;
 pub mod replies;
 pub mod tenant;

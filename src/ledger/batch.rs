@@ -3,13 +3,14 @@
 //! readers until the whole batch is durable, and the caller acknowledges its input (offsets,
 //! HTTP answer, file summary) only after `commit` returned (invariant 4).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sled::transaction::TransactionError;
 use sled::Transactional;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::person::{events_of, neighbours, PersonView};
 use super::sent::{keys as sent_keys, lookup_floor};
 use super::{keys, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
@@ -23,8 +24,12 @@ use crate::domain::tenant::TenantId;
 pub struct Staged<'a> {
     ledger: &'a Ledger,
     _writer: std::sync::MutexGuard<'a, ()>,
-    consent: HashMap<(TenantId, Contact), ContactConsent>,
+    /// Each identifier's own fold, as the `consent` tree will hold it.
+    own: HashMap<(TenantId, Contact), ContactConsent>,
     dirty: HashSet<(TenantId, Contact)>,
+    /// Links staged in this batch, both ways, and the `links` rows to write.
+    links: HashMap<(TenantId, Contact), Vec<Contact>>,
+    link_rows: Vec<(Vec<u8>, Vec<u8>)>,
     seen: HashSet<Vec<u8>>,
     dedupe: Vec<(Vec<u8>, Vec<u8>)>,
     heads: BTreeMap<u32, ChainHead>,
@@ -52,8 +57,10 @@ impl<'a> Staged<'a> {
         Staged {
             ledger,
             _writer: writer,
-            consent: HashMap::new(),
+            own: HashMap::new(),
             dirty: HashSet::new(),
+            links: HashMap::new(),
+            link_rows: Vec::new(),
             seen: HashSet::new(),
             dedupe: Vec::new(),
             heads: BTreeMap::new(),
@@ -160,13 +167,57 @@ impl<'a> Staged<'a> {
         ));
     }
 
+    /// The consent of an identifier: its person's, with what this batch staged.
     pub fn consent(&mut self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
+        Ok(self.person(tenant, contact)?.consent)
+    }
+
+    /// The person behind `contact`: the ledger's links and events plus this batch's.
+    pub fn person(&mut self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
+        let members = self.members(tenant, contact)?;
+        if members.len() == 1 {
+            return Ok(PersonView::alone(self.own(tenant, contact)?));
+        }
+        let events = events_of(&members, |c| {
+            let mut history = self.ledger.history(tenant, c)?;
+            history.extend(
+                self.events
+                    .iter()
+                    .filter(|e| &e.tenant == tenant && e.names(c))
+                    .cloned(),
+            );
+            Ok(history)
+        })?;
+        Ok(PersonView::of(contact, &events))
+    }
+
+    /// Every identifier of `contact`'s person, itself included.
+    pub fn members(&self, tenant: &TenantId, contact: &Contact) -> Result<BTreeSet<Contact>> {
+        neighbours(contact, |c| {
+            let mut direct = self.ledger.direct_links(tenant, c)?;
+            if let Some(staged) = self.links.get(&(tenant.clone(), c.clone())) {
+                direct.extend(staged.iter().cloned());
+            }
+            Ok(direct)
+        })
+    }
+
+    /// Whether a link event for exactly this pair exists, in the ledger or this batch.
+    pub fn linked_directly(&self, tenant: &TenantId, a: &Contact, b: &Contact) -> Result<bool> {
+        let staged = self
+            .links
+            .get(&(tenant.clone(), a.clone()))
+            .is_some_and(|others| others.contains(b));
+        Ok(staged || self.ledger.direct_links(tenant, a)?.contains(b))
+    }
+
+    fn own(&mut self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
         let key = (tenant.clone(), contact.clone());
-        if let Some(c) = self.consent.get(&key) {
+        if let Some(c) = self.own.get(&key) {
             return Ok(c.clone());
         }
-        let c = self.ledger.consent(tenant, contact)?;
-        self.consent.insert(key, c.clone());
+        let c = self.ledger.own_consent(tenant, contact)?;
+        self.own.insert(key, c.clone());
         Ok(c)
     }
 
@@ -201,11 +252,25 @@ impl<'a> Staged<'a> {
             seq: event.seq,
             hash: event.hash.clone(),
         };
-        let before = self.consent(&event.tenant, &event.contact)?;
-        let after = before.apply(&event);
-        let key = (event.tenant.clone(), event.contact.clone());
-        self.consent.insert(key.clone(), after);
-        self.dirty.insert(key);
+        if let Some(linked) = &event.linked_contact {
+            let key = keys::event(event.partition, event.seq).to_vec();
+            for (a, b) in [(&event.contact, linked), (linked, &event.contact)] {
+                self.links
+                    .entry((event.tenant.clone(), a.clone()))
+                    .or_default()
+                    .push(b.clone());
+                self.link_rows.push((
+                    keys::link(&event.tenant, a.as_str(), b.as_str()),
+                    key.clone(),
+                ));
+            }
+        } else {
+            let before = self.own(&event.tenant, &event.contact)?;
+            let after = before.apply(&event);
+            let key = (event.tenant.clone(), event.contact.clone());
+            self.own.insert(key.clone(), after);
+            self.dirty.insert(key);
+        }
         self.events.push(event.clone());
         Ok(event)
     }
@@ -234,9 +299,10 @@ impl<'a> Staged<'a> {
     /// Writes the batch atomically, then makes it durable.
     pub fn commit(self) -> Result<Committed> {
         let l = self.ledger;
-        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 10] = Default::default();
-        let [events, by_contact, consent, meta, dedupe, sent, sent_by_contact, delivery, signals, replies] =
+        let mut writes: [Vec<(Vec<u8>, Vec<u8>)>; 11] = Default::default();
+        let [events, by_contact, consent, meta, dedupe, sent, sent_by_contact, delivery, signals, replies, links] =
             &mut writes;
+        links.clone_from(&self.link_rows);
         for (k, s) in &self.sent {
             sent.push((k.clone(), json(s)));
         }
@@ -249,13 +315,15 @@ impl<'a> Staged<'a> {
         signals.clone_from(&self.signals);
         for e in &self.events {
             events.push((keys::event(e.partition, e.seq).to_vec(), e.stored_bytes()));
-            by_contact.push((
-                keys::by_contact(&e.tenant, e.contact.as_str(), e.partition, e.seq),
-                vec![],
-            ));
+            for c in std::iter::once(&e.contact).chain(&e.linked_contact) {
+                by_contact.push((
+                    keys::by_contact(&e.tenant, c.as_str(), e.partition, e.seq),
+                    vec![],
+                ));
+            }
         }
         for key @ (tenant, contact) in &self.dirty {
-            let c = &self.consent[key];
+            let c = &self.own[key];
             for p in Purpose::ALL {
                 let state = c.get(p);
                 if state.events > 0 {
@@ -288,6 +356,7 @@ impl<'a> Staged<'a> {
             &l.events,
             &l.by_contact,
             &l.consent,
+            &l.links,
             &l.meta,
             &l.dedupe,
             &l.replies,
@@ -303,6 +372,7 @@ impl<'a> Staged<'a> {
                     t_events,
                     t_by_contact,
                     t_consent,
+                    t_links,
                     t_meta,
                     t_dedupe,
                     t_replies,
@@ -323,6 +393,7 @@ impl<'a> Staged<'a> {
                         (t_delivery, &writes[7]),
                         (t_signals, &writes[8]),
                         (t_replies, &writes[9]),
+                        (t_links, &writes[10]),
                     ] {
                         for (k, v) in rows {
                             tree.insert(k.as_slice(), v.as_slice())?;

@@ -63,7 +63,8 @@ pub struct LogEntry {
     /// Ledger partition: consent events go to the same partition number of `consent.events`.
     pub partition: u32,
     pub seq: u64,
-    /// `tenant:contact`, the Kafka key, so one contact's records stay in order.
+    /// The Kafka key, so one person's records stay in order: `tenant:BSUID` when the event
+    /// knows one, else `tenant:contact` (see [`ConsentEvent::kafka_key`]).
     pub key: String,
     /// The record as JSON: the stored event, or the reply.
     pub payload: Vec<u8>,
@@ -140,7 +141,7 @@ impl Ledger {
                 let key = match stream {
                     Stream::Events => {
                         let e: ConsentEvent = decode("events", &payload)?;
-                        format!("{}:{}", e.tenant, e.contact)
+                        e.kafka_key()
                     }
                     Stream::Replies => {
                         let m: OutboundMessage = decode("replies", &payload)?;

@@ -95,7 +95,11 @@ pub fn migrate(dir: &Path) -> Result<MigrateReport> {
         std::fs::remove_dir_all(&staged)
             .map_err(|e| err(&staged, format!("cannot remove a half-built copy: {e}")))?;
     }
-    let steps = v1_to_v2(dir, &staged)?;
+    let mut steps = match from {
+        1 => v1_to_v2(dir, &staged)?,
+        _ => copy(dir, &staged)?,
+    };
+    steps.extend(v2_to_v3(&staged)?);
     let backup = sibling(dir, &format!("v{from}.bak"));
     if backup.exists() {
         return Err(err(
@@ -221,9 +225,44 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
     steps.push(format!(
         "turned the outbox into relay cursors: {pending_events} events and {pending_replies} replies it had not published will be published again"
     ));
-    meta.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    meta.insert(keys::SCHEMA, b"2")?;
     new.flush()?;
     drop(new);
     sync_tree(to)?;
     Ok(steps)
+}
+
+/// Copies every tree as it is, for migrations that rewrite only derived trees afterwards.
+fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
+    let old = open_db(dir)?;
+    let new = open_db(to)?;
+    let mut total = 0u64;
+    for name in old.tree_names() {
+        let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
+        for entry in src.iter() {
+            let (k, v) = entry?;
+            dst.insert(k, v)?;
+            total += 1;
+        }
+    }
+    new.flush()?;
+    drop(new);
+    sync_tree(to)?;
+    Ok(vec![format!("copied {total} entries")])
+}
+
+/// Layout 2 -> 3: the log gains `IdentityLinked` events and the `links` tree, and the view
+/// is folded with the opt-out winning ties; both derived trees are rebuilt from the log, which
+/// is not touched.
+fn v2_to_v3(dir: &Path) -> Result<Vec<String>> {
+    let ledger = super::store::open_any_version(dir)?;
+    let report = ledger.rebuild()?;
+    ledger
+        .meta
+        .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    ledger.sync()?;
+    Ok(vec![format!(
+        "rebuilt the consent view and the links from {} events: {} consent rows changed (two events at one time: the opt-out now wins)",
+        report.events, report.changed
+    )])
 }

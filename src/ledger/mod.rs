@@ -6,6 +6,7 @@
 //! | `by_contact` | tenant \0 contact \0 partition ++ seq | empty                     |
 //! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
 //! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
+//! | `links`      | tenant \0 contact \0 other identifier  | `IdentityLinked` event key|
 //! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON    |
 //! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
@@ -33,6 +34,7 @@
 mod batch;
 pub mod log;
 pub mod migrate;
+mod person;
 mod sent;
 mod store;
 mod verify;
@@ -42,6 +44,7 @@ pub mod forensics;
 
 pub use batch::{Committed, Staged};
 pub use log::{LogEntry, Sink, Stream};
+pub use person::PersonView;
 pub use verify::{RebuildReport, VerifyReport};
 
 use std::path::{Path, PathBuf};
@@ -58,7 +61,9 @@ use crate::domain::tenant::TenantId;
 /// - 1: an `outbox` tree, every message id in `dedupe`, input offsets in `meta`.
 /// - 2: the log is the outbox (reply log and relay cursors), dedupe only for messages that
 ///   acted, no input offsets.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: `IdentityLinked` events and the `links` tree; the consent view folded with the
+///   opt-out winning ties (a view of version 2 may differ where two events had one time).
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -96,6 +101,7 @@ pub struct Ledger {
     by_contact: sled::Tree,
     dedupe: sled::Tree,
     consent: sled::Tree,
+    links: sled::Tree,
     replies: sled::Tree,
     meta: sled::Tree,
     feed: sled::Tree,
@@ -136,8 +142,15 @@ impl Ledger {
         &self.path
     }
 
-    /// The consent of one contact, every purpose.
+    /// The consent of one identifier, every purpose: the person's consent when the
+    /// identifier is linked to others (DESIGN.md invariant 6).
     pub fn consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
+        Ok(self.person(tenant, contact)?.consent)
+    }
+
+    /// The fold of this identifier's own events: the stored view, which `verify` checks
+    /// against the log and the person's consent is computed from.
+    pub fn own_consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
         let mut c = ContactConsent::default();
         for purpose in Purpose::ALL {
             if let Some(bytes) =
@@ -279,6 +292,12 @@ pub(crate) mod keys {
             kind.as_bytes(),
         ]
         .concat()
+    }
+
+    pub fn link(tenant: &TenantId, contact: &str, other: &str) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, contact);
+        k.extend_from_slice(other.as_bytes());
+        k
     }
 
     pub fn consent(tenant: &TenantId, contact: &str, purpose: Purpose) -> Vec<u8> {

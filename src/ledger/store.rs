@@ -33,12 +33,22 @@ pub(super) fn open(dir: &Path) -> Result<Ledger> {
     super::migrate::refuse_if_interrupted(dir)?;
     let db = open_db(dir)?;
     check_version(&db, dir)?;
+    with_trees(dir, db)
+}
+
+/// Opens a ledger whatever its version: only `migrate` does, on its own copy.
+pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {
+    with_trees(dir, open_db(dir)?)
+}
+
+fn with_trees(dir: &Path, db: sled::Db) -> Result<Ledger> {
     let ledger = Ledger {
         path: dir.to_path_buf(),
         events: db.open_tree("events")?,
         by_contact: db.open_tree("by_contact")?,
         dedupe: db.open_tree("dedupe")?,
         consent: db.open_tree("consent")?,
+        links: db.open_tree("links")?,
         replies: db.open_tree("replies")?,
         meta: db.open_tree("meta")?,
         feed: db.open_tree("feed")?,

@@ -34,9 +34,13 @@ pub struct RebuildReport {
 
 type View = HashMap<Vec<u8>, PurposeState>;
 
+/// The `links` rows the log implies: link key → the `IdentityLinked` event's key.
+type Links = HashMap<Vec<u8>, Vec<u8>>;
+
 impl Ledger {
     /// The consent view computed from the log alone, plus chain problems met on the way.
-    fn fold_log(&self, report: &mut VerifyReport) -> Result<View> {
+    fn fold_log(&self, report: &mut VerifyReport) -> Result<(View, Links)> {
+        let mut links = Links::new();
         let mut contacts: BTreeMap<(TenantId, String), ContactConsent> = BTreeMap::new();
         let mut last: BTreeMap<u32, ChainHead> = BTreeMap::new();
         for entry in self.events.iter() {
@@ -86,15 +90,24 @@ impl Ledger {
                     .problems
                     .push(format!("{at}: stored bytes differ from the canonical form"));
             }
-            if !self.by_contact.contains_key(keys::by_contact(
-                &event.tenant,
-                event.contact.as_str(),
-                partition,
-                seq,
-            ))? {
-                report
-                    .problems
-                    .push(format!("{at}: missing from the by_contact index"));
+            for c in std::iter::once(&event.contact).chain(&event.linked_contact) {
+                if !self.by_contact.contains_key(keys::by_contact(
+                    &event.tenant,
+                    c.as_str(),
+                    partition,
+                    seq,
+                ))? {
+                    report
+                        .problems
+                        .push(format!("{at}: missing from the by_contact index"));
+                }
+            }
+            if let Some(linked) = &event.linked_contact {
+                for (a, b) in [(&event.contact, linked), (linked, &event.contact)] {
+                    links
+                        .entry(keys::link(&event.tenant, a.as_str(), b.as_str()))
+                        .or_insert_with(|| key.to_vec());
+                }
             }
             last.insert(
                 partition,
@@ -147,12 +160,31 @@ impl Ledger {
                 }
             }
         }
-        Ok(view)
+        Ok((view, links))
     }
 
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let mut view = self.fold_log(&mut report)?;
+        let (mut view, mut links) = self.fold_log(&mut report)?;
+        for entry in self.links.iter() {
+            let (key, value) = entry?;
+            let label = mask_label(&String::from_utf8_lossy(&key).replace('\0', "/"));
+            match links.remove(key.as_ref()) {
+                None => report
+                    .problems
+                    .push(format!("link {label}: not backed by any event")),
+                Some(event) if event != value.as_ref() => report.problems.push(format!(
+                    "link {label}: points at another event than the log's"
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in links.keys() {
+            let label = mask_label(&String::from_utf8_lossy(key).replace('\0', "/"));
+            report
+                .problems
+                .push(format!("link {label}: missing from the links index"));
+        }
         for entry in self.consent.iter() {
             let (key, bytes) = entry?;
             let label = String::from_utf8_lossy(&key).replace('\0', "/");
@@ -186,7 +218,15 @@ impl Ledger {
 
     pub fn rebuild(&self) -> Result<RebuildReport> {
         let mut scratch = VerifyReport::default();
-        let view = self.fold_log(&mut scratch)?;
+        let (view, links) = self.fold_log(&mut scratch)?;
+        let mut link_batch = sled::Batch::default();
+        for entry in self.links.iter() {
+            link_batch.remove(entry?.0);
+        }
+        for (key, event) in &links {
+            link_batch.insert(key.as_slice(), event.as_slice());
+        }
+        self.links.apply_batch(link_batch)?;
         let mut batch = sled::Batch::default();
         let mut changed = 0;
         for entry in self.consent.iter() {

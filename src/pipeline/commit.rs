@@ -30,7 +30,7 @@ use super::summary::Summary;
 use crate::config::{Settings, TenantProfile};
 use crate::domain::decide::{self, Command, ConsentRecord, Decision, Origin, Resolved, State};
 use crate::domain::event::ConsentEvent;
-use crate::domain::inbound::{self, DecodeError, Item};
+use crate::domain::inbound::{self, Content, DecodeError, Item};
 use crate::domain::replies::OutboundMessage;
 use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError, Staged};
@@ -229,10 +229,19 @@ impl Batch<'_, '_> {
                     error,
                     path: Some(path),
                 }),
-                Item::Message(m) => match resolve::message(self.settings, m, origin, self.now) {
-                    Ok(r) => self.message(&r, partition).map(Ok)?,
-                    Err(error) => Err(Rejection { error, path: None }),
-                },
+                Item::Message(m) => {
+                    // A chat message that only names the sender's identifiers says nothing the
+                    // next message will not say again: if it cannot be filed, it is chat.
+                    let recurs = matches!(m.content, Content::Notice { recurs: true });
+                    match resolve::message(self.settings, m, origin, self.now) {
+                        Ok(r) => self.message(&r, partition).map(Ok)?,
+                        Err(_) if recurs => {
+                            self.summary.ignored += 1;
+                            Ok(())
+                        }
+                        Err(error) => Err(Rejection { error, path: None }),
+                    }
+                }
                 Item::Sent(sent) => match resolve::sent(self.settings, sent) {
                     Ok((tenant, sent)) => {
                         if self.staged.stage_sent(&tenant, sent)? {
@@ -271,12 +280,13 @@ impl Batch<'_, '_> {
             self.summary.clock_corrected += 1;
         }
         let profile = self.settings.profile(&r.tenant);
+        let linked = self.link(r, partition)?;
         let classified = decide::classify(&r.message, &profile.keywords);
         let command = Command::Message {
             message: r,
             classified: &classified,
         };
-        let consent = self.staged.consent(&r.tenant, &r.contact)?;
+        let person = self.staged.person(&r.tenant, &r.contact)?;
         let (mut replied_to, mut last_marketing) = (None, None);
         if command.needs_attribution() {
             if let Some(context) = &r.message.context_message_id {
@@ -292,11 +302,12 @@ impl Batch<'_, '_> {
             }
         }
         let state = State {
-            consent: &consent,
+            consent: &person.consent,
             replied_to: replied_to.as_ref(),
             last_marketing: last_marketing.as_ref(),
             attribution_window: profile.attribution_window,
             now: self.now,
+            linked: &person.linked,
         };
         let decision = decide::decide(state, command);
         if let Some(signal) = &decision.signal {
@@ -304,8 +315,12 @@ impl Batch<'_, '_> {
                 .stage_signal(&r.tenant, &signal.campaign_id, signal.kind, id, r.time.at);
         }
         self.summary.count(decision.outcome);
-        let acted = decision.acted();
-        let event_id = self.stage(&decision, partition)?.last().map(|e| e.event_id);
+        let acted = decision.acted() || linked.is_some();
+        let event_id = self
+            .stage(&decision, partition)?
+            .last()
+            .map(|e| e.event_id)
+            .or(linked);
         if let Some(reply) = &decision.reply {
             let message = render_reply(&profile, r, reply, event_id, self.now);
             self.staged.push_reply(partition, &message)?;
@@ -325,6 +340,34 @@ impl Batch<'_, '_> {
         Ok(())
     }
 
+    /// Stages a link event for each pair of identifiers the message names that the ledger did
+    /// not yet hold for one person, before the message is decided, so that its consent is the
+    /// whole person's. Returns the id of the last link event staged.
+    fn link(&mut self, r: &Resolved, partition: u32) -> Result<Option<Uuid>, LedgerError> {
+        let mut last = None;
+        for link in &r.links {
+            let mut members = self.staged.members(&r.tenant, &link.contact)?;
+            // A change is recorded even between identifiers already known as one person,
+            // since it retires the old one; any other link only when it joins two.
+            let known = if link.source.retires_contact() {
+                self.staged
+                    .linked_directly(&r.tenant, &link.contact, &link.linked)?
+            } else {
+                members.contains(&link.linked)
+            };
+            if known {
+                continue;
+            }
+            members.extend(self.staged.members(&r.tenant, &link.linked)?);
+            members.remove(&link.contact);
+            let event = decide::link_event(r, link, members.into_iter().collect(), self.now);
+            last = Some(self.staged.append(event, partition)?.event_id);
+            self.summary.events += 1;
+            self.summary.links += 1;
+        }
+        Ok(last)
+    }
+
     fn consent(
         mut self,
         tenant: &TenantId,
@@ -336,14 +379,15 @@ impl Batch<'_, '_> {
                 event_id: record.event_id(tenant),
             });
         }
-        let consent = self.staged.consent(tenant, &record.contact)?;
+        let person = self.staged.person(tenant, &record.contact)?;
         let profile = self.settings.profile(tenant);
         let state = State {
-            consent: &consent,
+            consent: &person.consent,
             replied_to: None,
             last_marketing: None,
             attribution_window: profile.attribution_window,
             now: self.now,
+            linked: &person.linked,
         };
         let decision = decide::decide(state, Command::Record { tenant, record });
         self.summary.count(decision.outcome);

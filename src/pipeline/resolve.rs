@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::config::Settings;
 use crate::domain::analytics::SentRef;
 use crate::domain::contact::{self, Contact};
-use crate::domain::decide::{Origin, Resolved};
-use crate::domain::inbound::{DecodeError, Message, SentMessage, TenantRef};
+use crate::domain::decide::{Link, Origin, Resolved};
+use crate::domain::inbound::{DecodeError, LinkClaim, Message, SentMessage, TenantRef};
 use crate::domain::tenant::TenantId;
 
 pub(crate) fn tenant(settings: &Settings, tenant: &TenantRef) -> Result<TenantId, DecodeError> {
@@ -35,6 +35,11 @@ pub(crate) fn message(
 ) -> Result<Resolved, DecodeError> {
     let tenant = tenant(settings, &message.tenant)?;
     let contact = contact(settings, &tenant, &message.from)?;
+    let links = message
+        .links
+        .iter()
+        .filter_map(|claim| link(settings, &tenant, claim))
+        .collect();
     let time = settings
         .profile(&tenant)
         .clock
@@ -42,10 +47,35 @@ pub(crate) fn message(
     Ok(Resolved {
         tenant,
         contact,
+        links,
         message,
         origin: origin.clone(),
         time,
     })
+}
+
+/// A link whose identifiers do not both normalize is dropped, never the message: the STOP it
+/// may carry counts under its sender, and a link is only made from what is certain.
+fn link(settings: &Settings, tenant: &TenantId, claim: &LinkClaim) -> Option<Link> {
+    let one = contact(settings, tenant, &claim.contact).ok();
+    let other = contact(settings, tenant, &claim.linked).ok();
+    match (one, other) {
+        (Some(one), Some(other)) if one != other => Some(Link {
+            contact: one,
+            linked: other,
+            source: claim.source,
+        }),
+        (Some(_), Some(_)) => None,
+        _ => {
+            tracing::warn!(
+                tenant = %tenant,
+                contact = %contact::mask(&claim.contact),
+                linked = %contact::mask(&claim.linked),
+                "a link names an identifier that is not a number or a user ID; not linked"
+            );
+            None
+        }
+    }
 }
 
 pub(crate) fn sent(

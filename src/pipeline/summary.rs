@@ -25,8 +25,12 @@ pub struct Summary {
     pub rejected: u64,
     /// Valid items without consent or analytics meaning: unbilled statuses, media, reactions.
     pub ignored: u64,
-    /// Consent events appended to the ledger.
+    /// Events appended to the ledger (consent and link events).
     pub events: u64,
+    /// `IdentityLinked` events among them: two identifiers of one person seen together for the
+    /// first time.
+    #[serde(default)]
+    pub links: u64,
     /// Replies (confirmations, help) queued for the customer.
     pub replies: u64,
     /// Sent records stored for campaign analytics (redeliveries count as duplicates).
@@ -50,6 +54,7 @@ impl Summary {
         self.rejected += other.rejected;
         self.ignored += other.ignored;
         self.events += other.events;
+        self.links += other.links;
         self.replies += other.replies;
         self.sent += other.sent;
         self.statuses += other.statuses;

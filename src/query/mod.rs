@@ -23,7 +23,7 @@ pub use check::{Audience, Counts, Repeats, Verdict};
 pub use export::{
     csv_row, export, write_header, ExportError, ExportFormat, UnknownFormat, CSV_COLUMNS,
 };
-pub use history::history;
+pub use history::{history, PersonHistory};
 pub use stats::stats;
 pub use status::{status, StatusRecord};
 pub use time::parse_time;

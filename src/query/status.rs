@@ -30,8 +30,17 @@ pub struct StatusRecord {
     pub reason: Option<String>,
     /// When the current status began (the customer's message time).
     pub since: Option<DateTime<Utc>>,
-    /// The event that set the current status: the proof to show.
+    /// The event that set the current status: the proof to show. For an identifier retired
+    /// by a number or user-ID change, the change event itself until an opt-in from it.
     pub event_id: Option<Uuid>,
+    /// The person's other identifiers (a number and its WhatsApp user ID, an old number and
+    /// the new one): consent follows the person, so this answer holds for all of them.
+    #[serde(default)]
+    pub linked: Vec<String>,
+    /// When a number or user-ID change retired this identifier: it stays suppressed for
+    /// marketing until an opt-in arrives from it, since a number can be given to somebody else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
 }
 
 pub fn status(
@@ -41,9 +50,10 @@ pub fn status(
     contact: &Contact,
     purpose: Purpose,
 ) -> Result<StatusRecord, LedgerError> {
-    let consent = ledger.consent(tenant, contact)?;
+    let person = ledger.person(tenant, contact)?;
+    let consent = &person.consent;
     let state = consent.get(purpose);
-    let verdict = may_send(&consent, purpose, &profile.policy);
+    let verdict = may_send(consent, purpose, &profile.policy);
     Ok(StatusRecord {
         tenant: tenant.clone(),
         contact: contact.to_string(),
@@ -53,5 +63,7 @@ pub fn status(
         reason: verdict.err().map(|e| e.as_str().to_string()),
         since: state.since,
         event_id: state.event_id,
+        linked: person.linked.all.iter().map(|c| c.to_string()).collect(),
+        retired_at: person.retired_at,
     })
 }

@@ -28,7 +28,7 @@ fn quick_start_example_gives_the_documented_summary() {
         summary,
         json!({"read": 20, "opted_out": 9, "opted_in": 1, "help": 1, "no_change": 3,
                "possible_opt_out": 1, "duplicates": 1, "rejected": 2, "ignored": 1,
-               "events": 10, "replies": 11, "sent": 0, "statuses": 1, "clock_corrected": 0})
+               "events": 10, "links": 0, "replies": 11, "sent": 0, "statuses": 1, "clock_corrected": 0})
     );
     // Camille typed STOP: opted out of marketing, transactional still allowed.
     let s = env.status("acme", "+33 6 12 34 56 78", "marketing");

@@ -9,6 +9,7 @@ mod attribution;
 mod cli;
 mod clock;
 mod crash;
+mod identity;
 mod init;
 mod iss11;
 mod lint;

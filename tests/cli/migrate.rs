@@ -15,6 +15,15 @@ fn v1_env() -> Env {
     env
 }
 
+/// A copy of the layout-2 fixture, the same way.
+fn v2_env() -> Env {
+    let env = Env::with_config(
+        &std::fs::read_to_string(repo_file("examples/consent-ledger.toml")).unwrap(),
+    );
+    copy_dir(&repo_file("tests/fixtures/data-v2"), &env.data());
+    env
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -53,7 +62,7 @@ fn a_layout_1_ledger_is_refused_with_a_message_that_says_to_migrate() {
         );
     }
     // Refused without a byte written: the migration still sees layout 1.
-    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 2"));
+    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 3"));
 }
 
 #[test]
@@ -144,4 +153,35 @@ fn a_half_built_copy_from_a_crashed_migration_is_discarded_and_rebuilt() {
     env.ok(&["migrate"]);
     assert!(!staging.exists());
     assert!(env.ok(&["verify"]).starts_with("ok: 12 events"));
+}
+
+/// Layout 3 folds the opt-out first when two events have one time (invariant 3): a layout-2
+/// view that kept the START of such a tie must not be trusted as it is, so it is refused until
+/// `migrate` rebuilds it from the log.
+#[test]
+fn a_layout_2_ledger_is_migrated_and_a_tie_it_stored_as_opted_in_becomes_opted_out() {
+    let env = v2_env();
+    let (code, stderr) = stderr_of(
+        &env,
+        &["status", "--tenant", "acme", "--contact", "+33611120001"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("storage layout version 2"), "{stderr}");
+    let events_before = std::fs::read_to_string(env.data().join("consent-events.jsonl")).unwrap();
+    let out = env.ok(&["migrate"]);
+    assert!(out.contains("storage layout 2 -> 3"), "{out}");
+    assert!(out.contains("1 consent rows changed"), "{out}");
+    assert_eq!(
+        env.status("acme", "+33611120001", "marketing")["status"],
+        "opted_out"
+    );
+    assert_eq!(
+        env.status("acme", "+33611120002", "marketing")["status"],
+        "opted_out"
+    );
+    assert!(env.ok(&["verify"]).starts_with("ok: "));
+    assert!(env.ok(&["migrate"]).contains("nothing to do"));
+    env.ingest("");
+    let events_after = std::fs::read_to_string(env.data().join("consent-events.jsonl")).unwrap();
+    assert_eq!(events_before, events_after, "no event is published twice");
 }

@@ -45,6 +45,7 @@ pub fn classify(message: &Message, keywords: &KeywordSet) -> Classified {
             };
             (c, SourceKind::WhatsappUserPreferences)
         }
+        Content::Notice { .. } => (Classification::NoChange, SourceKind::Identity),
     };
     Classified {
         classification,
@@ -97,5 +98,6 @@ pub(super) fn source_text(content: &Content) -> Option<String> {
         }),
         Content::Preference(Preference::Stop) => Some("user_preferences: stop".into()),
         Content::Preference(Preference::Resume) => Some("user_preferences: resume".into()),
+        Content::Notice { .. } => None,
     }
 }

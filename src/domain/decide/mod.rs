@@ -23,7 +23,7 @@ use super::analytics::{SentRef, SignalKind};
 use super::clock::EffectiveTime;
 use super::consent::{event_type_for, purposes_for, ContactConsent, Request};
 use super::contact::Contact;
-use super::event::{Attribution, ConsentEvent, EventSource, EventType};
+use super::event::{Attribution, ConsentEvent, EventSource, EventType, LinkSource, SourceKind};
 use super::inbound::Message;
 use super::keywords::{Classification, Scope};
 use super::replies::ReplyKind;
@@ -48,11 +48,22 @@ pub struct Origin {
     pub line: Option<u64>,
 }
 
+/// Two identifiers of one person that a record named together, both normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The identifier the record came under; for a change, the old one.
+    pub contact: Contact,
+    pub linked: Contact,
+    pub source: LinkSource,
+}
+
 /// A decoded message whose tenant, contact and time are resolved.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub tenant: TenantId,
     pub contact: Contact,
+    /// The links the record names (not yet compared with what the ledger knows).
+    pub links: Vec<Link>,
     pub message: Message,
     pub origin: Origin,
     /// The message's claimed time held to the tenant's clock bounds: what it takes effect at.
@@ -111,6 +122,74 @@ pub struct State<'a> {
     pub attribution_window: Duration,
     /// When the ledger records the decision.
     pub now: DateTime<Utc>,
+    /// The person's other identifiers, which the events apply to too.
+    pub linked: &'a Linked,
+}
+
+/// The other identifiers of the contact's person (empty for an unlinked contact).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Linked {
+    pub all: Vec<Contact>,
+    /// Those not retired by a number or BSUID change: the only ones an opt-in reaches.
+    pub active: Vec<Contact>,
+}
+
+impl Linked {
+    /// What an event of `event_type` carries in its `linked` field.
+    pub fn for_event(&self, event_type: EventType) -> Vec<Contact> {
+        match event_type {
+            EventType::OptedIn => self.active.clone(),
+            _ => self.all.clone(),
+        }
+    }
+}
+
+/// The `IdentityLinked` event for a link the ledger did not know, made by message `r`.
+/// `others`: the identifiers of the person the link makes, but `link.contact`.
+pub fn link_event(
+    r: &Resolved,
+    link: &Link,
+    others: Vec<Contact>,
+    now: DateTime<Utc>,
+) -> ConsentEvent {
+    ConsentEvent {
+        event_id: ConsentEvent::link_id(
+            &r.tenant,
+            &r.message.message_id,
+            &link.contact,
+            &link.linked,
+        ),
+        partition: 0,
+        seq: 0,
+        tenant: r.tenant.clone(),
+        contact: link.contact.clone(),
+        channel: r.message.channel.clone(),
+        event_type: EventType::IdentityLinked,
+        purposes: Vec::new(),
+        occurred_at: r.time.at,
+        recorded_at: now,
+        source: EventSource {
+            kind: SourceKind::Identity,
+            message_id: r.message.message_id.clone(),
+            keyword: None,
+            rule: None,
+            text: None,
+            language: None,
+            context_message_id: None,
+            topic: r.origin.topic.clone(),
+            kafka_partition: r.origin.kafka_partition,
+            offset: r.origin.offset,
+            line: r.origin.line,
+            claimed_time: r.time.claimed.clone(),
+        },
+        campaign_id: None,
+        attribution: Attribution::None,
+        linked_contact: Some(link.linked.clone()),
+        link_source: Some(link.source),
+        linked: others,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
 }
 
 /// A reply to send to the customer, in their language when it is known.
@@ -228,14 +307,17 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
         },
         campaign_id: attributed.campaign_id,
         attribution: attributed.attribution,
+        linked_contact: None,
+        link_source: None,
+        linked: state.linked.for_event(event_type),
         prev_hash: String::new(),
         hash: String::new(),
     };
     if changes_status(state.consent, &event) {
         decision.reply = Some(Reply {
             kind: match event_type {
-                EventType::OptedOut => ReplyKind::OptOutConfirmation,
                 EventType::OptedIn => ReplyKind::OptInConfirmation,
+                _ => ReplyKind::OptOutConfirmation,
             },
             language,
         });
@@ -279,13 +361,16 @@ fn decide_record(state: State<'_>, tenant: &TenantId, record: &ConsentRecord) ->
         },
         campaign_id,
         attribution,
+        linked_contact: None,
+        link_source: None,
+        linked: state.linked.for_event(event_type),
         prev_hash: String::new(),
         hash: String::new(),
     };
     Decision {
         outcome: match event_type {
-            EventType::OptedOut => Outcome::OptedOut,
             EventType::OptedIn => Outcome::OptedIn,
+            _ => Outcome::OptedOut,
         },
         events: vec![event],
         reply: None,

@@ -16,6 +16,7 @@ fn msg(id: &str, at: i64, content: Content) -> Resolved {
     Resolved {
         tenant: tenant("acme"),
         contact: Contact::from_stored("+33612345678".into()),
+        links: Vec::new(),
         message: Message {
             tenant: TenantRef::Name("acme".into()),
             channel: "whatsapp".into(),
@@ -26,6 +27,7 @@ fn msg(id: &str, at: i64, content: Content) -> Resolved {
             context_message_id: None,
             campaign_id: None,
             language: None,
+            links: Vec::new(),
         },
         origin: Origin::default(),
         time: EffectiveTime {
@@ -58,6 +60,7 @@ struct Given {
     seq: u64,
     replied_to: Option<SentRef>,
     last_marketing: Option<SentRef>,
+    linked: Linked,
 }
 
 impl Given {
@@ -67,6 +70,7 @@ impl Given {
             seq: 0,
             replied_to: None,
             last_marketing: None,
+            linked: Linked::default(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Given {
             last_marketing: self.last_marketing.as_ref(),
             attribution_window: Duration::hours(72),
             now: Utc.timestamp_opt(9_999_999, 0).unwrap(),
+            linked: &self.linked,
         };
         let decision = decide(state, command);
         for e in &decision.events {
@@ -318,4 +323,44 @@ fn given_stop_all_when_the_business_records_an_opt_in_then_every_purpose_comes_b
     assert_eq!(d.events[0].purposes, Purpose::ALL.to_vec());
     assert_eq!(given.consent.marketing.status, Status::OptedIn);
     assert_eq!(given.consent.transactional.status, Status::OptedIn);
+}
+
+#[test]
+fn given_a_linked_person_when_stop_then_the_event_names_every_identifier_and_start_only_the_active_ones(
+) {
+    let (old, user_id) = (
+        Contact::from_stored("+33611111111".into()),
+        Contact::from_stored("FR.1349".into()),
+    );
+    let mut given = Given::nothing();
+    given.linked = Linked {
+        all: vec![old.clone(), user_id.clone()],
+        active: vec![user_id.clone()],
+    };
+    let stop = given.when(&msg("wamid.1", 1_000, text("STOP")));
+    assert_eq!(stop.events[0].linked, vec![old, user_id.clone()]);
+    let start = given.when(&msg("wamid.2", 2_000, text("START")));
+    assert_eq!(start.events[0].linked, vec![user_id]);
+}
+
+#[test]
+fn a_link_event_carries_both_identifiers_its_source_and_no_purpose() {
+    let mut r = msg("wamid.9", 1_000, Content::Notice { recurs: true });
+    let link = Link {
+        contact: Contact::from_stored("+33612345678".into()),
+        linked: Contact::from_stored("FR.1349".into()),
+        source: LinkSource::Message,
+    };
+    r.links = vec![link.clone()];
+    let now = Utc.timestamp_opt(2_000, 0).unwrap();
+    let e = link_event(&r, &link, vec![link.linked.clone()], now);
+    assert_eq!(e.event_type, EventType::IdentityLinked);
+    assert_eq!(e.contact, link.contact);
+    assert_eq!(e.linked_contact, Some(link.linked.clone()));
+    assert_eq!(e.link_source, Some(LinkSource::Message));
+    assert!(e.purposes.is_empty());
+    assert_eq!(e.source.kind, SourceKind::Identity);
+    assert_eq!(e.event_id, link_event(&r, &link, Vec::new(), now).event_id);
+    let classified = classify(&r.message, &KeywordSet::defaults(&["en"]));
+    assert_eq!(outcome_of(&classified.classification), Outcome::NoChange);
 }

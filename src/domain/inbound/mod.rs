@@ -7,6 +7,7 @@
 //! Here: the decoded types and [`decode`], which tells the shapes apart. [`whatsapp`] holds
 //! Meta's webhook format, `normalized` our own flat inbound and sent records.
 
+pub mod identity;
 mod normalized;
 pub mod whatsapp;
 
@@ -18,6 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::clock::Claimed;
+use super::event::LinkSource;
 use super::tenant::UnknownTenant;
 
 /// WhatsApp and SMS both cap a message at this many characters; longer is not a real message.
@@ -85,6 +87,25 @@ pub enum Content {
     },
     /// WhatsApp's own "stop marketing messages" control (`user_preferences` webhook).
     Preference(Preference),
+    /// No words from the customer, only who they are: a number or BSUID change notice, their
+    /// own number shared on request, or any other message that names two of their identifiers.
+    /// It matters for its [`LinkClaim`]s alone.
+    Notice {
+        /// Whether every message of the person names the same pair again (`from` with
+        /// `from_user_id`), so that one that cannot be filed (its business number is not a
+        /// tenant) is ignored like any other chat; a change notice comes once and is not.
+        recurs: bool,
+    },
+}
+
+/// Two identifiers that one record names for the same person, as written (normalized with the
+/// tenant's region when resolved). The record is the proof; nothing is inferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkClaim {
+    /// The identifier the record came under; for a change, the old one.
+    pub contact: String,
+    pub linked: String,
+    pub source: LinkSource,
 }
 
 /// One inbound message, decoded but not yet resolved against the config.
@@ -102,6 +123,8 @@ pub struct Message {
     pub context_message_id: Option<String>,
     pub campaign_id: Option<String>,
     pub language: Option<String>,
+    /// The sender's other identifiers this record names, to be linked to the person.
+    pub links: Vec<LinkClaim>,
 }
 
 /// One item of a record: a message, something deliberately ignored, or a rejected part.
@@ -196,7 +219,7 @@ pub(super) fn check_content(content: &Content) -> Result<(), DecodeError> {
     let text = match content {
         Content::Text(t) => t.as_str(),
         Content::Button { payload, .. } => payload.as_str(),
-        Content::Preference(_) => return Ok(()),
+        Content::Preference(_) | Content::Notice { .. } => return Ok(()),
     };
     let chars = text.chars().count();
     if chars > MAX_TEXT_CHARS {

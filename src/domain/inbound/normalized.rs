@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::clock::Claimed;
 
 use super::{
-    check_content, invalid, Content, DecodeError, Message, SentCategory, SentMessage, TenantRef,
+    check_content, invalid, Content, DecodeError, LinkClaim, Message, SentCategory, SentMessage,
+    TenantRef,
 };
+use crate::domain::event::LinkSource;
 
 /// The normalized inbound record (schemas/inbound-message.v1.json).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -22,8 +24,13 @@ pub struct NormalizedInbound {
     pub channel: String,
     /// Unique per tenant: redeliveries of the same id are one message.
     pub message_id: String,
-    /// The sender's phone number in any common spelling; E.164 preferred.
+    /// The sender: a phone number in any common spelling (E.164 preferred), or a WhatsApp
+    /// business-scoped user ID as written (`US.13491208655302741918`).
     pub from: String,
+    /// The sender's business-scoped user ID, when `from` is a number and the channel gave
+    /// both: the ledger links the two, so a STOP under either stops marketing to both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user_id: Option<String>,
     /// RFC 3339 time the customer sent the message. Never trusted beyond the clock bounds: a
     /// time out of range, unreadable or missing is processed at the recording time and kept in
     /// the event's `source.claimed_time`.
@@ -80,6 +87,16 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
         }
     };
     check_content(&content)?;
+    let links = r
+        .from_user_id
+        .filter(|id| !id.trim().is_empty() && id.trim() != r.from.trim())
+        .map(|id| LinkClaim {
+            contact: r.from.clone(),
+            linked: id,
+            source: LinkSource::Message,
+        })
+        .into_iter()
+        .collect();
     Ok(Message {
         tenant: TenantRef::Name(r.tenant),
         channel: r.channel,
@@ -90,6 +107,7 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
         context_message_id: r.context_message_id,
         campaign_id: r.campaign_id,
         language: r.language,
+        links,
     })
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::event::LinkSource;
 
 fn webhook(messages: &str) -> Vec<u8> {
     format!(
@@ -46,14 +47,46 @@ fn a_message_from_a_user_known_only_by_user_id_keeps_that_id_as_its_sender() {
         matches!(neither.as_slice(), [Item::Rejected { .. }]),
         "{neither:?}"
     );
-    // A system message names no sender of its own and carries no consent: ignored.
-    let system = decode(&webhook(
+    // A change notice names no sender of its own: it is filed under the old user ID, which
+    // it links to the new one.
+    let system = only_message(&webhook(
         r#"{"id":"wamid.S1","timestamp":"1749416383","type":"system","system":{"body":"changed","type":"user_changed_user_id","user_id":"US.2","previous_user_id":"US.1"}}"#,
+    ));
+    assert_eq!(system.from, "US.1");
+    assert_eq!(system.content, Content::Notice { recurs: false });
+    assert_eq!(
+        system.links,
+        vec![LinkClaim {
+            contact: "US.1".into(),
+            linked: "US.2".into(),
+            source: LinkSource::UserIdChange
+        }]
+    );
+    // A notice of another kind, or one that names no pair, links nothing: ignored.
+    let other = decode(&webhook(
+        r#"{"from":"33612345678","id":"wamid.S2","timestamp":"1749416383","type":"system","system":{"body":"security code changed","type":"customer_identity_changed"}}"#,
     ))
     .unwrap();
+    assert!(matches!(other.as_slice(), [Item::Ignored(_)]), "{other:?}");
+}
+
+/// A vCard the customer forwards (`origin: other`) is somebody else's card: never a link.
+#[test]
+fn a_contacts_message_links_only_a_number_shared_on_request() {
+    let card = |origin: &str| {
+        format!(
+            r#"{{"from_user_id":"US.13491208655302741918","id":"wamid.C-{origin}","timestamp":"1749416383","type":"contacts","contacts":[{{"name":{{"formatted_name":"Jo"}},"origin":"{origin}","phones":[{{"phone":"+1 650-555-1234","wa_id":"16505551234","type":"CELL"}}]}}]}}"#
+        )
+    };
+    let shared = only_message(&webhook(&card("contact_request")));
+    assert_eq!(shared.content, Content::Notice { recurs: false });
+    assert_eq!(shared.links.len(), 1);
+    assert_eq!(shared.links[0].linked, "+16505551234");
+    assert_eq!(shared.links[0].source, LinkSource::ContactRequest);
+    let forwarded = decode(&webhook(&card("other"))).unwrap();
     assert!(
-        matches!(system.as_slice(), [Item::Ignored(_)]),
-        "{system:?}"
+        matches!(forwarded.as_slice(), [Item::Ignored(_)]),
+        "{forwarded:?}"
     );
 }
 

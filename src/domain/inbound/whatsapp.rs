@@ -7,6 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
+use super::identity::{
+    change_links, contact_request_links, message_links, wa_number, Sender, WaProfile,
+    WaSharedContact, WaSystem,
+};
 use super::{
     check_content, invalid, unix_seconds, Content, DecodeError, DeliveryState, DeliveryStatus,
     Item, Message, Preference, TenantRef,
@@ -76,6 +80,9 @@ pub struct WaValue {
     pub statuses: Vec<serde_json::Value>,
     #[serde(default)]
     pub user_preferences: Vec<Lenient<WaUserPreference>>,
+    /// The senders' profiles: `wa_id` and, since 2026, `user_id` (and `parent_user_id`).
+    #[serde(default)]
+    pub contacts: Vec<Lenient<WaProfile>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,6 +103,9 @@ pub struct WaMessage {
     /// the only sender field of users with a username.
     #[serde(default)]
     pub from_user_id: Option<String>,
+    /// The parent BSUID shared by the businesses of one portfolio, where enabled.
+    #[serde(default)]
+    pub from_parent_user_id: Option<String>,
     /// `wamid.…`
     pub id: String,
     /// Unix seconds, as a string (sometimes a number). Never trusted beyond the clock bounds,
@@ -113,6 +123,12 @@ pub struct WaMessage {
     /// The business message this one answers; for a template quick reply, the campaign message.
     #[serde(default)]
     pub context: Option<WaContext>,
+    /// A number or BSUID change notice (`type: system`).
+    #[serde(default)]
+    pub system: Option<Lenient<WaSystem>>,
+    /// The cards of a `contacts` message.
+    #[serde(default)]
+    pub contacts: Option<Lenient<Vec<WaSharedContact>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -226,10 +242,18 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
                 continue;
             };
             let tenant = TenantRef::PhoneNumberId(metadata.phone_number_id);
+            let profiles: Vec<WaProfile> = value
+                .contacts
+                .into_iter()
+                .filter_map(|p| match p {
+                    Lenient::Ok(p) => Some(p),
+                    Lenient::Err(_) => None,
+                })
+                .collect();
             for (i, message) in value.messages.into_iter().enumerate() {
                 let path = format!("{base}/messages/{i}");
                 items.push(match message {
-                    Lenient::Ok(m) => wa_message(&tenant, m)
+                    Lenient::Ok(m) => wa_message(&tenant, m, &profiles)
                         .unwrap_or_else(|error| Item::Rejected { path, error }),
                     Lenient::Err(detail) => Item::Rejected {
                         path,
@@ -260,7 +284,17 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
     items
 }
 
-fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
+fn wa_message(
+    tenant: &TenantRef,
+    m: WaMessage,
+    profiles: &[WaProfile],
+) -> Result<Item, DecodeError> {
+    let who = Sender::new(
+        m.from.as_deref(),
+        m.from_user_id.as_deref(),
+        m.from_parent_user_id.as_deref(),
+    );
+    let mut links = message_links(who, profiles);
     let content = match m.message_type.as_str() {
         "text" => Content::Text(
             m.text
@@ -296,19 +330,46 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
                 None => return Ok(Item::Ignored("interactive without a reply")),
             }
         }
-        _ => return Ok(Item::Ignored("message type without consent meaning")),
+        "system" => {
+            let Some(Lenient::Ok(system)) = &m.system else {
+                return Ok(Item::Ignored("system message without its content"));
+            };
+            links = change_links(who, system);
+            Content::Notice { recurs: false }
+        }
+        "contacts" => {
+            links.extend(match &m.contacts {
+                Some(Lenient::Ok(cards)) => contact_request_links(who, cards),
+                _ => Vec::new(),
+            });
+            Content::Notice {
+                recurs: !matches!(&m.contacts, Some(Lenient::Ok(cards)) if cards.iter().any(|c| c.origin.as_deref() == Some("contact_request"))),
+            }
+        }
+        _ if links.is_empty() => return Ok(Item::Ignored("message type without consent meaning")),
+        _ => Content::Notice { recurs: true },
     };
+    if matches!(content, Content::Notice { .. }) && links.is_empty() {
+        return Ok(Item::Ignored("message without consent or identity meaning"));
+    }
     check_content(&content)?;
+    // A notice may come with no sender field at all: it is filed under the first identifier
+    // it names, which is the one it came under.
+    let from = match sender(who) {
+        Ok(from) => from,
+        Err(e) => links.first().map(|l| l.contact.clone()).ok_or(e)?,
+    };
     Ok(Item::Message(Message {
         tenant: tenant.clone(),
         channel: "whatsapp".into(),
         message_id: m.id,
-        from: sender(m.from.as_deref(), m.from_user_id.as_deref())?,
+        from,
         claimed_at: claimed(&m.timestamp),
         content,
         context_message_id: m.context.and_then(|c| c.id),
         campaign_id: None,
         language: None,
+        links,
     }))
 }
 
@@ -331,15 +392,16 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
     // Meta gives this change no message id; derive one from what identifies it, so the same
     // webhook delivered twice is still one event.
     let timestamp = claimed_at.raw.as_deref().unwrap_or_default();
-    let from = sender(p.wa_id.as_deref(), p.user_id.as_deref())?;
+    let who = Sender::new(p.wa_id.as_deref(), p.user_id.as_deref(), None);
+    let from = sender(who)?;
     // The number when there is one, as always, so that ids derived before user IDs existed
     // stay the same.
-    let who = p
+    let id_source = p
         .wa_id
         .as_deref()
         .or(p.user_id.as_deref())
         .unwrap_or_default();
-    let digest = Sha256::digest(format!("{}\n{}\n{}", who, timestamp, p.value).as_bytes());
+    let digest = Sha256::digest(format!("{}\n{}\n{}", id_source, timestamp, p.value).as_bytes());
     let message_id = format!("user_preferences.{}", &hex::encode(digest)[..32]);
     Ok(Item::Message(Message {
         tenant: tenant.clone(),
@@ -351,6 +413,7 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
         context_message_id: None,
         campaign_id: None,
         language: None,
+        links: message_links(who, &[]),
     }))
 }
 
@@ -363,28 +426,17 @@ fn claimed(timestamp: &serde_json::Value) -> Claimed {
     }
 }
 
-/// WhatsApp senders (`from`, `wa_id`) are always international numbers written without the
-/// '+'. Marking them international here keeps a tenant's region from reading them as national
-/// numbers (a German tenant would turn French `33612345678` into `+4933612345678`).
-/// The sender of a message: the number when Meta sends one, else the business-scoped user ID
-/// (users with a username send no number). Either alone is enough to honour a STOP.
-fn sender(number: Option<&str>, user_id: Option<&str>) -> Result<String, DecodeError> {
-    let number = number.map(str::trim).filter(|n| !n.is_empty());
-    let user_id = user_id.map(str::trim).filter(|id| !id.is_empty());
-    match (number, user_id) {
-        (Some(n), _) => Ok(wa_sender(n)),
+/// The sender of a message: the number when Meta sends one (international digits without the
+/// '+', marked international here so that a tenant's region does not read them as national),
+/// else the business-scoped user ID (users with a username send no number). Either alone is
+/// enough to honour a STOP.
+fn sender(who: Sender<'_>) -> Result<String, DecodeError> {
+    match (who.number, who.user_id) {
+        (Some(n), _) => Ok(wa_number(n)),
         (None, Some(id)) => Ok(id.to_string()),
         (None, None) => Err(invalid(
             "WhatsApp message",
             "neither from nor from_user_id: no sender to attribute it to".into(),
         )),
-    }
-}
-
-fn wa_sender(digits: &str) -> String {
-    if digits.starts_with('+') {
-        digits.to_string()
-    } else {
-        format!("+{digits}")
     }
 }
