@@ -17,47 +17,6 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A webhook as Meta sends it since 2026: `from` only when Meta shares the number, the BSUID
-/// in `from_user_id` and in the `contacts[]` profile.
-fn webhook(number: Option<&str>, user_id: Option<&str>, message: Value) -> String {
-    let mut profile = json!({"profile": {"name": "Client"}});
-    let mut message = message;
-    if let Some(n) = number {
-        profile["wa_id"] = json!(n);
-        message["from"] = json!(n);
-    }
-    if let Some(u) = user_id {
-        profile["user_id"] = json!(u);
-        message["from_user_id"] = json!(u);
-    }
-    let mut value = json!({
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "33180884200", "phone_number_id": PHONE_NUMBER_ID},
-        "messages": [message]
-    });
-    if message_type(&value) != "system" {
-        value["contacts"] = json!([profile]);
-    }
-    json!({"object": "whatsapp_business_account",
-           "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
-    .to_string()
-}
-
-fn message_type(value: &Value) -> String {
-    value["messages"][0]["type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn text(number: Option<&str>, user_id: Option<&str>, id: &str, ts: i64, body: &str) -> String {
-    webhook(
-        number,
-        user_id,
-        json!({"id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": body}}),
-    )
-}
-
 fn status(env: &Env, contact: &str) -> Value {
     env.status(T, contact, "marketing")
 }
@@ -77,10 +36,11 @@ fn linked(s: &Value) -> Vec<String> {
 fn a_stop_from_a_user_known_only_by_user_id_stops_marketing_to_their_number() {
     let env = Env::new();
     let t = now() - 600;
-    let first = env.ingest(&(text(Some(NUMBER), Some(USER_ID), "wamid.I1", t, "Bonjour") + "\n"));
+    let first =
+        env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.I1", t, "Bonjour") + "\n"));
     assert_eq!(first["links"], 1, "{first}");
     assert_eq!(first["events"], 1);
-    let stop = env.ingest(&(text(None, Some(USER_ID), "wamid.I2", t + 60, "STOP") + "\n"));
+    let stop = env.ingest(&(wa_user_text(None, Some(USER_ID), "wamid.I2", t + 60, "STOP") + "\n"));
     assert_eq!(stop["opted_out"], 1, "{stop}");
     assert_eq!(stop["rejected"], 0);
     for (asked, other) in [(E164, USER_ID), (USER_ID, E164)] {
@@ -91,8 +51,9 @@ fn a_stop_from_a_user_known_only_by_user_id_stops_marketing_to_their_number() {
         assert_eq!(linked(&s), vec![other.to_string()]);
     }
     // Later messages with both identifiers write no second link.
-    let again =
-        env.ingest(&(text(Some(NUMBER), Some(USER_ID), "wamid.I3", t + 120, "ok merci") + "\n"));
+    let again = env.ingest(
+        &(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.I3", t + 120, "ok merci") + "\n"),
+    );
     assert_eq!(again["links"], 0, "{again}");
     assert_eq!(again["events"], 0);
     // `check` answers each line on its own, and both are out.
@@ -123,10 +84,10 @@ fn a_stop_from_a_user_known_only_by_user_id_stops_marketing_to_their_number() {
 fn a_stop_made_before_the_link_was_known_reaches_the_number_when_it_is() {
     let env = Env::new();
     let t = now() - 600;
-    env.ingest(&(text(None, Some(USER_ID), "wamid.L1", t, "STOP") + "\n"));
+    env.ingest(&(wa_user_text(None, Some(USER_ID), "wamid.L1", t, "STOP") + "\n"));
     assert_eq!(status(&env, E164)["status"], "unknown");
     let linking =
-        env.ingest(&(text(Some(NUMBER), Some(USER_ID), "wamid.L2", t + 60, "STOP") + "\n"));
+        env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.L2", t + 60, "STOP") + "\n"));
     assert_eq!(linking["links"], 1);
     assert_eq!(
         linking["replies"], 0,
@@ -141,9 +102,9 @@ fn the_latest_decision_of_the_person_wins_across_identifiers_and_the_opt_out_win
     let t = now() - 600;
     env.ingest(
         &[
-            text(Some(NUMBER), Some(USER_ID), "wamid.T1", t, "hello"),
-            text(None, Some(USER_ID), "wamid.T2", t + 10, "STOP"),
-            text(Some(NUMBER), None, "wamid.T3", t + 20, "START"),
+            wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.T1", t, "hello"),
+            wa_user_text(None, Some(USER_ID), "wamid.T2", t + 10, "STOP"),
+            wa_user_text(Some(NUMBER), None, "wamid.T3", t + 20, "START"),
         ]
         .join("\n"),
     );
@@ -158,15 +119,15 @@ fn the_latest_decision_of_the_person_wins_across_identifiers_and_the_opt_out_win
         };
         env.ingest(
             &[
-                text(Some(NUMBER), Some(USER_ID), "wamid.X0", t, "hello"),
-                text(
+                wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.X0", t, "hello"),
+                wa_user_text(
                     a,
                     a.map_or(Some(USER_ID), |_| None),
                     "wamid.X1",
                     t + 30,
                     first,
                 ),
-                text(
+                wa_user_text(
                     b,
                     b.map_or(Some(USER_ID), |_| None),
                     "wamid.X2",
@@ -186,24 +147,6 @@ fn the_latest_decision_of_the_person_wins_across_identifiers_and_the_opt_out_win
     }
 }
 
-fn number_change(
-    id: &str,
-    ts: i64,
-    old: &str,
-    new: &str,
-    old_user: &str,
-    new_user: &str,
-) -> String {
-    webhook(
-        Some(old),
-        None,
-        json!({"id": id, "timestamp": ts.to_string(), "type": "system", "system": {
-            "body": format!("User Client changed from {old} to {new}"),
-            "wa_id": new, "type": "user_changed_number",
-            "user_id": new_user, "previous_user_id": old_user}}),
-    )
-}
-
 #[test]
 fn after_a_number_change_the_old_identifiers_stay_suppressed_until_they_opt_in_themselves() {
     let env = Env::new();
@@ -211,8 +154,8 @@ fn after_a_number_change_the_old_identifiers_stay_suppressed_until_they_opt_in_t
     let (new_number, new_user) = ("33612000009", "FR.77771208655302741918");
     let s = env.ingest(
         &[
-            text(Some(NUMBER), Some(USER_ID), "wamid.N1", t, "hello"),
-            number_change("wamid.N2", t + 60, NUMBER, new_number, USER_ID, new_user),
+            wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.N1", t, "hello"),
+            wa_number_change("wamid.N2", t + 60, NUMBER, new_number, USER_ID, new_user),
         ]
         .join("\n"),
     );
@@ -230,7 +173,7 @@ fn after_a_number_change_the_old_identifiers_stay_suppressed_until_they_opt_in_t
     assert_eq!(linked(&new).len(), 3);
     // The customer says START on the new number: the old ones stay suppressed.
     env.ingest(
-        &(text(
+        &(wa_user_text(
             Some(new_number),
             Some(new_user),
             "wamid.N3",
@@ -242,11 +185,11 @@ fn after_a_number_change_the_old_identifiers_stay_suppressed_until_they_opt_in_t
     assert_eq!(status(&env, new_user)["status"], "opted_in");
     assert_eq!(status(&env, E164)["may_send"], false);
     // A STOP from the old number (perhaps its next owner) stops the person everywhere.
-    env.ingest(&(text(Some(NUMBER), None, "wamid.N4", t + 180, "STOP") + "\n"));
+    env.ingest(&(wa_user_text(Some(NUMBER), None, "wamid.N4", t + 180, "STOP") + "\n"));
     assert_eq!(status(&env, "+33612000009")["status"], "opted_out");
     // Only an opt-in from the old number itself lifts its suppression, and it does not
     // restart marketing to the person's new number.
-    env.ingest(&(text(Some(NUMBER), None, "wamid.N5", t + 240, "START") + "\n"));
+    env.ingest(&(wa_user_text(Some(NUMBER), None, "wamid.N5", t + 240, "START") + "\n"));
     assert_eq!(status(&env, E164)["status"], "opted_in");
     assert_eq!(status(&env, "+33612000009")["status"], "opted_out");
     assert!(env.ok(&["verify"]).starts_with("ok: "));
@@ -257,7 +200,7 @@ fn a_user_id_change_alone_links_the_two_user_ids_and_retires_the_old_one() {
     let env = Env::new();
     let t = now() - 600;
     let new_user = "FR.55551208655302741918";
-    let notice = webhook(
+    let notice = wa_user_webhook(
         None,
         None,
         json!({"id": "wamid.U1", "timestamp": t.to_string(), "type": "system",
@@ -265,7 +208,7 @@ fn a_user_id_change_alone_links_the_two_user_ids_and_retires_the_old_one() {
     );
     env.ingest(
         &[
-            text(None, Some(USER_ID), "wamid.U0", t - 60, "STOP"),
+            wa_user_text(None, Some(USER_ID), "wamid.U0", t - 60, "STOP"),
             notice,
         ]
         .join("\n"),
@@ -283,7 +226,7 @@ fn a_number_shared_on_request_links_it_and_a_forwarded_card_does_not() {
     let env = Env::new();
     let t = now() - 600;
     let card = |id: &str, origin: &str, number: &str| {
-        webhook(
+        wa_user_webhook(
             None,
             Some(USER_ID),
             json!({"id": id, "timestamp": t.to_string(), "type": "contacts",
@@ -293,7 +236,7 @@ fn a_number_shared_on_request_links_it_and_a_forwarded_card_does_not() {
     };
     let s = env.ingest(
         &[
-            text(None, Some(USER_ID), "wamid.C0", t - 60, "STOP"),
+            wa_user_text(None, Some(USER_ID), "wamid.C0", t - 60, "STOP"),
             card("wamid.C1", "other", "33612000005"),
             card("wamid.C2", "contact_request", NUMBER),
         ]
@@ -316,7 +259,7 @@ fn a_parent_user_id_is_one_more_identifier_of_the_person() {
     let mut message = json!({"id": "wamid.P1", "timestamp": t.to_string(), "type": "text",
                              "text": {"body": "STOP"}, "from_parent_user_id": PARENT});
     message["from_user_id"] = json!(USER_ID);
-    let hook = webhook(None, Some(USER_ID), message);
+    let hook = wa_user_webhook(None, Some(USER_ID), message);
     env.ingest(&(hook + "\n"));
     assert_eq!(status(&env, PARENT)["status"], "opted_out");
 }
@@ -340,7 +283,7 @@ fn a_normalized_record_with_from_user_id_links_the_two() {
 fn a_redelivered_linking_message_links_nothing_twice() {
     let env = Env::new();
     let t = now() - 600;
-    let hook = text(Some(NUMBER), Some(USER_ID), "wamid.R1", t, "hello");
+    let hook = wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.R1", t, "hello");
     env.ingest(&(hook.clone() + "\n"));
     let again = env.ingest(&(hook + "\n"));
     assert_eq!(again["duplicates"], 1, "{again}");

@@ -7,6 +7,8 @@ pub mod kafka;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use serde_json::{json, Value};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_consent-ledger");
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
 
@@ -182,6 +184,72 @@ pub fn wa_button(
                                      "id": id, "timestamp": ts.to_string(), "type": "button",
                                      "button": {"payload": payload, "text": title}});
     wa_webhook(from, message)
+}
+
+/// A webhook as Meta sends it since 2026 (business-scoped user IDs): `from` only when Meta shares the number, the BSUID
+/// in `from_user_id` and in the `contacts[]` profile.
+pub fn wa_user_webhook(number: Option<&str>, user_id: Option<&str>, message: Value) -> String {
+    let mut profile = json!({"profile": {"name": "Client"}});
+    let mut message = message;
+    if let Some(n) = number {
+        profile["wa_id"] = json!(n);
+        message["from"] = json!(n);
+    }
+    if let Some(u) = user_id {
+        profile["user_id"] = json!(u);
+        message["from_user_id"] = json!(u);
+    }
+    let mut value = json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "33180884200", "phone_number_id": PHONE_NUMBER_ID},
+        "messages": [message]
+    });
+    if message_type(&value) != "system" {
+        value["contacts"] = json!([profile]);
+    }
+    json!({"object": "whatsapp_business_account",
+           "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
+    .to_string()
+}
+
+fn message_type(value: &Value) -> String {
+    value["messages"][0]["type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn wa_user_text(
+    number: Option<&str>,
+    user_id: Option<&str>,
+    id: &str,
+    ts: i64,
+    body: &str,
+) -> String {
+    wa_user_webhook(
+        number,
+        user_id,
+        json!({"id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": body}}),
+    )
+}
+
+/// A `user_changed_number` notice: `old` changed to `new`, and the BSUID with it.
+pub fn wa_number_change(
+    id: &str,
+    ts: i64,
+    old: &str,
+    new: &str,
+    old_user: &str,
+    new_user: &str,
+) -> String {
+    wa_user_webhook(
+        Some(old),
+        None,
+        json!({"id": id, "timestamp": ts.to_string(), "type": "system", "system": {
+            "body": format!("User Client changed from {old} to {new}"),
+            "wa_id": new, "type": "user_changed_number",
+            "user_id": new_user, "previous_user_id": old_user}}),
+    )
 }
 
 /// A normalized inbound record.

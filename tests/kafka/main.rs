@@ -6,5 +6,6 @@
 mod common;
 
 mod end_to_end;
+mod identity;
 mod kafka_faults;
 mod kafka_sent;
