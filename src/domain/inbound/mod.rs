@@ -8,6 +8,7 @@
 //! Meta's webhook format, `normalized` our own flat inbound and sent records.
 
 mod normalized;
+mod status;
 pub mod whatsapp;
 
 pub use normalized::{NormalizedInbound, SentRecord};

@@ -227,6 +227,32 @@ fn billed_statuses_are_kept_for_delivery_counts() {
     );
 }
 
+/// Since 2026 a status may name its recipient only by business-scoped user ID, with the
+/// parent spelled either way; none of it is needed to count the delivery.
+#[test]
+fn a_status_naming_its_recipient_only_by_user_id_still_counts_as_a_delivery() {
+    for recipient in [
+        r#""recipient_user_id":"US.13491208655302741918""#,
+        r#""recipient_user_id":"US.13491208655302741918","recipient_parent_user_id":"US.ENT.11815799212886844830""#,
+        r#""recipient_user_id":"US.13491208655302741918","parent_recipient_user_id":"US.ENT.11815799212886844830""#,
+        r#""recipient_parent_user_id":"US.ENT.11815799212886844830""#,
+    ] {
+        let bytes = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"statuses":[{{"id":"wamid.C1","status":"delivered","timestamp":"1750030073",{recipient},"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}}}]}},"field":"messages"}}]}}]}}"#
+        );
+        match decode(bytes.as_bytes()).unwrap().as_slice() {
+            [Item::Status(s)] => {
+                assert_eq!(
+                    (s.message_id.as_str(), s.state, s.category.as_str()),
+                    ("wamid.C1", DeliveryState::Delivered, "marketing"),
+                    "{recipient}"
+                );
+            }
+            other => panic!("{recipient}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn a_message_time_of_any_shape_is_claimed_never_rejected() {
     for (timestamp, raw, secs) in [

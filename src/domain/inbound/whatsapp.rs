@@ -7,10 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
-use super::{
-    check_content, invalid, unix_seconds, Content, DecodeError, DeliveryState, DeliveryStatus,
-    Item, Message, Preference, TenantRef,
-};
+use super::status::wa_status;
+use super::{check_content, invalid, Content, DecodeError, Item, Message, Preference, TenantRef};
 
 /// A value that failed to decode is kept with its error instead of failing the whole webhook.
 #[derive(Debug, Clone)]
@@ -168,43 +166,6 @@ pub struct WaUserPreference {
     pub timestamp: serde_json::Value,
     #[serde(default)]
     pub detail: Option<String>,
-}
-
-/// A status with a billing category is a business-initiated message Meta counted; one without
-/// (a reply inside a customer-service window) says nothing about a campaign and is ignored.
-fn wa_status(tenant: &TenantRef, status: &serde_json::Value) -> Result<Item, DecodeError> {
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
-    let category = text(status.pointer("/pricing/category"))
-        .or_else(|| text(status.pointer("/conversation/origin/type")));
-    let Some(category) = category else {
-        return Ok(Item::Ignored("status"));
-    };
-    let state = match status.get("status").and_then(|v| v.as_str()) {
-        Some("sent") => DeliveryState::Sent,
-        Some("delivered") => DeliveryState::Delivered,
-        Some("read") => DeliveryState::Read,
-        Some("failed") => DeliveryState::Failed,
-        _ => return Ok(Item::Ignored("status")),
-    };
-    let message_id = text(status.get("id"))
-        .filter(|id| !id.trim().is_empty())
-        .ok_or_else(|| invalid("WhatsApp status", "missing id".into()))?;
-    let at = match status.get("timestamp") {
-        Some(serde_json::Value::String(s)) => unix_seconds(s)?,
-        Some(serde_json::Value::Number(n)) => unix_seconds(&n.to_string())?,
-        other => {
-            return Err(DecodeError::InvalidTimestamp(
-                other.map(|v| v.to_string()).unwrap_or_default(),
-            ))
-        }
-    };
-    Ok(Item::Status(DeliveryStatus {
-        tenant: tenant.clone(),
-        message_id,
-        state,
-        at,
-        category,
-    }))
 }
 
 pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
