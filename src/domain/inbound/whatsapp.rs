@@ -74,6 +74,19 @@ pub struct WaValue {
     pub statuses: Vec<serde_json::Value>,
     #[serde(default)]
     pub user_preferences: Vec<Lenient<WaUserPreference>>,
+    /// The profiles of the users the webhook is about.
+    #[serde(default)]
+    pub contacts: Vec<Lenient<WaContact>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WaContact {
+    /// The user's number, digits without '+'.
+    #[serde(default)]
+    pub wa_id: Option<String>,
+    /// The user's business-scoped user ID.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -190,7 +203,7 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
             for (i, message) in value.messages.into_iter().enumerate() {
                 let path = format!("{base}/messages/{i}");
                 items.push(match message {
-                    Lenient::Ok(m) => wa_message(&tenant, m)
+                    Lenient::Ok(m) => wa_message(&tenant, named_by_contacts(m, &value.contacts))
                         .unwrap_or_else(|error| Item::Rejected { path, error }),
                     Lenient::Err(detail) => Item::Rejected {
                         path,
@@ -271,6 +284,17 @@ fn wa_message(tenant: &TenantRef, m: WaMessage) -> Result<Item, DecodeError> {
         campaign_id: None,
         language: None,
     }))
+}
+
+/// Meta names a message's sender in `from` or `from_user_id`; some SDKs' fixtures leave both
+/// out and name the user only in the webhook's `contacts`. A single profile can only be the
+/// sender's; with several, nothing is guessed.
+fn named_by_contacts(mut m: WaMessage, contacts: &[Lenient<WaContact>]) -> WaMessage {
+    if let (None, None, [Lenient::Ok(only)]) = (&m.from, &m.from_user_id, contacts) {
+        m.from = only.wa_id.clone();
+        m.from_user_id = only.user_id.clone();
+    }
+    m
 }
 
 fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, DecodeError> {
