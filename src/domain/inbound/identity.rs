@@ -266,14 +266,14 @@ mod tests {
         assert_eq!(
             pairs(&change_links(sender, &system)),
             vec![
-                ("+16505551234".into(), "US.1".into(), LinkSource::Message),
                 (
                     "+16505551234".into(),
                     "+12195555358".into(),
                     LinkSource::NumberChange
                 ),
-                ("+12195555358".into(), "US.2".into(), LinkSource::Message),
                 ("US.1".into(), "US.2".into(), LinkSource::UserIdChange),
+                ("+16505551234".into(), "US.1".into(), LinkSource::Message),
+                ("+12195555358".into(), "US.2".into(), LinkSource::Message),
             ]
         );
     }

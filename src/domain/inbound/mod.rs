@@ -9,6 +9,7 @@
 
 pub mod identity;
 mod normalized;
+mod status;
 pub mod whatsapp;
 
 pub use normalized::{NormalizedInbound, SentRecord};

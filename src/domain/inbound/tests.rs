@@ -39,10 +39,8 @@ fn a_message_from_a_user_known_only_by_user_id_keeps_that_id_as_its_sender() {
         r#"{"from":"33612345678","from_user_id":"US.13491208655302741918","id":"wamid.U2","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
     ));
     assert_eq!(both.from, "+33612345678", "the number, when Meta sends one");
-    let neither = decode(&webhook(
-        r#"{"id":"wamid.U3","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}"#,
-    ))
-    .unwrap();
+    let no_contacts = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"messages":[{"id":"wamid.U3","timestamp":"1749416383","type":"text","text":{"body":"STOP"}}]},"field":"messages"}]}]}"#;
+    let neither = decode(no_contacts).unwrap();
     assert!(
         matches!(neither.as_slice(), [Item::Rejected { .. }]),
         "{neither:?}"
@@ -88,6 +86,27 @@ fn a_contacts_message_links_only_a_number_shared_on_request() {
         matches!(forwarded.as_slice(), [Item::Ignored(_)]),
         "{forwarded:?}"
     );
+}
+
+/// Regression, found by netflie/whatsapp-cloud-api's fixture "bsuid only and no from": a
+/// message with neither `from` nor `from_user_id`, whose user is named only in the webhook's
+/// single `contacts` entry, was dead-lettered. With several profiles nothing is guessed.
+#[test]
+fn a_message_named_only_by_its_single_contact_is_from_that_contact() {
+    let hook = |contacts: &str| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"contacts":[{contacts}],"messages":[{{"id":"wamid.N1","timestamp":"1669233778","text":{{"body":"STOP"}},"type":"text"}}]}},"field":"messages"}}]}}]}}"#
+        )
+    };
+    let by_user_id = only_message(
+        hook(r#"{"profile":{"name":"NAME"},"user_id":"US.13491208655302741918"}"#).as_bytes(),
+    );
+    assert_eq!(by_user_id.from, "US.13491208655302741918");
+    let by_number = only_message(hook(r#"{"wa_id":"16315551234"}"#).as_bytes());
+    assert_eq!(by_number.from, "+16315551234");
+    let two =
+        decode(hook(r#"{"wa_id":"16315551234"},{"wa_id":"16315551235"}"#).as_bytes()).unwrap();
+    assert!(matches!(two.as_slice(), [Item::Rejected { .. }]), "{two:?}");
 }
 
 #[test]
@@ -258,6 +277,32 @@ fn billed_statuses_are_kept_for_delivery_counts() {
     assert!(
         matches!(&items[2], Item::Rejected { path, .. } if path == "/entry/0/changes/0/value/statuses/2")
     );
+}
+
+/// Since 2026 a status may name its recipient only by business-scoped user ID, with the
+/// parent spelled either way; none of it is needed to count the delivery.
+#[test]
+fn a_status_naming_its_recipient_only_by_user_id_still_counts_as_a_delivery() {
+    for recipient in [
+        r#""recipient_user_id":"US.13491208655302741918""#,
+        r#""recipient_user_id":"US.13491208655302741918","recipient_parent_user_id":"US.ENT.11815799212886844830""#,
+        r#""recipient_user_id":"US.13491208655302741918","parent_recipient_user_id":"US.ENT.11815799212886844830""#,
+        r#""recipient_parent_user_id":"US.ENT.11815799212886844830""#,
+    ] {
+        let bytes = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"statuses":[{{"id":"wamid.C1","status":"delivered","timestamp":"1750030073",{recipient},"pricing":{{"billable":true,"pricing_model":"PMP","type":"regular","category":"marketing"}}}}]}},"field":"messages"}}]}}]}}"#
+        );
+        match decode(bytes.as_bytes()).unwrap().as_slice() {
+            [Item::Status(s)] => {
+                assert_eq!(
+                    (s.message_id.as_str(), s.state, s.category.as_str()),
+                    ("wamid.C1", DeliveryState::Delivered, "marketing"),
+                    "{recipient}"
+                );
+            }
+            other => panic!("{recipient}: {other:?}"),
+        }
+    }
 }
 
 #[test]

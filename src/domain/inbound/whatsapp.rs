@@ -11,10 +11,8 @@ use super::identity::{
     change_links, contact_request_links, message_links, wa_number, Sender, WaProfile,
     WaSharedContact, WaSystem,
 };
-use super::{
-    check_content, invalid, unix_seconds, Content, DecodeError, DeliveryState, DeliveryStatus,
-    Item, Message, Preference, TenantRef,
-};
+use super::status::wa_status;
+use super::{check_content, invalid, Content, DecodeError, Item, Message, Preference, TenantRef};
 
 /// A value that failed to decode is kept with its error instead of failing the whole webhook.
 #[derive(Debug, Clone)]
@@ -186,43 +184,6 @@ pub struct WaUserPreference {
     pub detail: Option<String>,
 }
 
-/// A status with a billing category is a business-initiated message Meta counted; one without
-/// (a reply inside a customer-service window) says nothing about a campaign and is ignored.
-fn wa_status(tenant: &TenantRef, status: &serde_json::Value) -> Result<Item, DecodeError> {
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
-    let category = text(status.pointer("/pricing/category"))
-        .or_else(|| text(status.pointer("/conversation/origin/type")));
-    let Some(category) = category else {
-        return Ok(Item::Ignored("status"));
-    };
-    let state = match status.get("status").and_then(|v| v.as_str()) {
-        Some("sent") => DeliveryState::Sent,
-        Some("delivered") => DeliveryState::Delivered,
-        Some("read") => DeliveryState::Read,
-        Some("failed") => DeliveryState::Failed,
-        _ => return Ok(Item::Ignored("status")),
-    };
-    let message_id = text(status.get("id"))
-        .filter(|id| !id.trim().is_empty())
-        .ok_or_else(|| invalid("WhatsApp status", "missing id".into()))?;
-    let at = match status.get("timestamp") {
-        Some(serde_json::Value::String(s)) => unix_seconds(s)?,
-        Some(serde_json::Value::Number(n)) => unix_seconds(&n.to_string())?,
-        other => {
-            return Err(DecodeError::InvalidTimestamp(
-                other.map(|v| v.to_string()).unwrap_or_default(),
-            ))
-        }
-    };
-    Ok(Item::Status(DeliveryStatus {
-        tenant: tenant.clone(),
-        message_id,
-        state,
-        at,
-        category,
-    }))
-}
-
 pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
     let mut items = Vec::new();
     for (e, entry) in hook.entry.into_iter().enumerate() {
@@ -253,8 +214,10 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
             for (i, message) in value.messages.into_iter().enumerate() {
                 let path = format!("{base}/messages/{i}");
                 items.push(match message {
-                    Lenient::Ok(m) => wa_message(&tenant, m, &profiles)
-                        .unwrap_or_else(|error| Item::Rejected { path, error }),
+                    Lenient::Ok(m) => {
+                        wa_message(&tenant, named_by_contacts(m, &profiles), &profiles)
+                            .unwrap_or_else(|error| Item::Rejected { path, error })
+                    }
                     Lenient::Err(detail) => Item::Rejected {
                         path,
                         error: invalid("WhatsApp message", detail),
@@ -371,6 +334,21 @@ fn wa_message(
         language: None,
         links,
     }))
+}
+
+/// Meta names a message's sender in `from` or `from_user_id`; some SDKs' fixtures leave both
+/// out and name the user only in the webhook's `contacts`. A single profile can only be the
+/// sender's; with several, nothing is guessed.
+fn named_by_contacts(mut m: WaMessage, profiles: &[WaProfile]) -> WaMessage {
+    // A change notice names the person in `system`, and Meta sends it without `contacts`.
+    if m.message_type == "system" {
+        return m;
+    }
+    if let (None, None, [only]) = (&m.from, &m.from_user_id, profiles) {
+        m.from = only.wa_id.clone();
+        m.from_user_id = only.user_id.clone();
+    }
+    m
 }
 
 fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, DecodeError> {

@@ -84,6 +84,30 @@ fn leading_keyword_with_short_code_or_topic_opts_out_of_marketing() {
     ));
 }
 
+/// The opt-out quick reply Meta's template builder adds to marketing templates, in the
+/// built-in languages whose wording was found: English "Stop promotions" (en.toml, source
+/// `meta`), Italian "Interrompi promozioni" (it.toml, source `meta`), and the Spanish and
+/// Portuguese wordings seen in public WhatsApp code, which the keyword-with-topic rule already
+/// reads. The button's title is classified as text when its payload is no keyword.
+#[test]
+fn metas_marketing_opt_out_quick_reply_opts_out_in_each_language() {
+    for (lang, title) in [
+        ("en", "Stop promotions"),
+        ("es", "Detener promociones"),
+        ("it", "Interrompi promozioni"),
+        ("pt", "Parar promoções"),
+    ] {
+        let c = KeywordSet::defaults(&[lang]).classify(title);
+        assert!(
+            matches!(
+                &c,
+                Classification::OptOut { scope: Scope::Marketing, language: Some(l), .. } if l == lang
+            ),
+            "{lang} {title:?}: {c:?}"
+        );
+    }
+}
+
 #[test]
 fn grammar_covers_the_families_of_the_issue() {
     assert_rule(
