@@ -72,6 +72,9 @@ pub struct Metrics {
     /// Messages processed at their recording time because their own was out of bounds,
     /// unreadable or missing: a rise points at a sender with a broken clock.
     pub clock_corrected: Counter,
+    /// Ledger keys read by exports, feeds and reports: what a request costs, so that a
+    /// tenant's reads can be seen to scale with its own data, never with other tenants'.
+    pub ledger_keys_read: Counter,
 }
 
 impl Default for Metrics {
@@ -144,6 +147,11 @@ impl Metrics {
                 &mut r,
                 "clock_corrected",
                 "Messages processed at their recording time: their own time was out of bounds, unreadable or missing",
+            ),
+            ledger_keys_read: add(
+                &mut r,
+                "ledger_keys_read",
+                "Ledger keys read by exports, feeds and campaign reports",
             ),
             registry: Arc::new(r),
         }

@@ -112,6 +112,7 @@ impl AppState {
     /// Starts not ready ("starting"): the caller says when it is, with
     /// `state.readiness().set_ready()`.
     pub fn new(ledger: Arc<Ledger>, settings: Arc<Settings>, metrics: Metrics) -> AppState {
+        ledger.count_reads_in(metrics.ledger_keys_read.clone());
         AppState {
             ledger,
             settings,

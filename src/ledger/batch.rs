@@ -346,10 +346,10 @@ impl<'a> Staged<'a> {
         }
         dedupe.clone_from(&self.dedupe);
 
-        let event_keys: Vec<[u8; 12]> = self
+        let event_keys: Vec<([u8; 12], &TenantId)> = self
             .events
             .iter()
-            .map(|e| keys::event(e.partition, e.seq))
+            .map(|e| (keys::event(e.partition, e.seq), &e.tenant))
             .collect();
         let mut feed_head = l.feed_head()?;
         let trees = (
@@ -361,6 +361,7 @@ impl<'a> Staged<'a> {
             &l.dedupe,
             &l.replies,
             &l.feed,
+            &l.by_tenant,
             &l.sent,
             &l.sent_by_contact,
             &l.delivery,
@@ -377,6 +378,7 @@ impl<'a> Staged<'a> {
                     t_dedupe,
                     t_replies,
                     t_feed,
+                    t_by_tenant,
                     t_sent,
                     t_sent_by_contact,
                     t_delivery,
@@ -399,8 +401,10 @@ impl<'a> Staged<'a> {
                             tree.insert(k.as_slice(), v.as_slice())?;
                         }
                     }
-                    for (i, key) in event_keys.iter().enumerate() {
-                        t_feed.insert(&(feed_head + 1 + i as u64).to_be_bytes(), key)?;
+                    for (i, (key, tenant)) in event_keys.iter().enumerate() {
+                        let position = feed_head + 1 + i as u64;
+                        t_feed.insert(&position.to_be_bytes(), key)?;
+                        t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
                     }
                     Ok(())
                 },

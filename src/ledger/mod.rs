@@ -10,6 +10,7 @@
 //! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON    |
 //! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
+//! | `by_tenant`  | tenant \0 feed position (u64 BE)      | event key                 |
 //! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
 //! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
@@ -62,7 +63,8 @@ use crate::domain::tenant::TenantId;
 /// - 2: the log is the outbox (reply log and relay cursors), dedupe only for messages that
 ///   acted, no input offsets.
 /// - 3: `IdentityLinked` events and the `links` tree; the consent view folded with the
-///   opt-out winning ties (a view of version 2 may differ where two events had one time).
+///   opt-out winning ties (a view of version 2 may differ where two events had one time);
+///   the `by_tenant` index, so a tenant's reads cost in proportion to its own events.
 pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,7 @@ pub struct Ledger {
     replies: sled::Tree,
     meta: sled::Tree,
     feed: sled::Tree,
+    by_tenant: sled::Tree,
     sent: sled::Tree,
     sent_by_contact: sled::Tree,
     delivery: sled::Tree,
@@ -112,6 +115,9 @@ pub struct Ledger {
     /// One batch at a time: chain heads and the consent view are read, then written, by the
     /// batch, so two concurrent writers (the Kafka consumer and the HTTP API) must queue.
     writer: std::sync::Mutex<()>,
+    /// Keys read by the scans whose cost a caller controls (exports, feeds, reports): the
+    /// metric `consent_ledger_ledger_keys_read_total` once the process shares its counter.
+    keys_read: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
     /// Bumped after every durable commit, with the last feed position: long-poll readers wait
     /// on it instead of polling storage.
     committed: tokio::sync::watch::Sender<u64>,
@@ -199,9 +205,53 @@ impl Ledger {
     /// Every event, partition by partition, in chain order.
     pub fn events(&self) -> impl Iterator<Item = Result<ConsentEvent>> + '_ {
         self.events.iter().map(|entry| {
+            self.count_reads(1);
             let (_, bytes) = entry?;
             decode::<ConsentEvent>("events", &bytes)
         })
+    }
+
+    /// One tenant's events after feed position `after`, in append order, with their
+    /// positions: reads the tenant's index entries and events only, never another tenant's.
+    pub fn tenant_events(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+    ) -> impl Iterator<Item = Result<(u64, ConsentEvent)>> + '_ {
+        let prefix = keys::tenant_prefix(tenant);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&after.saturating_add(1).to_be_bytes());
+        let mut end = prefix.clone();
+        end.push(1);
+        self.by_tenant.range(start..end).map(move |entry| {
+            self.count_reads(2);
+            let (key, event_key) = entry?;
+            let position = u64::from_be_bytes(key[prefix.len()..].try_into().map_err(|_| {
+                LedgerError::Corrupt {
+                    tree: "by_tenant",
+                    detail: "malformed key".into(),
+                }
+            })?);
+            let bytes = self
+                .events
+                .get(&event_key)?
+                .ok_or_else(|| LedgerError::Corrupt {
+                    tree: "by_tenant",
+                    detail: "index points at a missing event".into(),
+                })?;
+            Ok((position, decode("events", &bytes)?))
+        })
+    }
+
+    /// Counts reads into `counter` from now on (the process's metric).
+    pub fn count_reads_in(&self, counter: prometheus_client::metrics::counter::Counter) {
+        let _ = self.keys_read.set(counter);
+    }
+
+    pub(crate) fn count_reads(&self, keys: u64) {
+        if let Some(c) = self.keys_read.get() {
+            c.inc_by(keys);
+        }
     }
 
     pub fn event_count(&self) -> usize {
@@ -239,6 +289,7 @@ impl Ledger {
             if out.len() >= limit {
                 break;
             }
+            self.count_reads(2);
             let (k, event_key) = entry?;
             let position = u64::from_be_bytes(k.as_ref().try_into().unwrap_or_default());
             let bytes = self
@@ -270,6 +321,18 @@ pub(crate) mod keys {
         let mut k = [0u8; 12];
         k[..4].copy_from_slice(&partition.to_be_bytes());
         k[4..].copy_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// `tenant \0`: the prefix of the tenant's entries in `by_tenant`. A tenant id holds no
+    /// NUL, so one tenant's prefix is never another's.
+    pub fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0"].concat()
+    }
+
+    pub fn by_tenant(tenant: &TenantId, position: u64) -> Vec<u8> {
+        let mut k = tenant_prefix(tenant);
+        k.extend_from_slice(&position.to_be_bytes());
         k
     }
 

@@ -20,13 +20,7 @@ pub(crate) mod keys {
         [tenant.as_str().as_bytes(), b"\0", message_id.as_bytes()].concat()
     }
 
-    pub fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
-        [tenant.as_str().as_bytes(), b"\0"].concat()
-    }
-
-    pub fn contact_prefix(tenant: &TenantId, contact: &str) -> Vec<u8> {
-        [tenant.as_str().as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
-    }
+    pub use super::super::keys::{contact_prefix, tenant_prefix};
 
     /// Milliseconds with the sign bit flipped, so byte order is time order for any instant.
     pub fn time(at: DateTime<Utc>) -> [u8; 8] {
@@ -112,12 +106,12 @@ impl Ledger {
     }
 
     /// What `stats` computes over: the tenant's sends with their delivery, the opt-out events
-    /// attributed to a campaign, and the signals. The event scan covers every tenant's log;
-    /// an index by tenant is the next step if a ledger grows past what a report may scan.
+    /// attributed to a campaign, and the signals; every scan is the tenant's own.
     pub fn campaign_inputs(&self, tenant: &TenantId) -> Result<Inputs> {
         let prefix = keys::tenant_prefix(tenant);
         let mut inputs = Inputs::default();
         for entry in self.sent.scan_prefix(&prefix) {
+            self.count_reads(2);
             let (key, bytes) = entry?;
             let sent: SentRef = decode("sent", &bytes)?;
             let delivered = match self.delivery.get(&key)? {
@@ -126,9 +120,9 @@ impl Ledger {
             };
             inputs.sent.push((sent, delivered));
         }
-        for event in self.events() {
-            let event = event?;
-            if &event.tenant != tenant || event.event_type != EventType::OptedOut {
+        for event in self.tenant_events(tenant, 0) {
+            let (_, event) = event?;
+            if event.event_type != EventType::OptedOut {
                 continue;
             }
             if let Some(campaign_id) = event.campaign_id {
@@ -140,6 +134,7 @@ impl Ledger {
             }
         }
         for entry in self.campaign_signals.scan_prefix(&prefix) {
+            self.count_reads(1);
             let (key, bytes) = entry?;
             let mut parts = key[prefix.len()..].split(|b| *b == 0);
             let campaign = parts.next().unwrap_or_default();

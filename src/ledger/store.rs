@@ -52,11 +52,13 @@ fn with_trees(dir: &Path, db: sled::Db) -> Result<Ledger> {
         replies: db.open_tree("replies")?,
         meta: db.open_tree("meta")?,
         feed: db.open_tree("feed")?,
+        by_tenant: db.open_tree("by_tenant")?,
         sent: db.open_tree("sent")?,
         sent_by_contact: db.open_tree("sent_by_contact")?,
         delivery: db.open_tree("delivery")?,
         campaign_signals: db.open_tree("campaign_signals")?,
         writer: std::sync::Mutex::new(()),
+        keys_read: std::sync::OnceLock::new(),
         committed: tokio::sync::watch::Sender::new(0),
         db,
     };

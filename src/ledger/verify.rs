@@ -34,13 +34,21 @@ pub struct RebuildReport {
 
 type View = HashMap<Vec<u8>, PurposeState>;
 
-/// The `links` rows the log implies: link key → the `IdentityLinked` event's key.
-type Links = HashMap<Vec<u8>, Vec<u8>>;
+/// Rows of an index the log implies (`links`, `by_tenant`): key → an event's key.
+type Index = HashMap<Vec<u8>, Vec<u8>>;
+
+/// What the log implies for the derived trees.
+struct Folded {
+    view: View,
+    links: Index,
+    by_tenant: Index,
+}
 
 impl Ledger {
     /// The consent view computed from the log alone, plus chain problems met on the way.
-    fn fold_log(&self, report: &mut VerifyReport) -> Result<(View, Links)> {
-        let mut links = Links::new();
+    fn fold_log(&self, report: &mut VerifyReport) -> Result<Folded> {
+        let mut links = Index::new();
+        let mut tenants: HashMap<Vec<u8>, TenantId> = HashMap::new();
         let mut contacts: BTreeMap<(TenantId, String), ContactConsent> = BTreeMap::new();
         let mut last: BTreeMap<u32, ChainHead> = BTreeMap::new();
         for entry in self.events.iter() {
@@ -102,6 +110,7 @@ impl Ledger {
                         .push(format!("{at}: missing from the by_contact index"));
                 }
             }
+            tenants.insert(key.to_vec(), event.tenant.clone());
             if let Some(linked) = &event.linked_contact {
                 for (a, b) in [(&event.contact, linked), (linked, &event.contact)] {
                     links
@@ -160,31 +169,35 @@ impl Ledger {
                 }
             }
         }
-        Ok((view, links))
+        let mut by_tenant = Index::new();
+        for entry in self.feed.iter() {
+            let (position, event_key) = entry?;
+            let position = u64::from_be_bytes(position.as_ref().try_into().unwrap_or_default());
+            if let Some(tenant) = tenants.get(event_key.as_ref()) {
+                by_tenant.insert(keys::by_tenant(tenant, position), event_key.to_vec());
+            }
+        }
+        Ok(Folded {
+            view,
+            links,
+            by_tenant,
+        })
     }
 
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        let (mut view, mut links) = self.fold_log(&mut report)?;
-        for entry in self.links.iter() {
-            let (key, value) = entry?;
-            let label = mask_label(&String::from_utf8_lossy(&key).replace('\0', "/"));
-            match links.remove(key.as_ref()) {
-                None => report
-                    .problems
-                    .push(format!("link {label}: not backed by any event")),
-                Some(event) if event != value.as_ref() => report.problems.push(format!(
-                    "link {label}: points at another event than the log's"
-                )),
-                Some(_) => {}
-            }
-        }
-        for key in links.keys() {
-            let label = mask_label(&String::from_utf8_lossy(key).replace('\0', "/"));
-            report
-                .problems
-                .push(format!("link {label}: missing from the links index"));
-        }
+        let Folded {
+            mut view,
+            links,
+            by_tenant,
+        } = self.fold_log(&mut report)?;
+        compare_index(&self.links, links, "link", &mut report)?;
+        compare_index(
+            &self.by_tenant,
+            by_tenant,
+            "tenant index entry",
+            &mut report,
+        )?;
         for entry in self.consent.iter() {
             let (key, bytes) = entry?;
             let label = String::from_utf8_lossy(&key).replace('\0', "/");
@@ -218,15 +231,13 @@ impl Ledger {
 
     pub fn rebuild(&self) -> Result<RebuildReport> {
         let mut scratch = VerifyReport::default();
-        let (view, links) = self.fold_log(&mut scratch)?;
-        let mut link_batch = sled::Batch::default();
-        for entry in self.links.iter() {
-            link_batch.remove(entry?.0);
-        }
-        for (key, event) in &links {
-            link_batch.insert(key.as_slice(), event.as_slice());
-        }
-        self.links.apply_batch(link_batch)?;
+        let Folded {
+            view,
+            links,
+            by_tenant,
+        } = self.fold_log(&mut scratch)?;
+        replace_index(&self.links, &links)?;
+        replace_index(&self.by_tenant, &by_tenant)?;
         let mut batch = sled::Batch::default();
         let mut changed = 0;
         for entry in self.consent.iter() {
@@ -256,6 +267,47 @@ impl Ledger {
             changed,
         })
     }
+}
+
+/// Reports every row of `tree` the log does not imply, points elsewhere, or is missing.
+fn compare_index(
+    tree: &sled::Tree,
+    mut expected: Index,
+    what: &str,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let label = |key: &[u8]| mask_label(&String::from_utf8_lossy(key).replace('\0', "/"));
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        match expected.remove(key.as_ref()) {
+            None => report
+                .problems
+                .push(format!("{what} {}: not backed by any event", label(&key))),
+            Some(event) if event != value.as_ref() => report.problems.push(format!(
+                "{what} {}: points at another event than the log's",
+                label(&key)
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in expected.keys() {
+        report
+            .problems
+            .push(format!("{what} {}: missing from its index", label(key)));
+    }
+    Ok(())
+}
+
+fn replace_index(tree: &sled::Tree, rows: &Index) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for entry in tree.iter() {
+        batch.remove(entry?.0);
+    }
+    for (key, event) in rows {
+        batch.insert(key.as_slice(), event.as_slice());
+    }
+    tree.apply_batch(batch)?;
+    Ok(())
 }
 
 fn parse_event_key(key: &[u8]) -> Option<(u32, u64)> {

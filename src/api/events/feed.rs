@@ -17,8 +17,6 @@ use crate::domain::tenant::TenantId;
 
 /// Longest long poll; clients loop.
 const MAX_WAIT_SECONDS: u64 = 60;
-/// Feed positions examined per pass; positions of other tenants are skipped but count.
-const SCAN_BUDGET: u64 = 10_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -113,32 +111,28 @@ pub async fn feed(
     }
 }
 
-/// This tenant's events after `after`: (events, position scanned to, whether that is the head).
+/// This tenant's events after `after`, through its index: (events, position to resume from,
+/// whether that is the tenant's newest). Costs in proportion to what it returns, whatever
+/// other tenants hold.
 fn scan(
     ledger: &crate::ledger::Ledger,
     tenant: &TenantId,
-    mut after: u64,
+    after: u64,
     limit: usize,
 ) -> Result<(Vec<FeedItem>, u64, bool), crate::ledger::LedgerError> {
-    let start = after;
+    // Read before the scan: every event of the tenant up to this position is in the index by
+    // then (one transaction writes both), so the cursor may move past the others' events up
+    // to it without skipping one of the tenant's.
+    let head = ledger.feed_head()?;
     let mut out = Vec::new();
-    loop {
-        let page = ledger.feed_after(after, 1000)?;
-        let full = page.len() == 1000;
-        for (position, event) in page {
-            after = position;
-            if event.tenant == *tenant {
-                out.push(FeedItem { position, event });
-                if out.len() == limit {
-                    return Ok((out, after, false));
-                }
-            }
+    let mut next = after;
+    for item in ledger.tenant_events(tenant, after).take(limit + 1) {
+        let (position, event) = item?;
+        if out.len() == limit {
+            return Ok((out, next, false));
         }
-        if !full {
-            return Ok((out, after, true));
-        }
-        if after - start >= SCAN_BUDGET {
-            return Ok((out, after, false));
-        }
+        next = position;
+        out.push(FeedItem { position, event });
     }
+    Ok((out, next.max(head), true))
 }
