@@ -170,3 +170,33 @@ async fn with_message(text: &str) -> Server {
         .await;
     s
 }
+
+/// Issue 11, item 4: an NDJSON check cut short by the size limit wrote its `error` line and
+/// then a `summary`, so a client reading the last line took it as complete.
+#[tokio::test]
+async fn iss11_item4_a_truncated_ndjson_check_ends_with_the_error_line() {
+    let s = Server::with_config(&config(1024)).await;
+    let lines = (0..200).map(|i| Ok::<_, std::io::Error>(format!("+3361234{i:04}\n")));
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(lines));
+    let res = s
+        .post_body(
+            "/v1/tenants/acme/consent/check?purpose=marketing",
+            ACME,
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let outcomes: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["outcome"].to_string())
+        .collect();
+    assert!(
+        outcomes.len() > 1,
+        "lines before the limit are answered: {text}"
+    );
+    assert_eq!(outcomes.last().unwrap(), "\"error\"", "{text}");
+    assert!(!outcomes.contains(&"\"summary\"".to_string()), "{text}");
+    s.stop().await;
+}
