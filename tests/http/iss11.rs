@@ -237,6 +237,37 @@ async fn iss11_item3_an_import_over_the_limit_imports_nothing() {
     s.stop().await;
 }
 
+/// Issue 11, item 11: `occurred_at` in year 0 or -1 was accepted by consent-events. It is a
+/// 400 naming the bound it breaks, as an import row is rejected naming it.
+#[tokio::test]
+async fn iss11_item11_occurred_at_in_year_0_or_minus_1_is_a_400_naming_the_bound() {
+    let s = Server::start().await;
+    for (key, at) in [
+        ("y0", "0000-01-01T00:00:00Z"),
+        ("y-1", "-0001-12-31T23:59:59Z"),
+        ("y-1-offset", "-0001-06-15T12:00:00+02:00"),
+    ] {
+        let body = json!({"contact": "+33612345678", "type": "OptedOut", "occurred_at": at});
+        let p = problem(record(&s, key, body).await.unwrap(), 400).await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("earliest_event_time"),
+            "{at}: {p}"
+        );
+    }
+    let csv = "contact,status,occurred_at\n+33612345678,opted_out,0000-01-01\n";
+    let r = ok_json(post_csv(&s, csv).await).await;
+    assert_eq!(r["imported"], 0, "{r}");
+    assert!(
+        r["rejections"].to_string().contains("earliest_event_time"),
+        "{r}"
+    );
+    assert_eq!(s.state.ledger.event_count(), 0);
+    s.stop().await;
+}
+
 /// The test config with a 1024-byte body limit, these lines added to `[api]`, and `top`
 /// before every table.
 pub(crate) fn config_with(top: &str, api: &str) -> String {
