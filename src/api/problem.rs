@@ -112,6 +112,17 @@ impl Problem {
         )
     }
 
+    /// 408 for a body that did not arrive whole within `api.body_timeout_secs`.
+    pub fn body_timeout() -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            "the request body did not arrive whole in time (api.body_timeout_secs); \
+             nothing of it was processed",
+        )
+    }
+
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

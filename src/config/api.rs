@@ -1,6 +1,10 @@
-//! The `[api]` table and the bearer tokens of the HTTP API, kept as SHA-256 hashes.
+//! The `[api]` table and the bearer tokens of the HTTP API, kept as SHA-256 hashes. The
+//! limits that protect the server from slow or idle clients are typed so that a zero
+//! timeout stops the service when the file is read, not at the first attack.
 
 use std::collections::HashMap;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +20,36 @@ pub struct ApiConfig {
     pub max_body_bytes: Option<u64>,
     /// SHA-256 (hex) of the tokens that may read every tenant (support, audits).
     pub admin_tokens_sha256: Vec<String>,
+    /// How long a client may take to send a request's head once it started it (default 10);
+    /// then it gets a 408 and the connection is closed.
+    pub header_timeout_secs: Option<NonZeroU64>,
+    /// How long a connection may sit between requests (default 60) before it is closed.
+    pub idle_timeout_secs: Option<NonZeroU64>,
+    /// How long a request body may take to arrive whole, from the end of its head (default
+    /// 30); then the request gets a 408.
+    pub body_timeout_secs: Option<NonZeroU64>,
+    /// Connections served at once; past it a new connection gets a 503 with `Retry-After`.
+    /// The default stays below the process's open-file limit, leaving room for the ledger
+    /// and Kafka.
+    pub max_connections: Option<NonZeroUsize>,
+}
+
+impl ApiConfig {
+    pub fn header_timeout(&self) -> Duration {
+        secs(self.header_timeout_secs, 10)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        secs(self.idle_timeout_secs, 60)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        secs(self.body_timeout_secs, 30)
+    }
+}
+
+fn secs(configured: Option<NonZeroU64>, default: u64) -> Duration {
+    Duration::from_secs(configured.map_or(default, NonZeroU64::get))
 }
 
 /// Who an API token belongs to.

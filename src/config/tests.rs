@@ -1,6 +1,8 @@
 use phonenumber::country;
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
 use super::*;
 use crate::domain::event::tests::tenant;
 use crate::domain::policy::TransactionalAfterOptOut;
@@ -83,6 +85,38 @@ fn bad_api_tokens_are_reported_at_start() {
     .is_err());
     // A token in [defaults] would open every tenant.
     assert!(parse(&format!("[defaults]\napi_tokens_sha256 = [\"{h}\"]\n")).is_err());
+}
+
+#[test]
+fn api_timeouts_and_limits_have_defaults_and_refuse_zero_at_start() {
+    let s = parse("").unwrap();
+    let api = &s.file.api;
+    assert_eq!(api.header_timeout(), Duration::from_secs(10));
+    assert_eq!(api.idle_timeout(), Duration::from_secs(60));
+    assert_eq!(api.body_timeout(), Duration::from_secs(30));
+    assert_eq!(api.max_connections, None);
+
+    let s = parse(
+        "[api]\nheader_timeout_secs = 2\nidle_timeout_secs = 3\nbody_timeout_secs = 4\n\
+         max_connections = 500\n",
+    )
+    .unwrap();
+    let api = &s.file.api;
+    assert_eq!(api.header_timeout(), Duration::from_secs(2));
+    assert_eq!(api.idle_timeout(), Duration::from_secs(3));
+    assert_eq!(api.body_timeout(), Duration::from_secs(4));
+    assert_eq!(api.max_connections.map(|n| n.get()), Some(500));
+
+    for bad in [
+        "header_timeout_secs = 0",
+        "idle_timeout_secs = -1",
+        "body_timeout_secs = 0",
+        "max_connections = 0",
+    ] {
+        let err = parse(&format!("[api]\n{bad}\n")).unwrap_err().to_string();
+        let field = bad.split(' ').next().unwrap();
+        assert!(err.contains(field), "{bad}: {err}");
+    }
 }
 
 #[test]

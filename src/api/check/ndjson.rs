@@ -5,6 +5,7 @@ use std::io::BufRead;
 
 use serde::Deserialize;
 
+use super::super::server::is_body_timeout;
 use super::super::stream::{is_too_large, StreamError};
 use super::answer::{Answer, Position};
 use super::Checker;
@@ -15,7 +16,7 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 pub enum Read {
     /// Every line was read and answered: the summary may follow.
     Whole,
-    /// The body stopped early (over `limit` bytes, client gone), and why: the
+    /// The body stopped early (over `limit` bytes, too slow, client gone), and why: the
     /// answer ends with this as its `error` line, never with a summary that would make it
     /// look complete.
     CutShort(String),
@@ -41,6 +42,10 @@ pub fn check_lines(
                         "the request body is over the {limit}-byte limit (api.max_body_bytes); \
                          the lines above were answered, the rest was not read"
                     )
+                } else if is_body_timeout(&e) {
+                    "the request body did not arrive whole in time (api.body_timeout_secs); \
+                     the lines above were answered, the rest was not read"
+                        .to_string()
                 } else {
                     format!("the request body could not be read to its end: {e}")
                 };

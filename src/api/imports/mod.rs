@@ -4,9 +4,9 @@
 //! a failure: rows already imported count as duplicates. Bad rows are reported with their
 //! line and do not stop the others.
 //!
-//! All or nothing: the body is read whole (within `api.max_body_bytes`) before the first
-//! row is committed, so a body cut short or too large imports nothing, and the client's
-//! error answer is the whole story.
+//! All or nothing: the body is read whole (within `api.max_body_bytes` and
+//! `api.body_timeout_secs`) before the first row is committed, so a body cut short, too
+//! large or too slow imports nothing, and the client's error answer is the whole story.
 //!
 //! `mod.rs`: the handler and its answer; `read.rs`: the CSV and NDJSON readers, committing
 //! in batches; `row.rs`: one row checked and turned into a consent record.
@@ -74,7 +74,7 @@ pub struct ImportRow {
 /// object per line with the same fields). Each valid row appends an event
 /// (`source.kind = import`) published like any other; rows are deduplicated on their
 /// content, so re-sending a file is safe. Nothing is committed before the whole body has
-/// arrived: a 413 or any other refusal means nothing was imported.
+/// arrived: a 408, 413 or any other refusal means nothing was imported.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/imports", tag = "events",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body(content(
@@ -90,6 +90,8 @@ pub struct ImportRow {
             content_type = "application/problem+json"),
         (status = 403, description = "Token of another tenant, or the admin token", body = Problem,
             content_type = "application/problem+json"),
+        (status = 408, description = "Body not received whole within `api.body_timeout_secs`; nothing was imported",
+            body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over `api.max_body_bytes`; nothing was imported",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor NDJSON", body = Problem,
