@@ -14,6 +14,7 @@
 //! /v1/templates/lint        any valid token → templates.rs (domain::template, no tenant data)
 //! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
 //! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
+//! auth.rs also holds each token to `api.rate_limit_per_token` (ratelimit.rs).
 //! server/: connections under the router: cap, timeouts, lingering close, and problems for
 //! the requests hyper refuses itself.
 //! ```
@@ -32,6 +33,7 @@ mod imports;
 pub mod openapi;
 mod ops;
 pub mod problem;
+mod ratelimit;
 mod server;
 mod stream;
 mod templates;
@@ -107,6 +109,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
     readiness: Readiness,
+    /// `api.rate_limit_per_token`, when set.
+    limiter: Option<Arc<ratelimit::TokenLimiter>>,
     /// Flips to true when the server starts shutting down, so long polls return at once
     /// instead of holding the graceful shutdown for their whole wait.
     closing: tokio::sync::watch::Sender<bool>,
@@ -117,6 +121,14 @@ impl AppState {
     /// `state.readiness().set_ready()`.
     pub fn new(ledger: Arc<Ledger>, settings: Arc<Settings>, metrics: Metrics) -> AppState {
         AppState {
+            limiter: settings.file.api.rate_limit_per_token.map(|rate| {
+                let period = rate.per.duration();
+                Arc::new(ratelimit::TokenLimiter::new(
+                    rate.requests,
+                    period,
+                    rate.to_string(),
+                ))
+            }),
             ledger,
             settings,
             metrics,

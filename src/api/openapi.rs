@@ -71,8 +71,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The limit every request with a body is held to, whatever the endpoint: a body not
-/// received in `api.body_timeout_secs` gets 408.
+/// The limits every request is held to, whatever the endpoint: a token over
+/// `api.rate_limit_per_token` gets 429, a body not received in `api.body_timeout_secs` 408.
 struct Limits;
 
 impl Modify for Limits {
@@ -92,6 +92,12 @@ impl Modify for Limits {
         for item in openapi.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
                 let responses = &mut op.responses.responses;
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        problem("Over `api.rate_limit_per_token`; `Retry-After` says when to retry")
+                            .into()
+                    });
+                }
                 if op.request_body.is_some() {
                     responses.entry("408".into()).or_insert_with(|| {
                         problem("Body not received whole within `api.body_timeout_secs`").into()

@@ -1,7 +1,7 @@
-//! Regression tests of issue 11's connection-level failures (items 6, 7 and 12), each
-//! named after the bug it fixed. They talk raw TCP (raw.rs) where an HTTP client would hide
-//! what the server did; timeouts are a second in the config, and each test waits for the
-//! outcome, never for a time.
+//! Regression tests of issue 11's connection-level failures (items 6, 7 and 12) and the
+//! rate limit per token, each named after the bug it fixed. They talk raw TCP (raw.rs)
+//! where an HTTP client would hide what the server did; timeouts are a second in the
+//! config, and each test waits for the outcome, never for a time.
 
 use std::time::Duration;
 
@@ -194,5 +194,31 @@ async fn iss11_item12_protocol_errors_are_problems_not_empty_bodies() {
         .unwrap();
     read_answer(&mut conn).await.problem(400);
     assert!(closed_by_server(&mut conn).await);
+    s.stop().await;
+}
+
+/// Issue 11, defences: no limit per token let one client take the whole server. Past
+/// `rate_limit_per_token` a token gets 429 with Retry-After; other tokens go on.
+#[tokio::test]
+async fn iss11_rate_limit_per_token_answers_429_with_retry_after() {
+    let s = Server::with_config(&config_with("", "rate_limit_per_token = \"2/h\"")).await;
+    let path = "/v1/tenants/acme/contacts/+33612345678/consent";
+    for _ in 0..2 {
+        assert_eq!(s.get(path, ACME).send().await.unwrap().status(), 200);
+    }
+    let res = s.get(path, ACME).send().await.unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let p = problem(res, 429).await;
+    assert_eq!(p["type"], "urn:consent-ledger:problem:rate-limited");
+    assert!(p["detail"].as_str().unwrap().contains("2/h"), "{p}");
+    // Another token has its own allowance, and an unknown token is still a 401.
+    let globex = "/v1/tenants/globex/contacts/+14155552671/consent";
+    assert_eq!(s.get(globex, GLOBEX).send().await.unwrap().status(), 200);
+    problem(s.get(path, "not-a-token").send().await.unwrap(), 401).await;
     s.stop().await;
 }
