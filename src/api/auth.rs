@@ -2,6 +2,8 @@
 //! at, and a tenant token is refused for any other tenant path with the same answer whether
 //! that tenant exists or not, so no response tells one business anything about another.
 //!
+//! Each known token is also held to `api.rate_limit_per_token` here (429 past it).
+//!
 //! The admin token reads every tenant (support, audits) but does not write: consent is
 //! recorded or imported with the tenant's own token, so every write in the log is attributable
 //! to the business it belongs to.
@@ -46,10 +48,14 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 Problem::unauthorized("the Authorization header must be `Bearer <token>`", true)
             })?;
-        match state.settings.api_principal(token) {
-            Some(principal) => Ok(Caller(principal.clone())),
-            None => Err(Problem::unauthorized("unknown or revoked token", true)),
+        let Some(principal) = state.settings.api_principal(token) else {
+            return Err(Problem::unauthorized("unknown or revoked token", true));
+        };
+        // Counted once the token is known, so unknown tokens cannot grow the limiter's table.
+        if let Some(limiter) = &state.limiter {
+            limiter.check(token)?;
         }
+        Ok(Caller(principal.clone()))
     }
 }
 

@@ -14,6 +14,9 @@
 //! /v1/templates/lint        any valid token → templates.rs (domain::template, no tenant data)
 //! ops.rs: /healthz /readyz /metrics; every response passes ops::observe (metrics, access
 //! log without contact numbers) and problem::problems_everywhere (errors as RFC 9457).
+//! auth.rs also holds each token to `api.rate_limit_per_token` (ratelimit.rs).
+//! server/: connections under the router: cap, timeouts, lingering close, and problems for
+//! the requests hyper refuses itself.
 //! ```
 //!
 //! Like mini-redis, [`serve`] takes its listener and shutdown signal as arguments, so tests
@@ -30,10 +33,13 @@ mod imports;
 pub mod openapi;
 mod ops;
 pub mod problem;
+mod ratelimit;
+mod server;
 mod stream;
 mod templates;
 
-use std::future::{Future, IntoFuture};
+pub use server::{serve, SHUTDOWN_GRACE};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +109,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Metrics,
     readiness: Readiness,
+    /// `api.rate_limit_per_token`, when set.
+    limiter: Option<Arc<ratelimit::TokenLimiter>>,
     /// Flips to true when the server starts shutting down, so long polls return at once
     /// instead of holding the graceful shutdown for their whole wait.
     closing: tokio::sync::watch::Sender<bool>,
@@ -114,6 +122,14 @@ impl AppState {
     pub fn new(ledger: Arc<Ledger>, settings: Arc<Settings>, metrics: Metrics) -> AppState {
         ledger.count_reads_in(metrics.ledger_keys_read.clone());
         AppState {
+            limiter: settings.file.api.rate_limit_per_token.map(|rate| {
+                let period = rate.per.duration();
+                Arc::new(ratelimit::TokenLimiter::new(
+                    rate.requests,
+                    period,
+                    rate.to_string(),
+                ))
+            }),
             ledger,
             settings,
             metrics,
@@ -174,41 +190,4 @@ pub fn router(state: AppState) -> Router {
             ops::observe,
         ))
         .with_state(state)
-}
-
-/// How long requests in flight may take to finish after shutdown is requested; then the
-/// remaining connections are dropped, so a client that stopped reading a streamed export
-/// cannot hold the process past an orchestrator's kill deadline (Kubernetes waits 30 s).
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Serves the API on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight (long polls return at once; at most [`SHUTDOWN_GRACE`]) and returns.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let closing = state.closing.clone();
-    let mut closed = closing.subscribe();
-    let app = router(state);
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.send_replace(true);
-        })
-        .into_future();
-    let deadline = async move {
-        let _ = closed.wait_for(|c| *c).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = server => served,
-        () = deadline => {
-            tracing::warn!(
-                grace_seconds = SHUTDOWN_GRACE.as_secs(),
-                "requests still running after the shutdown grace period; dropping them"
-            );
-            Ok(())
-        }
-    }
 }

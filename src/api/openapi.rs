@@ -41,7 +41,7 @@ use crate::query::StatusRecord;
         ops::metrics,
     ),
     components(schemas(problem::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Limits),
     tags(
         (name = "consent", description = "Ask before sending; the audit log"),
         (name = "events", description = "Record, import and follow consent events"),
@@ -68,6 +68,43 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The limits every request is held to, whatever the endpoint: a token over
+/// `api.rate_limit_per_token` gets 429, a body not received in `api.body_timeout_secs` 408.
+struct Limits;
+
+impl Modify for Limits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    problem::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(schema_ref("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    responses.entry("429".into()).or_insert_with(|| {
+                        problem("Over `api.rate_limit_per_token`; `Retry-After` says when to retry")
+                            .into()
+                    });
+                }
+                if op.request_body.is_some() {
+                    responses.entry("408".into()).or_insert_with(|| {
+                        problem("Body not received whole within `api.body_timeout_secs`").into()
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     challenge: Option<&'static str>,
+    /// Seconds to send in `Retry-After` (429, 503).
+    #[serde(skip)]
+    #[schema(ignore)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -46,6 +50,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -57,6 +62,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -112,6 +118,37 @@ impl Problem {
         )
     }
 
+    /// 408 for a body that did not arrive whole within `api.body_timeout_secs`.
+    pub fn body_timeout() -> Self {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            "the request body did not arrive whole in time (api.body_timeout_secs); \
+             nothing of it was processed",
+        )
+    }
+
+    /// 429 for a token over `api.rate_limit_per_token` (`rate` as written there).
+    pub fn too_many_requests(rate: &str, retry_after: u64) -> Self {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!(
+                "this token is over its {rate} requests (api.rate_limit_per_token); \
+                 retry in {retry_after} s"
+            ),
+        );
+        p.retry_after = Some(retry_after);
+        p
+    }
+
+    /// The `Retry-After` this problem is sent with, in seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,6 +198,9 @@ impl IntoResponse for Problem {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::problem::Problem;
+use super::server::is_body_timeout;
 
 /// Bytes per chunk sent to the client.
 const CHUNK: usize = 64 * 1024;
@@ -98,12 +99,13 @@ where
 }
 
 /// The whole request body, refused with 413 past `limit` (before reading it when the client
-/// declared its length).
+/// declared its length), or 408 when it does not arrive in time.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Problem> {
     check_declared_length(headers, limit)?;
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Problem::too_large(limit)),
+        Err(e) if is_body_timeout(&*e) => Err(Problem::body_timeout()),
         Err(e) => Err(Problem::bad_request(
             "unreadable-body",
             "Unreadable body",

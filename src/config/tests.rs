@@ -1,6 +1,9 @@
 use phonenumber::country;
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
+use super::api::{Per, Rate};
 use super::*;
 use crate::domain::event::tests::tenant;
 use crate::domain::policy::TransactionalAfterOptOut;
@@ -83,6 +86,56 @@ fn bad_api_tokens_are_reported_at_start() {
     .is_err());
     // A token in [defaults] would open every tenant.
     assert!(parse(&format!("[defaults]\napi_tokens_sha256 = [\"{h}\"]\n")).is_err());
+}
+
+#[test]
+fn api_timeouts_and_limits_have_defaults_and_refuse_zero_or_garbage_at_start() {
+    let s = parse("").unwrap();
+    let api = &s.file.api;
+    assert_eq!(api.header_timeout(), Duration::from_secs(10));
+    assert_eq!(api.idle_timeout(), Duration::from_secs(60));
+    assert_eq!(api.body_timeout(), Duration::from_secs(30));
+    assert_eq!(
+        (api.max_connections, api.rate_limit_per_token),
+        (None, None)
+    );
+
+    let s = parse(
+        "[api]\nheader_timeout_secs = 2\nidle_timeout_secs = 3\nbody_timeout_secs = 4\n\
+         max_connections = 500\nrate_limit_per_token = \"100/s\"\n",
+    )
+    .unwrap();
+    let api = &s.file.api;
+    assert_eq!(api.header_timeout(), Duration::from_secs(2));
+    assert_eq!(api.idle_timeout(), Duration::from_secs(3));
+    assert_eq!(api.body_timeout(), Duration::from_secs(4));
+    assert_eq!(api.max_connections.map(|n| n.get()), Some(500));
+    let rate = api.rate_limit_per_token.unwrap();
+    assert_eq!((rate.requests.get(), rate.per), (100, Per::Second));
+    for (text, per) in [(" 600 / m", Per::Minute), ("5/h", Per::Hour)] {
+        assert_eq!(text.parse::<Rate>().unwrap().per, per);
+    }
+    // Written back as read, so a config round-trips.
+    let written = toml::to_string(api).unwrap();
+    assert!(
+        written.contains("rate_limit_per_token = \"100/s\""),
+        "{written}"
+    );
+
+    for bad in [
+        "header_timeout_secs = 0",
+        "idle_timeout_secs = -1",
+        "body_timeout_secs = 0",
+        "max_connections = 0",
+        "rate_limit_per_token = \"0/s\"",
+        "rate_limit_per_token = \"100\"",
+        "rate_limit_per_token = \"100/d\"",
+        "rate_limit_per_token = \"lots/s\"",
+    ] {
+        let err = parse(&format!("[api]\n{bad}\n")).unwrap_err().to_string();
+        let field = bad.split(' ').next().unwrap();
+        assert!(err.contains(field) || err.contains("rate"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -14,3 +14,5 @@ mod api_query;
 mod api_serve;
 mod api_templates;
 mod iss11;
+mod iss11_limits;
+mod raw;

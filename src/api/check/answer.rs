@@ -151,7 +151,9 @@ impl<'w> Answer<'w> {
         Ok(())
     }
 
-    pub fn error(&mut self, detail: &str) -> Result<(), StreamError> {
+    /// Ends the answer with why it is incomplete. Takes the answer, like [`Answer::finish`],
+    /// so nothing (no summary) can follow the error.
+    pub fn error(mut self, detail: &str) -> Result<(), StreamError> {
         if self.ndjson {
             let mut l = Self::ndjson_line("error", &Position::Index(0));
             l.line = None;

@@ -227,10 +227,12 @@ pub async fn check(
                 let mut checker = Checker::new(&state, &profile, &tenant, purpose);
                 let mut out = Answer::new(ndjson_out, purpose, w)?;
                 let input = BufReader::with_capacity(64 * 1024, reader);
-                let checked = ndjson::check_lines(&mut checker, input, limit, &mut out);
+                let read = ndjson::check_lines(&mut checker, input, limit, &mut out);
                 checker.report();
-                checked?;
-                out.finish(checker.audience.counts())
+                match read? {
+                    ndjson::Read::Whole => out.finish(checker.audience.counts()),
+                    ndjson::Read::CutShort(detail) => out.error(&detail),
+                }
             },
         ));
     }

@@ -5,26 +5,36 @@ use std::io::BufRead;
 
 use serde::Deserialize;
 
+use super::super::server::is_body_timeout;
 use super::super::stream::{is_too_large, StreamError};
 use super::answer::{Answer, Position};
 use super::Checker;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Answers every line of `input`. A body that ends early (over `limit` bytes, client gone)
-/// ends the answer with an `error` line, after the answers already given.
+/// How the body ended.
+pub enum Read {
+    /// Every line was read and answered: the summary may follow.
+    Whole,
+    /// The body stopped early (over `limit` bytes, too slow, client gone), and why: the
+    /// answer ends with this as its `error` line, never with a summary that would make it
+    /// look complete.
+    CutShort(String),
+}
+
+/// Answers every line of `input`, and says whether the body was read whole.
 pub fn check_lines(
     checker: &mut Checker<'_>,
     mut input: impl BufRead,
     limit: usize,
     out: &mut Answer<'_>,
-) -> Result<(), StreamError> {
+) -> Result<Read, StreamError> {
     let mut line = Vec::new();
     let mut number = 0u64;
     loop {
         line.clear();
         match input.read_until(b'\n', &mut line) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(Read::Whole),
             Ok(_) => {}
             Err(e) => {
                 let detail = if is_too_large(&e) {
@@ -32,10 +42,14 @@ pub fn check_lines(
                         "the request body is over the {limit}-byte limit (api.max_body_bytes); \
                          the lines above were answered, the rest was not read"
                     )
+                } else if is_body_timeout(&e) {
+                    "the request body did not arrive whole in time (api.body_timeout_secs); \
+                     the lines above were answered, the rest was not read"
+                        .to_string()
                 } else {
                     format!("the request body could not be read to its end: {e}")
                 };
-                return out.error(&detail);
+                return Ok(Read::CutShort(detail));
             }
         }
         number += 1;

@@ -4,13 +4,15 @@
 //! a failure: rows already imported count as duplicates. Bad rows are reported with their
 //! line and do not stop the others.
 //!
+//! All or nothing: the body is read whole (within `api.max_body_bytes` and
+//! `api.body_timeout_secs`) before the first row is committed, so a body cut short, too
+//! large or too slow imports nothing, and the client's error answer is the whole story.
+//!
 //! `mod.rs`: the handler and its answer; `read.rs`: the CSV and NDJSON readers, committing
 //! in batches; `row.rs`: one row checked and turned into a consent record.
 
 mod read;
 mod row;
-
-use std::io::BufReader;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -23,7 +25,7 @@ use self::read::Importer;
 use super::auth::{Access, Caller};
 use super::check::{media_type, NDJSON};
 use super::problem::{Path, Problem};
-use super::stream::{self, is_too_large, BodyReader};
+use super::stream;
 use super::AppState;
 use crate::pipeline::commit::CommitError;
 
@@ -71,7 +73,8 @@ pub struct ImportRow {
 /// optionally `source` and `scope`; other columns are ignored and listed) or NDJSON (one
 /// object per line with the same fields). Each valid row appends an event
 /// (`source.kind = import`) published like any other; rows are deduplicated on their
-/// content, so re-sending a file is safe. Rows are committed in batches as they are read.
+/// content, so re-sending a file is safe. Nothing is committed before the whole body has
+/// arrived: a 408, 413 or any other refusal means nothing was imported.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/imports", tag = "events",
     params(("tenant" = String, Path, description = "Tenant id")),
     request_body(content(
@@ -87,7 +90,9 @@ pub struct ImportRow {
             content_type = "application/problem+json"),
         (status = 403, description = "Token of another tenant, or the admin token", body = Problem,
             content_type = "application/problem+json"),
-        (status = 413, description = "Body over `api.max_body_bytes`; rows before the limit were imported",
+        (status = 408, description = "Body not received whole within `api.body_timeout_secs`; nothing was imported",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over `api.max_body_bytes`; nothing was imported",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor NDJSON", body = Problem,
             content_type = "application/problem+json"),
@@ -110,9 +115,7 @@ pub async fn import(
             )))
         }
     };
-    let limit = state.settings.api_max_body_bytes();
-    stream::check_declared_length(&headers, limit)?;
-    let reader = BufReader::with_capacity(64 * 1024, BodyReader::spawn(body, limit));
+    let body = stream::read_body(&headers, body, state.settings.api_max_body_bytes()).await?;
     let importer = Importer {
         settings: state.settings.clone(),
         profile: state.settings.profile(&tenant),
@@ -124,9 +127,9 @@ pub async fn import(
     let (importer, outcome) = tokio::task::spawn_blocking(move || {
         let mut importer = importer;
         let outcome = if csv {
-            importer.csv(&ledger, reader)
+            importer.csv(&ledger, &body[..])
         } else {
-            importer.ndjson(&ledger, reader)
+            importer.ndjson(&ledger, &body[..])
         };
         (importer, outcome)
     })
@@ -136,27 +139,20 @@ pub async fn import(
     state.metrics.events_appended.inc_by(report.imported);
     match outcome {
         Ok(()) => Ok(Json(report)),
-        Err(Stop::Ledger(e)) => Err(e.into()),
-        Err(Stop::Header(detail)) => Err(Problem::bad_request(
-            "invalid-header",
-            "Invalid CSV header",
-            detail,
-        )),
-        Err(Stop::Body(e)) if is_too_large(&e) => {
-            let mut p = Problem::too_large(limit);
+        Err(Stop::Ledger(e)) => {
+            // The body was whole, so only storage can fail here, between two batches.
+            let mut p = Problem::from(e);
             p.detail = format!(
-                "{}; {} rows were imported before it (re-sending them is safe: they count as duplicates)",
+                "{}; {} rows were committed before the failure (sending the file again is \
+                 safe: they count as duplicates)",
                 p.detail, report.imported
             );
             Err(p)
         }
-        Err(Stop::Body(e)) => Err(Problem::bad_request(
-            "unreadable-body",
-            "Unreadable body",
-            format!(
-                "the body could not be read to its end ({e}); {} rows were imported before",
-                report.imported
-            ),
+        Err(Stop::Header(detail)) => Err(Problem::bad_request(
+            "invalid-header",
+            "Invalid CSV header",
+            detail,
         )),
     }
 }
@@ -165,7 +161,6 @@ pub async fn import(
 enum Stop {
     Ledger(CommitError),
     Header(String),
-    Body(std::io::Error),
 }
 
 impl From<CommitError> for Stop {

@@ -1,7 +1,6 @@
-//! The body read row by row, CSV or NDJSON, each row checked on its own and the valid ones
-//! committed in batches as they come, so a large file never sits in memory whole.
-
-use std::io::{BufRead, Read};
+//! The body, already whole in memory, read row by row, CSV or NDJSON: each row checked on
+//! its own and the valid ones committed in batches, so the parsed rows of a large file never
+//! sit in memory all at once and other writers get the ledger between two batches.
 
 use chrono::Utc;
 
@@ -26,21 +25,16 @@ pub(super) struct Importer {
 }
 
 impl Importer {
-    pub(super) fn csv(&mut self, ledger: &Ledger, input: impl Read) -> Result<(), Stop> {
+    pub(super) fn csv(&mut self, ledger: &Ledger, input: &[u8]) -> Result<(), Stop> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .trim(csv::Trim::All)
             .from_reader(input);
-        let header = match rdr.headers() {
-            Ok(h) => h.clone(),
-            Err(e) => {
-                return Err(match csv_stop(e) {
-                    Ok(reason) => Stop::Header(reason),
-                    Err(stop) => stop,
-                })
-            }
-        };
+        let header = rdr
+            .headers()
+            .map_err(|e| Stop::Header(e.to_string()))?
+            .clone();
         let names: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
         let column = |name: &str| names.iter().position(|n| n == name);
         let missing: Vec<&str> = ["contact", "status", "occurred_at"]
@@ -98,16 +92,8 @@ impl Importer {
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
-                    match csv_stop(e) {
-                        Ok(reason) => {
-                            self.report.rows += 1;
-                            self.reject(line, format!("unreadable CSV row: {reason}"));
-                        }
-                        Err(stop) => {
-                            self.commit(ledger, &mut pending)?;
-                            return Err(stop);
-                        }
-                    }
+                    self.report.rows += 1;
+                    self.reject(line, format!("unreadable CSV row: {e}"));
                 }
             }
             if pending.len() >= self.batch {
@@ -117,22 +103,10 @@ impl Importer {
         self.commit(ledger, &mut pending)
     }
 
-    pub(super) fn ndjson(&mut self, ledger: &Ledger, mut input: impl BufRead) -> Result<(), Stop> {
+    pub(super) fn ndjson(&mut self, ledger: &Ledger, input: &[u8]) -> Result<(), Stop> {
         let mut pending = Vec::new();
-        let mut buf = Vec::new();
-        let mut line = 0u64;
-        loop {
-            buf.clear();
-            match input.read_until(b'\n', &mut buf) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    self.commit(ledger, &mut pending)?;
-                    return Err(Stop::Body(e));
-                }
-            }
-            line += 1;
-            let text = String::from_utf8_lossy(&buf);
+        for (line, bytes) in (1u64..).zip(input.split(|b| *b == b'\n')) {
+            let text = String::from_utf8_lossy(bytes);
             if text.trim().is_empty() {
                 continue;
             }
@@ -187,16 +161,5 @@ impl Importer {
         }
         pending.clear();
         Ok(())
-    }
-}
-
-/// A CSV error is either one bad row (`Ok(reason)`) or the end of the body (`Err`).
-fn csv_stop(e: csv::Error) -> Result<String, Stop> {
-    if !e.is_io_error() {
-        return Ok(e.to_string());
-    }
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => Err(Stop::Body(io)),
-        other => Ok(format!("{other:?}")),
     }
 }
