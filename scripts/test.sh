@@ -22,6 +22,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   chromium_pid=$!
 fi
 
+# tests/cli/proof.rs runs scripts/verify_export.py, which needs the `cryptography` package.
+if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+  echo "==> installing the Python package cryptography for scripts/verify_export.py" >&2
+  python3 -m pip install --quiet --user cryptography >&2
+fi
+
 broker_pid=""
 if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   echo "==> starting a local Kafka broker (scripts/kafka.sh), in the background" >&2

@@ -40,6 +40,7 @@ pub mod init;
 pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
+pub mod proof;
 pub mod query;
 pub mod report;
 pub mod schemas;

@@ -8,6 +8,7 @@ use crate::domain::inbound::{NormalizedInbound, SentRecord, WhatsappWebhook};
 use crate::domain::replies::OutboundMessage;
 use crate::pipeline::deadletter::DeadLetter;
 use crate::pipeline::Summary;
+use crate::proof::export::ProofFile;
 use crate::query::StatusRecord;
 
 /// (file name, schema) of every published schema.
@@ -21,6 +22,7 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("dead-letter.v1.json", schema_for!(DeadLetter)),
         ("ingest-summary.v1.json", schema_for!(Summary)),
         ("consent-status.v1.json", schema_for!(StatusRecord)),
+        ("access-export.v1.json", schema_for!(ProofFile)),
     ]
 }
 

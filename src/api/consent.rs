@@ -157,3 +157,84 @@ pub async fn get_history(
         linked: history.linked,
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccessExportQuery {
+    /// `json` (default: the verifiable form), `html` or `text` (to send to the person).
+    pub format: Option<String>,
+}
+
+/// The access export of one person (RGPD Art. 15), with proofs.
+///
+/// Every event about the person behind the contact (each of their identifiers, and the links
+/// between them), each tied by its hash chain to a head signed with the ledger's Ed25519 key.
+/// The JSON form is checked offline by `consent-ledger verify-export` or
+/// `scripts/verify_export.py`; html and text are what a support agent sends to the person.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/contacts/{contact}/export", tag = "consent",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("contact" = String, Path, description = "Any identifier of the person, URL-encoded (`%2B33612345678`)"),
+        AccessExportQuery,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The proof file (schemas/access-export.v1.json), or its html or text form",
+            body = ref("#/components/schemas/ProofFile")),
+        (status = 400, description = "Invalid contact, tenant or format", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown token", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 403, description = "Token of another tenant", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 404, description = "No event about this contact", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+pub async fn get_access_export(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((tenant, input)): Path<(String, String)>,
+    Query(q): Query<AccessExportQuery>,
+) -> Result<axum::response::Response, Problem> {
+    use crate::proof::{export, render};
+    use axum::response::IntoResponse;
+    let tenant = caller.allow(&tenant, Access::Read)?;
+    let contact = contact_in_path(&state, &tenant, &input)?;
+    let format = q.format.unwrap_or_else(|| "json".into());
+    let content_type = match format.as_str() {
+        "json" => "application/json",
+        "html" => "text/html; charset=utf-8",
+        "text" => "text/plain; charset=utf-8",
+        other => {
+            return Err(Problem::bad_request(
+                "invalid-query",
+                "Invalid query",
+                format!("format={other}: an access export is json, html or text"),
+            ))
+        }
+    };
+    let ledger = state.ledger.clone();
+    let (t, c) = (tenant.clone(), contact.clone());
+    let built =
+        tokio::task::spawn_blocking(move || export::build(&ledger, &t, &c, chrono::Utc::now()))
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+    let file = match built {
+        Ok(file) => file,
+        Err(export::ExportError::Unknown(_)) => {
+            return Err(Problem::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "unknown-contact",
+                "Unknown contact",
+                "no event about this contact in this tenant",
+            ))
+        }
+        Err(e) => return Err(Problem::internal(&e)),
+    };
+    let body = match format.as_str() {
+        "html" => render::html(&file).into_bytes(),
+        "text" => render::text(&file).into_bytes(),
+        _ => export::to_bytes(&file),
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}

@@ -159,6 +159,10 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{tenant}/contacts/{contact}/history",
             get(consent::get_history),
         )
+        .route(
+            "/tenants/{tenant}/contacts/{contact}/export",
+            get(consent::get_access_export),
+        )
         .route("/tenants/{tenant}/consent/check", post(check::check))
         .route(
             "/tenants/{tenant}/consent-events",

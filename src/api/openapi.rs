@@ -27,6 +27,7 @@ use crate::query::StatusRecord;
     paths(
         consent::get_consent,
         consent::get_history,
+        consent::get_access_export,
         check::check,
         events::record::record,
         events::feed::feed,
@@ -125,6 +126,7 @@ pub fn document() -> Value {
     generator.subschema_for::<ConsentEvent>();
     generator.subschema_for::<StatusRecord>();
     generator.subschema_for::<TenantStats>();
+    generator.subschema_for::<crate::proof::export::ProofFile>();
     let spliced = generator.take_definitions(true);
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         for (name, schema) in spliced {

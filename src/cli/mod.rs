@@ -9,6 +9,7 @@ mod ingest;
 mod init;
 mod lint_template;
 mod migrate;
+mod proof;
 mod rebuild;
 mod run;
 mod schemas;
@@ -59,12 +60,6 @@ pub struct Cli {
 fn purpose_arg() -> impl TypedValueParser<Value = Purpose> {
     PossibleValuesParser::new(Purpose::ALL.map(Purpose::as_str))
         .try_map(|s| Purpose::parse(&s).ok_or("not a purpose"))
-}
-
-/// `--format` of `export`: the query's formats by name.
-fn export_format_arg() -> impl TypedValueParser<Value = ExportFormat> {
-    PossibleValuesParser::new(ExportFormat::ALL.map(ExportFormat::as_str))
-        .try_map(|s| s.parse::<ExportFormat>())
 }
 
 #[derive(Subcommand)]
@@ -123,13 +118,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The audit log: every event with its proof fields.
+    /// The audit log: every event with its proof fields. With `--contact` and `--proof FILE`,
+    /// the access export of one person (RGPD Art. 15) with the proofs `verify-export` checks.
     Export {
         #[arg(long)]
         tenant: Option<String>,
-        #[arg(long, default_value = "jsonl", value_parser = export_format_arg())]
-        format: ExportFormat,
+        /// The audit log: `jsonl` (default) or `csv`. An access export: `json` (default, the
+        /// verifiable form), `html` or `text` (to send to the person).
+        #[arg(long)]
+        format: Option<String>,
+        /// The person to export (any of their identifiers); needs `--tenant` and `--proof`.
+        #[arg(long, requires = "proof")]
+        contact: Option<String>,
+        /// Where to write the access export.
+        #[arg(long, requires = "contact")]
+        proof: Option<PathBuf>,
     },
+    /// Checks an access export with no access to the ledger: exit 0 intact, 1 changed, 2 not
+    /// a proof file.
+    VerifyExport {
+        file: PathBuf,
+        /// The ledger's public key (what `public-key` prints); without it the file is checked
+        /// against the key it names, which proves integrity under that key only.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Prints the ledger's Ed25519 public key (base64 of its 32 bytes): what proofs are
+    /// checked against.
+    PublicKey,
     /// Re-hash the log and compare the consent view with a fold of the log.
     Verify {
         #[arg(long)]
@@ -235,10 +251,21 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => return init::run(language, tenant, output.as_deref(), *force),
         // The ledger cannot be opened before it is migrated.
         Command::Migrate => return migrate::run(&cli.data_dir.join("ledger")),
+        // Offline: the file and, at most, a key.
+        Command::VerifyExport { file, public_key } => {
+            return proof::verify_export(file, public_key.as_deref())
+        }
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
+    ledger.sign_with(
+        settings
+            .file
+            .rgpd
+            .signer(&cli.data_dir)
+            .map_err(|e| UsageError(e.to_string()))?,
+    );
     match cli.command {
         Command::Serve { listen } => serve::run(ledger, settings, &listen, &cli.data_dir),
         Command::Run { listen } => run::run(ledger, settings, listen),
@@ -263,7 +290,28 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             contact,
             json,
         } => history::run(&ledger, &settings, &tenant, &contact, json),
-        Command::Export { tenant, format } => export::run(&ledger, tenant.as_deref(), format),
+        Command::Export {
+            tenant,
+            format,
+            contact: Some(contact),
+            proof: Some(proof),
+        } => proof::export(
+            &ledger,
+            &settings,
+            tenant.as_deref(),
+            &contact,
+            format.as_deref(),
+            &proof,
+        ),
+        Command::Export { tenant, format, .. } => {
+            let format = format
+                .as_deref()
+                .unwrap_or("jsonl")
+                .parse::<ExportFormat>()
+                .map_err(|e| UsageError(e.to_string()))?;
+            export::run(&ledger, tenant.as_deref(), format)
+        }
+        Command::PublicKey => proof::public_key(&ledger),
         Command::Verify { json } => verify::run(&ledger, json),
         Command::Rebuild => rebuild::run(&ledger),
         Command::Stats {
@@ -275,6 +323,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Schemas { .. }
         | Command::LintTemplate { .. }
         | Command::Init { .. }
+        | Command::VerifyExport { .. }
         | Command::Migrate => {
             unreachable!("handled above")
         }

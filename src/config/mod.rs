@@ -9,6 +9,7 @@
 
 mod api;
 mod kafka;
+mod rgpd;
 mod tenant;
 
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod tests;
 
 pub use api::{ApiConfig, ApiPrincipal};
 pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
+pub use rgpd::{RgpdConfig, SIGNING_KEY_ENV};
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,6 +65,8 @@ pub struct ConfigFile {
     pub api: ApiConfig,
     /// Kafka mode (`consent-ledger run`): brokers, group, topics, librdkafka properties.
     pub kafka: KafkaConfig,
+    /// Proofs and personal data: the signing key.
+    pub rgpd: RgpdConfig,
 }
 
 /// Validated settings, shared by every stage.

@@ -16,6 +16,11 @@ use super::tenant::TenantId;
 /// message a new id and break deduplication for every subscriber.
 pub const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_2b9e_4d3a_5f70_8e21_9a4b_c0d7_e3f1);
 
+/// The format of events this build writes. Format 2 hashes RFC 8785 canonical JSON in a
+/// digest chain (see [`ConsentEvent::compute_hash`]); format 1 (no `format` field) hashed
+/// serde's field order and is only read, by `migrate`, which rewrites it.
+pub const FORMAT: u8 = 2;
+
 /// `prev_hash` of the first event of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -154,6 +159,9 @@ pub struct EventSource {
 /// An immutable consent event, as stored in the ledger and published to `consent.events`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConsentEvent {
+    /// Which hash scheme the event uses: 2 (see [`FORMAT`]). Absent on events of format 1.
+    #[serde(default = "format_1", skip_serializing_if = "is_format_1")]
+    pub format: u8,
     /// UUID v5 of (tenant, source message id, type): a redelivered message gets the same id.
     pub event_id: Uuid,
     /// Ledger partition (the inbound Kafka partition; 0 for file input) whose chain holds it.
@@ -193,6 +201,23 @@ pub struct ConsentEvent {
     pub prev_hash: String,
     /// Hex SHA-256 of the canonical bytes: this event serialized with `hash` set to "".
     pub hash: String,
+}
+
+fn format_1() -> u8 {
+    1
+}
+
+fn is_format_1(format: &u8) -> bool {
+    *format == 1
+}
+
+/// One link of a chain: the hash of an event whose content digest is `digest`, after the
+/// event whose hash is `prev_hash`.
+pub fn chain_hash(prev_hash: &str, digest: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(digest.as_bytes());
+    hex::encode(h.finalize())
 }
 
 impl ConsentEvent {
@@ -246,16 +271,36 @@ impl ConsentEvent {
         self.event_type == EventType::OptedOut
     }
 
-    /// The bytes the hash covers. serde_json writes struct fields in declaration order, so the
-    /// same event always gives the same bytes; `prev_hash` is inside, which makes it a chain.
+    /// The bytes an event's content is hashed over: the RFC 8785 canonical JSON of the event
+    /// without `hash` and `prev_hash`. Reproducible in any language from the event's JSON.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut unhashed = self.clone();
-        unhashed.hash = String::new();
-        serde_json::to_vec(&unhashed).expect("serializing a plain struct cannot fail")
+        let mut value = serde_json::to_value(self).expect("a plain struct serializes");
+        if let Some(map) = value.as_object_mut() {
+            map.remove("hash");
+            map.remove("prev_hash");
+        }
+        super::canonical::to_vec(&value)
     }
 
-    pub fn compute_hash(&self) -> String {
+    /// Hex SHA-256 of [`Self::canonical_bytes`]: what a proof shows of somebody else's event,
+    /// so that the chain can be followed without their data.
+    pub fn content_digest(&self) -> String {
         hex::encode(Sha256::digest(self.canonical_bytes()))
+    }
+
+    /// The hash: format 2, `SHA-256(prev_hash ‖ content_digest)` over the two lowercase hex
+    /// strings, so a chain can be checked from digests alone; format 1, SHA-256 of the event
+    /// in serde's field order with `hash` set to "" (read only, to migrate it).
+    pub fn compute_hash(&self) -> String {
+        match self.format {
+            1 => {
+                let mut unhashed = self.clone();
+                unhashed.hash = String::new();
+                let bytes = serde_json::to_vec(&unhashed).expect("a plain struct serializes");
+                hex::encode(Sha256::digest(bytes))
+            }
+            _ => chain_hash(&self.prev_hash, &self.content_digest()),
+        }
     }
 
     /// Links the event after `prev_hash` and seals it.
@@ -284,6 +329,7 @@ pub(crate) mod tests {
         let at = Utc.timestamp_opt(at_secs, 0).unwrap();
         let message_id = format!("wamid.{seq}");
         ConsentEvent {
+            format: FORMAT,
             event_id: ConsentEvent::id_for(&tenant("acme"), &message_id, event_type),
             partition: 0,
             seq,

@@ -2,6 +2,7 @@
 //! message, what events follow. Everything here is tested next to the code.
 
 pub mod analytics;
+pub mod canonical;
 pub mod clock;
 pub mod consent;
 pub mod contact;

@@ -417,6 +417,8 @@ impl<'a> Staged<'a> {
                 TransactionError::Storage(s) => LedgerError::Storage(s),
             })?;
         l.sync()?;
+        let heads: Vec<(u32, ChainHead)> = self.heads.into_iter().collect();
+        l.sign_due(&heads, Utc::now())?;
         feed_head += event_keys.len() as u64;
         l.committed.send_replace(feed_head);
         Ok(Committed {

@@ -256,13 +256,74 @@ fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
 /// is not touched.
 fn v2_to_v3(dir: &Path) -> Result<Vec<String>> {
     let ledger = super::store::open_any_version(dir)?;
+    let mut steps = rehash(&ledger)?;
     let report = ledger.rebuild()?;
     ledger
         .meta
         .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
     ledger.sync()?;
-    Ok(vec![format!(
-        "rebuilt the consent view and the links from {} events: {} consent rows changed (two events at one time: the opt-out now wins)",
+    steps.push(format!(
+        "rebuilt the consent view, the links and the tenant index from {} events: {} consent rows changed (two events at one time: the opt-out now wins)",
         report.events, report.changed
-    )])
+    ));
+    Ok(steps)
+}
+
+/// What `migrate` keeps of a chain it re-hashed: the head before and after, so the old head
+/// (in earlier copies, in subscribers' hands) can still be tied to the chain as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RehashProof {
+    pub partition: u32,
+    pub events: u64,
+    pub old_head: super::ChainHead,
+    pub new_head: super::ChainHead,
+    /// Each event keeps its content and its id; only `format`, `prev_hash` and `hash` change.
+    pub scheme: String,
+}
+
+/// Events of format 1 are re-sealed in format 2 (RFC 8785 canonical JSON in a digest chain),
+/// partition by partition, in chain order. The proof of each chain is kept in `meta` under
+/// `migration/v3/P` and printed.
+fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
+    type Chain = (super::ChainHead, super::ChainHead, u64);
+    let mut steps = Vec::new();
+    let mut chains: std::collections::BTreeMap<u32, Chain> = Default::default();
+    let mut batch = sled::Batch::default();
+    for entry in ledger.events.iter() {
+        let (key, bytes) = entry?;
+        let mut event: ConsentEvent = super::decode("events", &bytes)?;
+        let (old, new, n) = chains.entry(event.partition).or_default();
+        *old = super::ChainHead {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        };
+        event.format = crate::domain::event::FORMAT;
+        event.seal(&new.hash);
+        *new = super::ChainHead {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        };
+        *n += 1;
+        batch.insert(key, event.stored_bytes());
+    }
+    ledger.events.apply_batch(batch)?;
+    for (partition, (old_head, new_head, events)) in chains {
+        ledger.meta.insert(
+            keys::head(partition),
+            serde_json::to_vec(&new_head).expect("plain struct"),
+        )?;
+        let proof = RehashProof {
+            partition,
+            events,
+            old_head,
+            new_head,
+            scheme: "format 1 (serde field order) -> format 2 (RFC 8785 digest chain)".into(),
+        };
+        let json = serde_json::to_string(&proof).expect("plain struct");
+        ledger
+            .meta
+            .insert(format!("migration/v3/{partition:010}"), json.as_bytes())?;
+        steps.push(format!("re-hashed partition {partition}: {json}"));
+    }
+    Ok(steps)
 }

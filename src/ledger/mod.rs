@@ -11,6 +11,7 @@
 //! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //! | `by_tenant`  | tenant \0 feed position (u64 BE)      | event key                 |
+//! | `signed_heads` | partition (u32 BE) ++ seq (u64 BE)  | `SignedHead` JSON         |
 //! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
 //! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
@@ -37,6 +38,7 @@ pub mod log;
 pub mod migrate;
 mod person;
 mod sent;
+mod signed;
 mod store;
 mod verify;
 
@@ -46,6 +48,7 @@ pub mod forensics;
 pub use batch::{Committed, Staged};
 pub use log::{LogEntry, Sink, Stream};
 pub use person::PersonView;
+pub use signed::SIGN_EVERY;
 pub use verify::{RebuildReport, VerifyReport};
 
 use std::path::{Path, PathBuf};
@@ -108,6 +111,7 @@ pub struct Ledger {
     meta: sled::Tree,
     feed: sled::Tree,
     by_tenant: sled::Tree,
+    signed_heads: sled::Tree,
     sent: sled::Tree,
     sent_by_contact: sled::Tree,
     delivery: sled::Tree,
@@ -118,6 +122,8 @@ pub struct Ledger {
     /// Keys read by the scans whose cost a caller controls (exports, feeds, reports): the
     /// metric `consent_ledger_ledger_keys_read_total` once the process shares its counter.
     keys_read: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
+    /// The key chain heads are signed with (`sign_with`).
+    signer: std::sync::OnceLock<crate::proof::Signer>,
     /// Bumped after every durable commit, with the last feed position: long-poll readers wait
     /// on it instead of polling storage.
     committed: tokio::sync::watch::Sender<u64>,

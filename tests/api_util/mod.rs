@@ -9,6 +9,7 @@ use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
+use consent_ledger::proof::Signer;
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,8 @@ pub const ACME: &str = "acme-secret-token";
 pub const GLOBEX: &str = "globex-secret-token";
 pub const ADMIN: &str = "admin-secret-token";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
+/// The test ledger's signing key seed: a fixed key, so a test can name its public key.
+pub const SIGNING_SEED: [u8; 32] = [42; 32];
 
 pub fn sha(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -55,6 +58,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let settings = Arc::new(Settings::from_file(toml::from_str(toml).unwrap()).unwrap());
         let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+        ledger.sign_with(Signer::from_seed(SIGNING_SEED));
         let state = AppState::new(ledger, settings.clone(), Metrics::new());
         state.readiness().set_ready();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

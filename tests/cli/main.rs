@@ -14,6 +14,7 @@ mod init;
 mod iss11;
 mod lint;
 mod migrate;
+mod proof;
 mod report_html;
 mod schemas;
 mod tamper;

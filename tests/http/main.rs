@@ -6,6 +6,7 @@ mod api_util;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access_export;
 mod api_auth;
 mod api_campaigns;
 mod api_events;

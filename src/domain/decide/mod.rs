@@ -23,7 +23,9 @@ use super::analytics::{SentRef, SignalKind};
 use super::clock::EffectiveTime;
 use super::consent::{event_type_for, purposes_for, ContactConsent, Request};
 use super::contact::Contact;
-use super::event::{Attribution, ConsentEvent, EventSource, EventType, LinkSource, SourceKind};
+use super::event::{
+    Attribution, ConsentEvent, EventSource, EventType, LinkSource, SourceKind, FORMAT,
+};
 use super::inbound::Message;
 use super::keywords::{Classification, Scope};
 use super::replies::ReplyKind;
@@ -153,6 +155,7 @@ pub fn link_event(
     now: DateTime<Utc>,
 ) -> ConsentEvent {
     ConsentEvent {
+        format: FORMAT,
         event_id: ConsentEvent::link_id(
             &r.tenant,
             &r.message.message_id,
@@ -281,6 +284,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
     };
     let event_type = event_type_for(request);
     let event = ConsentEvent {
+        format: FORMAT,
         event_id: ConsentEvent::id_for(&r.tenant, &r.message.message_id, event_type),
         partition: 0,
         seq: 0,
@@ -335,6 +339,7 @@ fn decide_record(state: State<'_>, tenant: &TenantId, record: &ConsentRecord) ->
         None => (None, Attribution::None),
     };
     let event = ConsentEvent {
+        format: FORMAT,
         event_id: record.event_id(tenant),
         partition: 0,
         seq: 0,

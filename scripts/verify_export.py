@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Checks a consent-ledger access export (the JSON form) without consent-ledger.
+
+    python3 scripts/verify_export.py FILE [--public-key KEY]
+
+Exit 0 when the file is intact, 1 with the reason when any byte was changed, 2 when FILE is
+not a proof file. KEY is what `consent-ledger public-key` prints (base64 of the 32-byte
+Ed25519 key); without it the file is checked against the key it names, which proves that it
+is intact under that key only.
+
+Needs Python 3.8+ and one package, `cryptography` (pip install cryptography), for Ed25519.
+The checks, the same as `consent-ledger verify-export`:
+
+1. The file is RFC 8785 canonical JSON plus a newline (so no byte can change unnoticed),
+   with "proof": "consent-ledger access export" and "version": 1.
+2. Its "signature" is the key's Ed25519 signature over the canonical JSON of the file
+   without "signature".
+3. Each chain segment's digests lead from its "prev_hash" to its signed head:
+   h = SHA-256(h_hex + digest_hex), and the head's signature covers the canonical JSON of
+   {"hash", "partition", "seq", "signed_at"}.
+4. Each event is of format 2, of the file's tenant, about one of its identifiers; its
+   content digest is SHA-256 of the canonical JSON of the event without "hash" and
+   "prev_hash"; SHA-256(prev_hash + digest) is its "hash"; the segment that covers it has
+   that digest at its place, and the chain reaches the event's hash there.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+
+MARKER = "consent-ledger access export"
+
+
+class Tampered(Exception):
+    pass
+
+
+class NotAProof(Exception):
+    pass
+
+
+def canonical(value):
+    """RFC 8785 for the values a proof holds (strings, integers, booleans, null)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def chain_hash(prev_hash, digest):
+    return sha256_hex((prev_hash + digest).encode())
+
+
+def check_signature(public_key, data, signature):
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        key.verify(base64.b64decode(signature, validate=True), data)
+    except (InvalidSignature, ValueError) as e:
+        raise Tampered(f"signature does not match ({type(e).__name__})")
+
+
+def content_digest(event):
+    body = {k: v for k, v in event.items() if k not in ("hash", "prev_hash")}
+    return sha256_hex(canonical(body))
+
+
+def verify(raw, public_key=None):
+    # A file that names itself a proof but no longer parses, or lost its marker field, was
+    # one before somebody changed it.
+    names_itself = MARKER.encode() in raw
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        if names_itself:
+            raise Tampered(f"no longer valid JSON ({e})")
+        raise NotAProof(f"not JSON ({e})")
+    if not isinstance(doc, dict) or doc.get("proof") != MARKER:
+        if names_itself:
+            raise Tampered('its "proof" field was changed')
+        raise NotAProof(f'no "proof": "{MARKER}" field')
+    if doc.get("version") != 1:
+        raise Tampered(f"unknown version {doc.get('version')!r}")
+    if canonical(doc) + b"\n" != raw:
+        raise Tampered("the file is not in its canonical form (RFC 8785 JSON and a newline)")
+    key = (public_key or doc["public_key"]).strip()
+    if public_key is not None and key != doc["public_key"]:
+        raise Tampered("the file was signed with another key than the one given")
+    unsigned = {k: v for k, v in doc.items() if k != "signature"}
+    check_signature(key, canonical(unsigned), doc["signature"])
+
+    segments = []
+    for s in doc["chains"]:
+        head = s["head"]
+        if head["partition"] != s["partition"] or s["from_seq"] < 1 or head["seq"] + 1 != s["from_seq"] + len(s["digests"]):
+            raise Tampered(f"the segment of partition {s['partition']} from {s['from_seq']} does not end at its head")
+        h = s["prev_hash"]
+        for d in s["digests"]:
+            h = chain_hash(h, d)
+        if h != head["hash"]:
+            raise Tampered(f"the chain of partition {s['partition']} from {s['from_seq']} does not lead to its signed head")
+        statement = {k: head[k] for k in ("partition", "seq", "hash", "signed_at")}
+        check_signature(key, canonical(statement), head["signature"])
+        segments.append(s)
+
+    identifiers = set(doc["identifiers"])
+    for e in doc["events"]:
+        eid = e.get("event_id")
+        if e.get("format") != 2:
+            raise Tampered(f"event {eid} has format {e.get('format')!r}, expected 2")
+        if e["tenant"] != doc["tenant"]:
+            raise Tampered(f"event {eid} is of another tenant")
+        about = e["contact"] in identifiers or (e["type"] == "IdentityLinked" and e.get("linked_contact") in identifiers)
+        if not about:
+            raise Tampered(f"event {eid} is about none of the file's identifiers")
+        digest = content_digest(e)
+        if chain_hash(e["prev_hash"], digest) != e["hash"]:
+            raise Tampered(f"event {eid} does not hash to its hash: it was edited")
+        covering = [s for s in segments if s["partition"] == e["partition"] and s["from_seq"] <= e["seq"] <= s["head"]["seq"]]
+        if not covering:
+            raise Tampered(f"event {eid} is not tied to a signed head")
+        s = max(covering, key=lambda s: s["from_seq"])
+        at = e["seq"] - s["from_seq"]
+        if s["digests"][at] != digest:
+            raise Tampered(f"event {eid} differs from the chain's record of it")
+        h = s["prev_hash"]
+        for d in s["digests"][: at + 1]:
+            h = chain_hash(h, d)
+        if h != e["hash"]:
+            raise Tampered(f"event {eid} is not where the chain puts it")
+    return doc, key
+
+
+def fingerprint(public_key):
+    d = sha256_hex(public_key.strip().encode())[:16]
+    return ":".join(d[i : i + 4] for i in range(0, 16, 4))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("file")
+    p.add_argument("--public-key")
+    a = p.parse_args()
+    try:
+        with open(a.file, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        print(f"cannot read {a.file}: {e}", file=sys.stderr)
+        return 2
+    try:
+        doc, key = verify(raw, a.public_key)
+    except NotAProof as e:
+        print(f"not a consent-ledger proof file: {e}", file=sys.stderr)
+        return 2
+    except Tampered as e:
+        print(f"the proof does not verify: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        print(f"the proof does not verify: a field is missing or malformed ({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
+    print(f"ok: {len(doc['events'])} events about {len(doc['identifiers'])} identifiers, every one tied to a head signed by key {fingerprint(key)}")
+    if a.public_key is None:
+        print("note: checked against the key inside the file; this proves the file is intact under that key only.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+//! The access export with proofs (RGPD Art. 15): every event about one person (each of their
+//! identifiers, and the links between them), each tied by its chain to a signed head. The
+//! file is RFC 8785 canonical JSON signed as a whole, so a change of any byte is caught:
+//! a change of meaning by the signature, a change of form by the canonical-form check.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SignedHead;
+use crate::domain::canonical;
+use crate::domain::contact::Contact;
+use crate::domain::event::ConsentEvent;
+use crate::domain::tenant::TenantId;
+use crate::ledger::{Ledger, LedgerError};
+
+/// What the `proof` field of every proof file says; anything else is not one.
+pub const MARKER: &str = "consent-ledger access export";
+pub const VERSION: u32 = 1;
+
+/// An access export with proofs (schemas/access-export.v1.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProofFile {
+    /// Always [`MARKER`].
+    pub proof: String,
+    pub version: u32,
+    pub tenant: TenantId,
+    /// The identifier the export was asked for.
+    pub contact: String,
+    /// Every identifier of the person: the one asked for and those linked to it.
+    pub identifiers: Vec<String>,
+    pub generated_at: DateTime<Utc>,
+    /// Base64 of the ledger's Ed25519 public key (`consent-ledger public-key`).
+    pub public_key: String,
+    /// The person's events as stored (consent and link events), in chain order.
+    pub events: Vec<ConsentEvent>,
+    /// For each partition, the chain segments that tie the events to signed heads.
+    pub chains: Vec<Segment>,
+    /// Base64 Ed25519 signature over the canonical JSON of this object without `signature`.
+    pub signature: String,
+}
+
+/// A stretch of one partition's chain, from the event before `from_seq` to a signed head:
+/// the content digest of every event in it, the person's and others' alike, so the chain can
+/// be followed without anybody else's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Segment {
+    pub partition: u32,
+    pub from_seq: u64,
+    /// The hash of event `from_seq - 1` (64 zeros when `from_seq` is 1).
+    pub prev_hash: String,
+    /// `content_digest` of events `from_seq ..= head.seq`, in order.
+    pub digests: Vec<String>,
+    pub head: SignedHead,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("this ledger has no signing key: set one (see README \"RGPD\") to export proofs")]
+    NoSigningKey,
+    #[error("no event about {0} in this tenant")]
+    Unknown(String),
+}
+
+/// Builds the proof file of the person behind `contact`.
+pub fn build(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    contact: &Contact,
+    now: DateTime<Utc>,
+) -> Result<ProofFile, ExportError> {
+    let signer = ledger.signer().ok_or(ExportError::NoSigningKey)?;
+    let (mut events, linked) = ledger.person_history(tenant, contact)?;
+    if events.is_empty() {
+        return Err(ExportError::Unknown(contact.masked()));
+    }
+    events.sort_by_key(|e| (e.partition, e.seq));
+    let mut chains = Vec::new();
+    let mut i = 0;
+    while i < events.len() {
+        let first = &events[i];
+        let head = ledger.signed_head_covering(first.partition, first.seq, now)?;
+        let mut digests = Vec::new();
+        for seq in first.seq..=head.seq {
+            digests.push(ledger.event_at(first.partition, seq)?.content_digest());
+        }
+        chains.push(Segment {
+            partition: first.partition,
+            from_seq: first.seq,
+            prev_hash: ledger.hash_at(first.partition, first.seq - 1)?,
+            digests,
+            head: head.clone(),
+        });
+        while i < events.len() && events[i].partition == head.partition && events[i].seq <= head.seq
+        {
+            i += 1;
+        }
+    }
+    let mut identifiers: Vec<String> = std::iter::once(contact)
+        .chain(&linked)
+        .map(|c| c.to_string())
+        .collect();
+    identifiers.sort();
+    let mut file = ProofFile {
+        proof: MARKER.into(),
+        version: VERSION,
+        tenant: tenant.clone(),
+        contact: contact.to_string(),
+        identifiers,
+        generated_at: now,
+        public_key: signer.public_key(),
+        events,
+        chains,
+        signature: String::new(),
+    };
+    file.signature = signer.sign(&unsigned_bytes(&file));
+    Ok(file)
+}
+
+/// The bytes the file's signature covers: its canonical JSON without `signature`.
+pub fn unsigned_bytes(file: &ProofFile) -> Vec<u8> {
+    let mut value = serde_json::to_value(file).expect("a plain struct serializes");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("signature");
+    }
+    canonical::to_vec(&value)
+}
+
+/// The file as written: its canonical JSON and a newline.
+pub fn to_bytes(file: &ProofFile) -> Vec<u8> {
+    let value = serde_json::to_value(file).expect("a plain struct serializes");
+    let mut out = canonical::to_vec(&value);
+    out.push(b'\n');
+    out
+}

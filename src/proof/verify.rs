@@ -1,0 +1,180 @@
+//! Offline verification of a proof file (`consent-ledger verify-export`): with nothing but
+//! the file, and optionally the ledger's public key. `scripts/verify_export.py` implements the
+//! same checks in plain Python; both are tested on the same good and tampered files.
+
+use std::collections::BTreeMap;
+
+use super::export::{to_bytes, unsigned_bytes, ProofFile, MARKER, VERSION};
+use super::{check_signature, fingerprint};
+use crate::domain::event::{chain_hash, ConsentEvent, EventType, FORMAT};
+
+/// Why a file does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Not a proof file at all (exit 2).
+    #[error("not a consent-ledger proof file: {0}")]
+    NotAProof(String),
+    /// A proof file whose content or form was changed, or signed by another key (exit 1).
+    #[error("the proof does not verify: {0}")]
+    Tampered(String),
+}
+
+/// What a file that verifies proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub events: usize,
+    pub identifiers: Vec<String>,
+    /// The key it was checked against, and whether the caller gave it (else it is the file's).
+    pub public_key: String,
+    pub key_given: bool,
+}
+
+impl Verified {
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.public_key)
+    }
+}
+
+fn tampered(detail: impl Into<String>) -> VerifyError {
+    VerifyError::Tampered(detail.into())
+}
+
+/// Checks `bytes` as a proof file, against `public_key` when given (base64), else against
+/// the key the file names (which proves integrity under that key only).
+pub fn verify(bytes: &[u8], public_key: Option<&str>) -> Result<Verified, VerifyError> {
+    // A file that names itself a proof but no longer parses, or lost its marker field, was
+    // one before somebody changed it.
+    let names_itself = bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes());
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) if names_itself => return Err(tampered(format!("no longer valid JSON ({e})"))),
+        Err(e) => return Err(VerifyError::NotAProof(format!("not JSON ({e})"))),
+    };
+    if value.get("proof").and_then(|v| v.as_str()) != Some(MARKER) {
+        if names_itself {
+            return Err(tampered("its \"proof\" field was changed"));
+        }
+        return Err(VerifyError::NotAProof(format!(
+            "no \"proof\": \"{MARKER}\" field"
+        )));
+    }
+    let file: ProofFile = serde_json::from_value(value)
+        .map_err(|e| tampered(format!("a field is missing or malformed ({e})")))?;
+    if file.version != VERSION {
+        return Err(tampered(format!("unknown version {}", file.version)));
+    }
+    if to_bytes(&file) != bytes {
+        return Err(tampered(
+            "the file is not in its canonical form (RFC 8785 JSON and a newline): bytes were changed",
+        ));
+    }
+    let key = public_key.unwrap_or(&file.public_key).trim().to_string();
+    if public_key.is_some() && key != file.public_key {
+        return Err(tampered(
+            "the file was signed with another key than the one given",
+        ));
+    }
+    check_signature(&key, &unsigned_bytes(&file), &file.signature)
+        .map_err(|e| tampered(format!("the file's signature: {e}")))?;
+    let mut segments: BTreeMap<(u32, u64), usize> = BTreeMap::new();
+    for (i, s) in file.chains.iter().enumerate() {
+        check_segment(&key, s)?;
+        segments.insert((s.partition, s.from_seq), i);
+    }
+    for e in &file.events {
+        check_event(&file, e)?;
+        let covering = segments
+            .range(..=(e.partition, e.seq))
+            .next_back()
+            .map(|(_, i)| &file.chains[*i])
+            .filter(|s| s.partition == e.partition && e.seq <= s.head.seq)
+            .ok_or_else(|| {
+                tampered(format!("event {} is not tied to a signed head", e.event_id))
+            })?;
+        let at = (e.seq - covering.from_seq) as usize;
+        if covering.digests[at] != e.content_digest() {
+            return Err(tampered(format!(
+                "event {} differs from the chain's record of it",
+                e.event_id
+            )));
+        }
+        let mut h = covering.prev_hash.clone();
+        for d in &covering.digests[..=at] {
+            h = chain_hash(&h, d);
+        }
+        if h != e.hash {
+            return Err(tampered(format!(
+                "event {} is not where the chain puts it",
+                e.event_id
+            )));
+        }
+    }
+    Ok(Verified {
+        events: file.events.len(),
+        identifiers: file.identifiers.clone(),
+        public_key: key,
+        key_given: public_key.is_some(),
+    })
+}
+
+/// A segment's digests lead from its `prev_hash` to its head, and the head is signed.
+fn check_segment(key: &str, s: &super::export::Segment) -> Result<(), VerifyError> {
+    if s.head.partition != s.partition
+        || s.from_seq == 0
+        || s.head.seq + 1 != s.from_seq + s.digests.len() as u64
+    {
+        return Err(tampered(format!(
+            "the segment of partition {} from {} does not end at its head",
+            s.partition, s.from_seq
+        )));
+    }
+    let mut h = s.prev_hash.clone();
+    for d in &s.digests {
+        h = chain_hash(&h, d);
+    }
+    if h != s.head.hash {
+        return Err(tampered(format!(
+            "the chain of partition {} from {} does not lead to its signed head",
+            s.partition, s.from_seq
+        )));
+    }
+    check_signature(key, &s.head.signed_bytes(), &s.head.signature).map_err(|e| {
+        tampered(format!(
+            "the signed head of partition {} at {}: {e}",
+            s.partition, s.head.seq
+        ))
+    })
+}
+
+/// The event is the person's, of a format this verifier reads, and hashes to its `hash`.
+fn check_event(file: &ProofFile, e: &ConsentEvent) -> Result<(), VerifyError> {
+    if e.format != FORMAT {
+        return Err(tampered(format!(
+            "event {} has format {}, expected {FORMAT}",
+            e.event_id, e.format
+        )));
+    }
+    if e.tenant != file.tenant {
+        return Err(tampered(format!(
+            "event {} is of another tenant",
+            e.event_id
+        )));
+    }
+    let names = |c: &str| file.identifiers.iter().any(|i| i == c);
+    let about_person = names(e.contact.as_str())
+        || (e.event_type == EventType::IdentityLinked
+            && e.linked_contact.as_ref().is_some_and(|c| names(c.as_str())));
+    if !about_person {
+        return Err(tampered(format!(
+            "event {} is about none of the file's identifiers",
+            e.event_id
+        )));
+    }
+    if e.compute_hash() != e.hash {
+        return Err(tampered(format!(
+            "event {} does not hash to its hash: it was edited",
+            e.event_id
+        )));
+    }
+    Ok(())
+}
