@@ -104,11 +104,14 @@ fn corpus_is_well_formed_and_big_enough() {
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
         assert!(
-            ["tune", "holdout"].contains(&c.split.as_str()),
+            ["tune", "holdout", "holdout2"].contains(&c.split.as_str()),
             "{c:?}: split"
         );
         assert!(!c.source.trim().is_empty(), "{c:?}: no source");
         assert!(seen.insert((&c.language, &c.text)), "{c:?}: listed twice");
+        if c.split == "holdout2" {
+            continue;
+        }
         let e = per_language.entry(&c.language).or_default();
         e.0 += 1;
         e.1 += usize::from(c.split == "holdout");
@@ -127,7 +130,8 @@ fn holdout_meets_the_recall_and_precision_targets() {
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut sets: BTreeMap<String, KeywordSet> = BTreeMap::new();
     let mut tune_misses = Vec::new();
-    for c in cases() {
+    // holdout2 is labelled but not measured yet: its first measurement comes in its own commit.
+    for c in cases().into_iter().filter(|c| c.split != "holdout2") {
         let set = sets
             .entry(c.language.clone())
             .or_insert_with(|| tenant(&c.language));
