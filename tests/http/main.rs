@@ -16,3 +16,4 @@ mod api_templates;
 mod iss11;
 mod iss11_limits;
 mod raw;
+mod webhooks;
