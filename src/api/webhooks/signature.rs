@@ -42,25 +42,24 @@ pub fn twilio_valid(
     let Ok(claimed) = base64::engine::general_purpose::STANDARD.decode(header.trim()) else {
         return false;
     };
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort();
-    let mut signed_params = Vec::new();
-    for (name, value) in sorted {
-        signed_params.extend_from_slice(name.as_bytes());
-        signed_params.extend_from_slice(value.as_bytes());
-    }
     url_spellings(url).iter().any(|url| {
         tokens.iter().any(|token| {
-            let mut mac = Hmac::<Sha1>::new_from_slice(token).expect("HMAC takes any key length");
-            mac.update(url.as_bytes());
-            mac.update(&signed_params);
-            mac.verify_slice(&claimed).is_ok()
+            twilio_mac(url, params, token)
+                .verify_slice(&claimed)
+                .is_ok()
         })
     })
 }
 
 /// Twilio's signature of a POST, base64: what [`twilio_valid`] checks, for `sign-webhook`.
 pub fn twilio_sign(url: &str, params: &[(String, String)], token: &[u8]) -> String {
+    let digest = twilio_mac(url, params, token).finalize().into_bytes();
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// The HMAC-SHA1 of `url` followed by each parameter, sorted by name (then value, for a name
+/// given twice), as name then value.
+fn twilio_mac(url: &str, params: &[(String, String)], token: &[u8]) -> Hmac<Sha1> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     let mut mac = Hmac::<Sha1>::new_from_slice(token).expect("HMAC takes any key length");
@@ -69,7 +68,7 @@ pub fn twilio_sign(url: &str, params: &[(String, String)], token: &[u8]) -> Stri
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
     }
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// Meta's `X-Hub-Signature-256` value for `body`, for `sign-webhook`.

@@ -6,7 +6,6 @@
 //! (`OptOutType=STOP`) the record carries `provider_opt_out: "STOP"`: the ledger records the
 //! opt-out whatever the text, and sends no confirmation, since Twilio sent one.
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -49,10 +48,7 @@ pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Respon
         (status = 503, description = "Not durable (ledger or broker)", body = Problem,
             content_type = "application/problem+json"),
     ))]
-pub async fn inbound(
-    State(state): State<AppState>,
-    request: Request<Body>,
-) -> Result<Response, Problem> {
+pub async fn inbound(State(state): State<AppState>, request: Request) -> Result<Response, Problem> {
     let (hooks, keys) = configured(&state)?;
     let (parts, body) = request.into_parts();
     hooks.check_rate(Provider::Twilio, &parts)?;

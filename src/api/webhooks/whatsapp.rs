@@ -1,7 +1,6 @@
 //! `GET` and `POST /webhooks/whatsapp`: Meta's subscription handshake, and the notifications
 //! of the WhatsApp Cloud API (messages, statuses, marketing preferences).
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -111,10 +110,7 @@ pub async fn handshake(
         (status = 503, description = "Not durable (ledger or broker); retry", body = Problem,
             content_type = "application/problem+json"),
     ))]
-pub async fn notify(
-    State(state): State<AppState>,
-    request: Request<Body>,
-) -> Result<Response, Problem> {
+pub async fn notify(State(state): State<AppState>, request: Request) -> Result<Response, Problem> {
     let (hooks, keys) = configured(&state)?;
     let (parts, body) = request.into_parts();
     hooks.check_rate(Provider::Whatsapp, &parts)?;
