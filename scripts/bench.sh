@@ -4,10 +4,13 @@
 #
 #   scripts/bench.sh [RECORDS] [SECTION...]
 #
-# Sections (default: all three, in this order):
+# Sections (default: all four, in this order):
 #   ingest             file-mode ingest of RECORDS webhooks (default 200000), batch sizes
 #                      100 / 1000 / 5000 (benches/ingest.rs)
 #   check              the HTTP audience check on 1,000,000 contacts (scripts/bench-check.sh)
+#   webhooks           latency of the WhatsApp receiver under `serve` (p50/p95/p99) for
+#                      WEBHOOK_BENCH_REQUESTS signed webhooks (default 5000) from 1, 16 and
+#                      64 concurrent clients (benches/webhook_latency.rs)
 #   kafka-deadletters  Kafka mode, `consent-ledger run`, on an all-good stream and on a stream
 #                      with 50% records it must dead-letter; prints the ratio of their rates
 #                      (target >= 0.5) as a markdown table. Needs Java and Maven for the
@@ -25,19 +28,27 @@ sections=()
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | kafka-deadletters) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters) sections+=("$arg") ;;
   *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit 64
     ;;
   esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(ingest check kafka-deadletters)
+[ ${#sections[@]} -gt 0 ] || sections=(ingest check webhooks kafka-deadletters)
 
 bench_ingest() {
   echo "==> file-mode ingest, batch sizes 100 / 1000 / 5000 ($records records)" >&2
   for batch in 100 1000 5000; do
     cargo bench --quiet --bench ingest -- "$records" "$batch"
+  done
+}
+
+bench_webhooks() {
+  local n=${WEBHOOK_BENCH_REQUESTS:-5000}
+  echo "==> WhatsApp receiver latency under serve ($n signed webhooks)" >&2
+  for clients in 1 16 64; do
+    cargo bench --quiet --bench webhook_latency -- "$n" "$clients"
   done
 }
 
@@ -190,6 +201,7 @@ for section in "${sections[@]}"; do
   case "$section" in
   ingest) bench_ingest ;;
   check) bench_check ;;
+  webhooks) bench_webhooks ;;
   kafka-deadletters) bench_kafka_deadletters ;;
   esac
 done

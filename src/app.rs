@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinError;
 
+use crate::api::webhooks::{WebhookError, Webhooks};
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::ledger::Ledger;
@@ -31,6 +32,14 @@ pub enum AppError {
     Relay(#[source] JoinError),
     #[error("the HTTP server task failed")]
     HttpTask(#[source] JoinError),
+    /// A webhook secret that cannot be read (`env:NAME` unset), or its producer.
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
+}
+
+/// Webhook secrets written `env:NAME` are read from the process environment.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// File mode as a service: the HTTP API on `listener`, without a Kafka consumer. Events
@@ -45,7 +54,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let addr = listener.local_addr()?;
-    let state = AppState::new(ledger.clone(), settings, Metrics::new());
+    let metrics = Metrics::new();
+    let webhooks = Webhooks::into_ledger(&settings, ledger.clone(), data_dir, &metrics, &env_var)?;
+    let state = AppState::new(ledger.clone(), settings, metrics).with_webhooks(webhooks);
     state.readiness().set_ready();
     // The relay outlives the server, so what the last requests recorded is published too.
     let served = Shutdown::new();
@@ -89,7 +100,9 @@ pub async fn run(
     let consumed = Shutdown::new();
     let http = match listener {
         Some(listener) => {
-            let state = AppState::new(ledger.clone(), settings.clone(), metrics.clone());
+            let webhooks = Webhooks::onto_kafka(&settings, &kafka_config, &metrics, &env_var)?;
+            let state = AppState::new(ledger.clone(), settings.clone(), metrics.clone())
+                .with_webhooks(webhooks);
             let readiness = state.readiness();
             readiness.follow(
                 ready.clone(),

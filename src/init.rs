@@ -16,6 +16,8 @@ use crate::template::{suggested_button_text, suggested_footer};
 
 /// What marks the line the user must edit before going live.
 pub const PHONE_NUMBER_ID_PLACEHOLDER: &str = "REPLACE_WITH_YOUR_PHONE_NUMBER_ID";
+/// The host in the webhook URLs to replace.
+pub const PUBLIC_HOST_PLACEHOLDER: &str = "REPLACE_WITH_YOUR_HOST";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InitError {
@@ -157,6 +159,10 @@ pub fn config_file(language: &str, tenant: &str) -> Result<String, InitError> {
          # metadata.phone_number_id in a webhook). Until you do, messages to your number are\n\
          # handled with [defaults] under the id itself as tenant name.\n\
          phone_number_ids = [{placeholder}]\n\
+         # EDIT if SMS reach you through Twilio: the numbers customers text (E.164, or a short\n\
+         # code), from Twilio Console > Phone Numbers > Manage > Active numbers. A Twilio\n\
+         # message sent To one of them is this tenant's.\n\
+         sms_numbers = []\n\
          # ISO 3166 region used to read national numbers (\"06 12 34 56 78\" with FR).\n\
          region = {region:?}\n\
          # Keyword languages, yours first: replies go out in the language of the keyword the\n\
@@ -215,7 +221,43 @@ pub fn config_file(language: &str, tenant: &str) -> Result<String, InitError> {
          # admin_tokens_sha256 = []\n\
          # and under [tenants.{key}]: api_tokens_sha256 = [\"...\"]"
     );
+    webhooks_tables(&mut out);
     Ok(out)
+}
+
+/// The receivers Meta and Twilio post to, with where each value is found in their consoles.
+/// Secrets are `env:` references, so the file holds none and can be committed.
+fn webhooks_tables(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "\n# Webhooks: point Meta and Twilio straight at `serve` (or `run --listen`), see README\n\
+         # \"Connect WhatsApp\" and \"Connect Twilio\". Secrets stay out of this file: \"env:NAME\" is\n\
+         # read from the environment when the endpoints start, and the service does not start\n\
+         # while one is missing. Delete a table to turn its webhook off. Try them without the\n\
+         # provider: `consent-ledger sign-webhook`.\n\
+         [webhooks]\n\
+         # max_body_bytes = 3145728        # larger bodies get 413 (Meta's payloads stay under 3 MB)\n\
+         # rate_limit_per_source = \"50/s\"  # per client address; past it 429 and the provider retries\n\
+         \n\
+         [webhooks.whatsapp]\n\
+         # Meta App Dashboard > your app > WhatsApp > Configuration > Webhook > Edit:\n\
+         #   Callback URL  https://{PUBLIC_HOST_PLACEHOLDER}/webhooks/whatsapp\n\
+         #   Verify token  a random string of your choice, the value of this variable\n\
+         # then subscribe to the \"messages\" and \"user_preferences\" webhook fields.\n\
+         verify_token = \"env:WHATSAPP_VERIFY_TOKEN\"\n\
+         # App Dashboard > App settings > Basic > App secret (Show). While rotating it, list the\n\
+         # new one and the old one until Meta signs with the new one only.\n\
+         app_secrets = [\"env:WHATSAPP_APP_SECRET\"]\n\
+         \n\
+         [webhooks.twilio]\n\
+         # Twilio Console > Account Info (Account > API keys & tokens): Auth Token. While\n\
+         # rotating, list the secondary token too until it is promoted.\n\
+         auth_tokens = [\"env:TWILIO_AUTH_TOKEN\"]\n\
+         # EDIT: the URL set in Twilio Console > Phone Numbers > Manage > Active numbers > your\n\
+         # number > Messaging Configuration > \"A message comes in\" (Webhook, HTTP POST), as\n\
+         # Twilio calls it, without any #... part. Twilio signs this URL.\n\
+         public_url = \"https://{PUBLIC_HOST_PLACEHOLDER}/webhooks/twilio/sms\""
+    );
 }
 
 #[cfg(test)]
@@ -250,6 +292,32 @@ mod tests {
                     Classification::OptOut { .. }
                 ));
             }
+        }
+    }
+
+    #[test]
+    fn the_webhook_tables_hold_no_secret_and_say_where_each_value_is() {
+        let text = config_file("fr", "shop").unwrap();
+        let settings = Settings::from_file(toml::from_str(&text).unwrap()).unwrap();
+        let w = &settings.file.webhooks;
+        assert!(w.whatsapp.is_some() && w.twilio.is_some());
+        // Every secret is read from the environment, so it is missing until the user sets it.
+        let e = w.resolve(&|_| None).err().unwrap().to_string();
+        assert!(e.contains("WHATSAPP_VERIFY_TOKEN"), "{e}");
+        let set = |name: &str| Some(format!("value of {name}"));
+        let keys = w.resolve(&set).unwrap();
+        assert_eq!(
+            keys.whatsapp.unwrap().app_secrets,
+            vec![b"value of WHATSAPP_APP_SECRET".to_vec()]
+        );
+        for console in [
+            "App secret",
+            "Verify token",
+            "Auth Token",
+            "A message comes in",
+            "Active numbers",
+        ] {
+            assert!(text.contains(console), "{console}");
         }
     }
 

@@ -27,6 +27,19 @@ pub struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+impl ProviderLabels {
+    pub fn of(provider: &str) -> ProviderLabels {
+        ProviderLabels {
+            provider: provider.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -75,6 +88,12 @@ pub struct Metrics {
     /// Ledger keys read by exports, feeds and reports: what a request costs, so that a
     /// tenant's reads can be seen to scale with its own data, never with other tenants'.
     pub ledger_keys_read: Counter,
+    /// Webhook requests refused for a missing or wrong signature, by provider: a rise is a
+    /// rotated secret not yet configured, or someone probing the endpoint.
+    pub webhook_signatures_rejected: Family<ProviderLabels, Counter>,
+    /// Records the webhook receivers made durable (committed, or acknowledged by the broker),
+    /// by provider.
+    pub webhook_records: Family<ProviderLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -153,6 +172,16 @@ impl Metrics {
                 "ledger_keys_read",
                 "Ledger keys read by exports, feeds and campaign reports",
             ),
+            webhook_signatures_rejected: add(
+                &mut r,
+                "webhook_signatures_rejected",
+                "Webhook requests refused for a missing or wrong signature, by provider",
+            ),
+            webhook_records: add(
+                &mut r,
+                "webhook_records",
+                "Records the webhook receivers made durable, by provider",
+            ),
             registry: Arc::new(r),
         }
     }
@@ -204,6 +233,16 @@ mod tests {
         );
         assert!(
             text.contains("consent_ledger_clock_corrected_total 1"),
+            "{text}"
+        );
+        m.webhook_signatures_rejected
+            .get_or_create(&ProviderLabels::of("whatsapp"))
+            .inc();
+        let text = m.render();
+        assert!(
+            text.contains(
+                "consent_ledger_webhook_signatures_rejected_total{provider=\"whatsapp\"} 1"
+            ),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

@@ -17,6 +17,8 @@
 //! auth.rs also holds each token to `api.rate_limit_per_token` (ratelimit.rs).
 //! server/: connections under the router: cap, timeouts, lingering close, and problems for
 //! the requests hyper refuses itself.
+//! /webhooks/whatsapp, /webhooks/twilio/sms   no token: the provider's signature →
+//!     webhooks/ (Meta and Twilio receivers, into the commit path or onto the inbound topic)
 //! ```
 //!
 //! Like mini-redis, [`serve`] takes its listener and shutdown signal as arguments, so tests
@@ -37,6 +39,7 @@ mod ratelimit;
 mod server;
 mod stream;
 mod templates;
+pub mod webhooks;
 
 pub use server::{serve, SHUTDOWN_GRACE};
 
@@ -114,6 +117,8 @@ pub struct AppState {
     /// Flips to true when the server starts shutting down, so long polls return at once
     /// instead of holding the graceful shutdown for their whole wait.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The webhook receivers, when the config sets one up ([`AppState::with_webhooks`]).
+    webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 impl AppState {
@@ -139,7 +144,14 @@ impl AppState {
                 r
             },
             closing: tokio::sync::watch::Sender::new(false),
+            webhooks: None,
         }
+    }
+
+    /// Serves the webhook receivers too (`serve` into the ledger, `run` onto Kafka).
+    pub fn with_webhooks(mut self, webhooks: Option<webhooks::Webhooks>) -> AppState {
+        self.webhooks = webhooks.map(Arc::new);
+        self
     }
 
     /// A handle to flip readiness from outside (the Kafka consumer on assignment).
@@ -184,6 +196,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve_document))
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::whatsapp::handshake).post(webhooks::whatsapp::notify),
+        )
+        .route("/webhooks/twilio/sms", post(webhooks::twilio::inbound))
         .fallback(problem::not_found)
         // Bodies are read by our own limited readers (stream.rs), which answer 413 as a
         // problem with the configured limit; axum's default 2 MB cap would be a second limit.

@@ -12,7 +12,9 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, check, consent, events, export, imports, ops, problem, templates};
+use super::{
+    campaigns, check, consent, events, export, imports, ops, problem, templates, webhooks,
+};
 use crate::domain::analytics::TenantStats;
 use crate::domain::event::ConsentEvent;
 use crate::query::StatusRecord;
@@ -40,6 +42,9 @@ use crate::query::StatusRecord;
         ops::healthz,
         ops::readyz,
         ops::metrics,
+        webhooks::whatsapp::handshake,
+        webhooks::whatsapp::notify,
+        webhooks::twilio::inbound,
     ),
     components(schemas(problem::Problem)),
     modifiers(&BearerAuth, &Limits),
@@ -49,6 +54,7 @@ use crate::query::StatusRecord;
         (name = "campaigns", description = "Opt-out rates per campaign, anomaly flags, HTML report"),
         (name = "templates", description = "Check WhatsApp templates offer an opt-out before submitting them"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Meta (WhatsApp) and Twilio post here; authenticated by their signatures, not a token"),
     ),
 )]
 struct ApiDoc;

@@ -144,6 +144,12 @@ impl Problem {
         p
     }
 
+    /// The same problem, sent with `Retry-After: secs` (a 429 or 503 the client should retry).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// The `Retry-After` this problem is sent with, in seconds.
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after

@@ -14,6 +14,7 @@ mod rebuild;
 mod run;
 mod schemas;
 mod serve;
+mod sign_webhook;
 mod stats;
 mod status;
 mod verify;
@@ -194,6 +195,20 @@ pub enum Command {
     /// The converted ledger is built next to the old one and swapped in; the old one is kept
     /// as DATA_DIR/ledger.vN.bak. Safe to run again after a crash.
     Migrate,
+    /// Sign a webhook body (FILE or stdin "-") as Meta does, or as Twilio does with
+    /// --twilio-url, and print the signature header's value: to try the receivers with curl.
+    SignWebhook {
+        #[arg(default_value = "-")]
+        file: String,
+        /// The app secret (Meta) or auth token (Twilio): the value, or env:NAME to read it
+        /// from the environment (keeps it out of the shell history).
+        #[arg(long)]
+        secret: String,
+        /// Sign the form-encoded FILE as Twilio does for a POST to URL (public_url plus the
+        /// query string, if any).
+        #[arg(long, value_name = "URL")]
+        twilio_url: Option<String>,
+    },
     /// Write the JSON Schemas of every record type to DIR.
     Schemas {
         #[arg(default_value = "schemas")]
@@ -242,6 +257,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     // These need neither the config nor the ledger, so they work before either exists.
     match &cli.command {
         Command::Schemas { dir } => return schemas::run(dir),
+        Command::SignWebhook {
+            file,
+            secret,
+            twilio_url,
+        } => return sign_webhook::run(file, secret, twilio_url.as_deref()),
         Command::LintTemplate { file, json } => return lint_template::run(file, *json),
         Command::Init {
             language,
@@ -321,6 +341,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             html,
         } => stats::run(&ledger, &settings, &tenant, since.as_deref(), json, html),
         Command::Schemas { .. }
+        | Command::SignWebhook { .. }
         | Command::LintTemplate { .. }
         | Command::Init { .. }
         | Command::VerifyExport { .. }

@@ -5,20 +5,25 @@
 //!
 //! `mod.rs` loads the file and answers the questions every stage asks (which tenant, which
 //! profile, which token); `tenant.rs` compiles a tenant's table into its rules, `api.rs` the
-//! `[api]` table and the tokens, `kafka.rs` the `[kafka]` table.
+//! `[api]` table and the tokens, `kafka.rs` the `[kafka]` table, `webhooks.rs` the
+//! `[webhooks]` table (Meta and Twilio secrets).
 
 mod api;
 mod kafka;
 mod rgpd;
 mod tenant;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;
 
-pub use api::{ApiConfig, ApiPrincipal};
+pub use api::{ApiConfig, ApiPrincipal, Rate};
 pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
 pub use rgpd::{RgpdConfig, SIGNING_KEY_ENV};
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
+pub use webhooks::{
+    Secret, TwilioConfig, TwilioKeys, WebhookKeys, WebhooksConfig, WhatsappConfig, WhatsappKeys,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -67,6 +72,8 @@ pub struct ConfigFile {
     pub kafka: KafkaConfig,
     /// Proofs and personal data: the signing key.
     pub rgpd: RgpdConfig,
+    /// The WhatsApp (Meta) and Twilio webhook receivers: their secrets and limits.
+    pub webhooks: WebhooksConfig,
 }
 
 /// Validated settings, shared by every stage.
@@ -76,6 +83,8 @@ pub struct Settings {
     default: Arc<TenantProfile>,
     tenants: HashMap<TenantId, Arc<TenantProfile>>,
     phone_ids: HashMap<String, TenantId>,
+    /// Business SMS numbers (E.164, or a short code's digits) to their tenant.
+    sms_numbers: HashMap<String, TenantId>,
     api_tokens: HashMap<[u8; 32], ApiPrincipal>,
 }
 
@@ -104,13 +113,29 @@ impl Settings {
         let default = Arc::new(tenant::compile(&file.defaults, None)?);
         let mut tenants = HashMap::new();
         let mut phone_ids = HashMap::new();
+        let mut sms_numbers = HashMap::new();
         let mut named = Vec::with_capacity(file.tenants.len());
+        if !file.defaults.sms_numbers.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sms_numbers belongs in a [tenants.NAME] table: a number has one tenant".into(),
+            ));
+        }
         for (name, t) in &file.tenants {
             let tenant = TenantId::new(name).map_err(ConfigError::Tenant)?;
-            tenants.insert(
-                tenant.clone(),
-                Arc::new(tenant::compile(t, Some(&file.defaults))?),
-            );
+            let profile = tenant::compile(t, Some(&file.defaults))?;
+            for number in &t.sms_numbers {
+                let key = webhooks::sms_key(number, profile.region).ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "tenants.{name}.sms_numbers: {number:?} is not a phone number or a short code"
+                    ))
+                })?;
+                if let Some(other) = sms_numbers.insert(key, tenant.clone()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "SMS number {number} is listed under both tenants {other} and {name}"
+                    )));
+                }
+            }
+            tenants.insert(tenant.clone(), Arc::new(profile));
             for id in &t.phone_number_ids {
                 if let Some(other) = phone_ids.insert(id.clone(), tenant.clone()) {
                     return Err(ConfigError::Invalid(format!(
@@ -124,13 +149,27 @@ impl Settings {
             return Err(ConfigError::Invalid("batch_size must be at least 1".into()));
         }
         let api_tokens = api::compile_api_tokens(&file, &named)?;
+        file.webhooks.validate()?;
         Ok(Settings {
             file,
             default,
             tenants,
             phone_ids,
+            sms_numbers,
             api_tokens,
         })
+    }
+
+    /// The tenant whose `phone_number_ids` lists `id`. A webhook names its business number
+    /// this way, and one no tenant lists is a misrouted subscription, not a tenant of its own.
+    pub fn tenant_of_phone_number_id(&self, id: &str) -> Option<&TenantId> {
+        self.phone_ids.get(id.trim())
+    }
+
+    /// The tenant whose `sms_numbers` lists the business number `to` (E.164 or a short code).
+    pub fn tenant_of_sms_number(&self, to: &str) -> Option<&TenantId> {
+        let key = webhooks::sms_key(to, self.default.region)?;
+        self.sms_numbers.get(&key)
     }
 
     /// The principal a bearer token authenticates, if any. Only hashes are kept, so a leaked

@@ -24,6 +24,9 @@ pub struct TenantConfig {
     pub languages: Option<Vec<String>>,
     /// WhatsApp `metadata.phone_number_id`s that belong to this tenant.
     pub phone_number_ids: Vec<String>,
+    /// The business's SMS numbers (E.164, a national spelling, or a short code): a Twilio
+    /// message sent `To` one of them belongs to this tenant.
+    pub sms_numbers: Vec<String>,
     pub marketing_requires_opt_in: Option<bool>,
     pub transactional_after_optout: Option<TransactionalAfterOptOut>,
     /// Per-language keyword additions and removals.

@@ -210,3 +210,31 @@ fn clock_bounds_default_and_override_per_tenant() {
         assert!(parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn sms_numbers_find_their_tenant_in_any_spelling_and_belong_to_one() {
+    let s = parse(
+        "[tenants.acme]\nregion = \"FR\"\nsms_numbers = [\"06 12 34 56 78\", \"38123\"]\n\
+         [tenants.globex]\nregion = \"US\"\nsms_numbers = [\"(415) 555-0100\"]\n",
+    )
+    .unwrap();
+    assert_eq!(s.tenant_of_sms_number("+33612345678").unwrap(), "acme");
+    assert_eq!(s.tenant_of_sms_number("38123").unwrap(), "acme");
+    assert_eq!(s.tenant_of_sms_number("+14155550100").unwrap(), "globex");
+    assert!(s.tenant_of_sms_number("+14155550199").is_none());
+    assert!(parse("[tenants.a]\nsms_numbers = [\"+33612345678\"]\n[tenants.b]\nsms_numbers = [\"0612345678\"]\n").is_err());
+    assert!(parse("[tenants.a]\nsms_numbers = [\"not a number\"]\n").is_err());
+    assert!(parse("[defaults]\nsms_numbers = [\"+33612345678\"]\n").is_err());
+}
+
+#[test]
+fn webhook_phone_number_ids_are_only_the_listed_ones() {
+    let s = parse("[tenants.acme]\nphone_number_ids = [\"106540352242922\"]\n").unwrap();
+    assert_eq!(
+        s.tenant_of_phone_number_id("106540352242922").unwrap(),
+        "acme"
+    );
+    assert!(s.tenant_of_phone_number_id("999").is_none());
+    // A [webhooks] table with an empty secret list stops the service when it is read.
+    assert!(parse("[webhooks.whatsapp]\nverify_token = \"t\"\napp_secrets = []\n").is_err());
+}

@@ -112,6 +112,9 @@ pub enum SourceKind {
     Import,
     /// A record that named two identifiers of the customer (`IdentityLinked` events).
     Identity,
+    /// An opt-out the SMS provider matched itself (Twilio's `OptOutType=STOP`); `keyword` is
+    /// the provider's word.
+    Provider,
 }
 
 /// How `campaign_id` was found, so an analyst knows how much to trust it.

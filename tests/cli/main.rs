@@ -19,3 +19,4 @@ mod report_html;
 mod schemas;
 mod tamper;
 mod webhook_fixtures;
+mod webhooks;

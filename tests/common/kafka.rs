@@ -232,6 +232,11 @@ impl Service {
         Service { child, log, addr }
     }
 
+    /// Where its HTTP API listens, once it said so.
+    pub fn addr(&self) -> Option<String> {
+        self.addr.lock().unwrap().clone()
+    }
+
     /// The service's metrics, as OpenMetrics text (empty when it does not answer).
     pub fn metrics(&self) -> String {
         use std::io::{Read, Write};

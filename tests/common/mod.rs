@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod kafka;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

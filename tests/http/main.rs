@@ -17,3 +17,4 @@ mod api_templates;
 mod iss11;
 mod iss11_limits;
 mod raw;
+mod webhooks;

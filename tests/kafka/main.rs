@@ -9,3 +9,4 @@ mod end_to_end;
 mod identity;
 mod kafka_faults;
 mod kafka_sent;
+mod webhooks;

@@ -10,11 +10,13 @@
 
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use http_body::Body as _;
@@ -51,11 +53,13 @@ pub(super) async fn serve(
     _slot: OwnedSemaphorePermit,
 ) {
     let shared = Arc::new(Shared::new());
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched::new(stream, shared.clone(), &limits));
     let service = Exchange {
         app,
         shared: shared.clone(),
         body_timeout: limits.body_timeout,
+        peer,
     };
     let mut conn = http1::Builder::new()
         // The head and idle timers are the socket's (io.rs); hyper's would be a second one.
@@ -212,11 +216,13 @@ fn raw_answer(problem: &Problem, retry_after: Option<u64>) -> Vec<u8> {
 }
 
 /// The router as hyper calls it, one exchange at a time: the request body gets its deadline
-/// and the response body reports its end.
+/// and the response body reports its end. The client's address goes along as axum's
+/// `ConnectInfo`, for the limits kept per source (the webhooks have no token to count by).
 struct Exchange {
     app: Router,
     shared: Arc<Shared>,
     body_timeout: Duration,
+    peer: Option<SocketAddr>,
 }
 
 type Answering = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
@@ -230,7 +236,10 @@ impl hyper::service::Service<Request<Incoming>> for Exchange {
         let shared = self.shared.clone();
         shared.request_dispatched(!req.body().is_end_stream());
         let deadline = Instant::now() + self.body_timeout;
-        let req = req.map(|body| Body::new(Timed::new(body, deadline, shared.clone())));
+        let mut req = req.map(|body| Body::new(Timed::new(body, deadline, shared.clone())));
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
         let app = self.app.clone();
         Box::pin(async move {
             let res = app.oneshot(req).await?;

@@ -1,5 +1,5 @@
 //! What a message's content says, before any state is looked at: the keyword rules for text,
-//! the payload for buttons, WhatsApp's own preference control.
+//! the payload for buttons, WhatsApp's own preference control, an SMS provider's own opt-out.
 
 use super::Outcome;
 use crate::domain::event::SourceKind;
@@ -45,11 +45,32 @@ pub fn classify(message: &Message, keywords: &KeywordSet) -> Classified {
             };
             (c, SourceKind::WhatsappUserPreferences)
         }
+        Content::ProviderOptOut { word, text } => {
+            (provider_opt_out(word, text, keywords), SourceKind::Provider)
+        }
         Content::Notice { .. } => (Classification::NoChange, SourceKind::Identity),
     };
     Classified {
         classification,
         kind,
+    }
+}
+
+/// The provider's opt-out stands whatever the text says: the provider stopped delivering to
+/// the customer already, and a text the tables do not know must not keep them subscribed
+/// here. The text still tells the scope (a STOP ALL revokes every purpose) and the language.
+fn provider_opt_out(word: &str, text: &str, keywords: &KeywordSet) -> Classification {
+    let (scope, language) = match keywords.classify(text) {
+        Classification::OptOut {
+            scope, language, ..
+        } => (scope, language),
+        _ => (Scope::Marketing, None),
+    };
+    Classification::OptOut {
+        scope,
+        keyword: word.to_string(),
+        rule: Rule::ProviderOptOut,
+        language,
     }
 }
 
@@ -85,13 +106,14 @@ pub(super) fn rule_name(rule: Rule) -> &'static str {
         Rule::KeywordInSentence => "keyword_in_sentence",
         Rule::Typo => "typo",
         Rule::KeywordWithCode => "keyword_with_code",
+        Rule::ProviderOptOut => "provider_opt_out",
     }
 }
 
 /// What the customer sent, verbatim, as the event's proof.
 pub(super) fn source_text(content: &Content) -> Option<String> {
     match content {
-        Content::Text(t) => Some(t.clone()),
+        Content::Text(t) | Content::ProviderOptOut { text: t, .. } => Some(t.clone()),
         Content::Button { payload, title } => Some(match title {
             Some(title) => format!("{title} [payload: {payload}]"),
             None => format!("[payload: {payload}]"),

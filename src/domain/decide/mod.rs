@@ -317,7 +317,10 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
         prev_hash: String::new(),
         hash: String::new(),
     };
-    if changes_status(state.consent, &event) {
+    // A provider that matched the opt-out itself has answered the customer already; the FCC
+    // allows one confirmation, and a second would read as the business not listening.
+    let provider_answered = classified.kind == SourceKind::Provider;
+    if changes_status(state.consent, &event) && !provider_answered {
         decision.reply = Some(Reply {
             kind: match event_type {
                 EventType::OptedIn => ReplyKind::OptInConfirmation,

@@ -364,3 +364,34 @@ fn a_link_event_carries_both_identifiers_its_source_and_no_purpose() {
     let classified = classify(&r.message, &KeywordSet::defaults(&["en"]));
     assert_eq!(outcome_of(&classified.classification), Outcome::NoChange);
 }
+
+fn provider_stop(text: &str) -> Content {
+    Content::ProviderOptOut {
+        word: "STOP".into(),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn when_twilio_reports_stop_for_a_text_the_tables_do_not_know_then_an_opt_out_without_our_reply() {
+    let mut given = Given::nothing();
+    let d = given.when(&msg("SM1", 1_000, provider_stop("Stopp bitte nicht mehr")));
+    assert_eq!(d.outcome, Outcome::OptedOut);
+    assert_eq!(d.reply, None, "Twilio answered the customer already");
+    let e = &d.events[0];
+    assert_eq!(e.source.kind, SourceKind::Provider);
+    assert_eq!(e.source.keyword.as_deref(), Some("STOP"));
+    assert_eq!(e.source.rule.as_deref(), Some("provider_opt_out"));
+    assert_eq!(e.source.text.as_deref(), Some("Stopp bitte nicht mehr"));
+    assert_eq!(e.purposes, vec![Purpose::Marketing]);
+    assert_eq!(given.consent.marketing.status, Status::OptedOut);
+}
+
+#[test]
+fn when_twilio_reports_stop_for_stop_all_then_every_purpose_and_still_no_reply() {
+    let mut given = Given::nothing();
+    let d = given.when(&msg("SM2", 1_000, provider_stop("STOP ALL")));
+    assert_eq!(d.events[0].purposes, Purpose::ALL.to_vec());
+    assert_eq!(d.reply, None);
+    assert_eq!(given.consent.transactional.status, Status::OptedOut);
+}

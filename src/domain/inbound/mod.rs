@@ -45,6 +45,14 @@ pub enum DecodeError {
     UnknownTenant(UnknownTenant),
     #[error("invalid contact {input:?}: {reason}")]
     InvalidContact { input: String, reason: String },
+    /// A webhook for a business number no tenant lists (`phone_number_ids`, `sms_numbers`):
+    /// a subscription that reaches the wrong service, or a number not configured yet.
+    #[error("{field} {value} is in no tenant's {list}")]
+    UnlistedNumber {
+        field: &'static str,
+        value: String,
+        list: &'static str,
+    },
 }
 
 impl DecodeError {
@@ -59,6 +67,7 @@ impl DecodeError {
             DecodeError::TextTooLong(_) => "text_too_long",
             DecodeError::UnknownTenant(_) => "unknown_tenant",
             DecodeError::InvalidContact { .. } => "invalid_contact",
+            DecodeError::UnlistedNumber { .. } => "unknown_tenant",
         }
     }
 }
@@ -88,6 +97,13 @@ pub enum Content {
     },
     /// WhatsApp's own "stop marketing messages" control (`user_preferences` webhook).
     Preference(Preference),
+    /// An opt-out the SMS provider already matched and answered (Twilio's Advanced Opt-Out,
+    /// `OptOutType=STOP`): `word` is the provider's, `text` what the customer wrote, which
+    /// may be a word the ledger's own tables do not list.
+    ProviderOptOut {
+        word: String,
+        text: String,
+    },
     /// No words from the customer, only who they are: a number or BSUID change notice, their
     /// own number shared on request, or any other message that names two of their identifiers.
     /// It matters for its [`LinkClaim`]s alone.
@@ -218,7 +234,7 @@ pub(super) fn invalid(what: &'static str, detail: String) -> DecodeError {
 
 pub(super) fn check_content(content: &Content) -> Result<(), DecodeError> {
     let text = match content {
-        Content::Text(t) => t.as_str(),
+        Content::Text(t) | Content::ProviderOptOut { text: t, .. } => t.as_str(),
         Content::Button { payload, .. } => payload.as_str(),
         Content::Preference(_) | Content::Notice { .. } => return Ok(()),
     };

@@ -47,6 +47,12 @@ pub struct NormalizedInbound {
     /// ISO 639-1 language of the conversation (`fr`, `en`), when the sender knows it.
     #[serde(default)]
     pub language: Option<String>,
+    /// The SMS provider already matched an opt-out and answered the customer (Twilio's
+    /// Advanced Opt-Out: `OptOutType=STOP`): the provider's word, `STOP`. The message is an
+    /// opt-out whatever `text` says, recorded with `source.kind = provider`, and the ledger
+    /// sends no confirmation of its own, so the customer gets one, not two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_opt_out: Option<String>,
 }
 
 /// A message a campaign sent (schemas/sent-message.v1.json), on the same inputs as inbound
@@ -76,13 +82,21 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
         return Err(invalid("message_id", "must not be empty".into()));
     }
     let claimed_at = r.received_at.map(Claimed::rfc3339).unwrap_or_default();
-    let content = match (r.button_payload, r.text) {
-        (Some(payload), title) => Content::Button { payload, title },
-        (None, Some(text)) => Content::Text(text),
-        (None, None) => {
+    let provider_word = r
+        .provider_opt_out
+        .map(|w| w.trim().to_string())
+        .filter(|w| !w.is_empty());
+    let content = match (provider_word, r.button_payload, r.text) {
+        (Some(word), payload, text) => Content::ProviderOptOut {
+            word,
+            text: text.or(payload).unwrap_or_default(),
+        },
+        (None, Some(payload), title) => Content::Button { payload, title },
+        (None, None, Some(text)) => Content::Text(text),
+        (None, None, None) => {
             return Err(invalid(
                 "inbound record",
-                "needs text or button_payload".into(),
+                "needs text, button_payload or provider_opt_out".into(),
             ))
         }
     };
@@ -142,4 +156,41 @@ pub(super) fn decode_sent(r: SentRecord) -> Result<SentMessage, DecodeError> {
         category: r.category,
         sent_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{decode, Item};
+    use super::*;
+
+    fn message(json: &str) -> Message {
+        match decode(json.as_bytes()).unwrap().pop() {
+            Some(Item::Message(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_provider_opt_out_keeps_the_providers_word_and_the_customers_text() {
+        let m = message(
+            r#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"SM1","from":"+14155550100","text":"Please no more","provider_opt_out":"STOP"}"#,
+        );
+        assert_eq!(
+            m.content,
+            Content::ProviderOptOut {
+                word: "STOP".into(),
+                text: "Please no more".into()
+            }
+        );
+        // Without a text (an MMS with only a picture), it is still the provider's opt-out.
+        let m = message(
+            r#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"SM2","from":"+14155550100","provider_opt_out":"STOP"}"#,
+        );
+        assert!(matches!(m.content, Content::ProviderOptOut { .. }));
+        // An empty word is no claim: the text is classified as usual.
+        let m = message(
+            r#"{"type":"inbound","tenant":"acme","channel":"sms","message_id":"SM3","from":"+14155550100","text":"hi","provider_opt_out":" "}"#,
+        );
+        assert_eq!(m.content, Content::Text("hi".into()));
+    }
 }

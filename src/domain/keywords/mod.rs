@@ -128,6 +128,8 @@ pub enum Rule {
     Typo,
     /// A leading keyword with a short code or a topic ("STOP 36180", "STOP PUB").
     KeywordWithCode,
+    /// The SMS provider matched an opt-out keyword itself and says so (Twilio's `OptOutType`).
+    ProviderOptOut,
 }
 
 /// The kinds of keyword a tenant can list; opt-out covers both scopes.
