@@ -313,3 +313,35 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// Produces records with a producer of `settings` (compression, size limits): all are sent
+/// before any acknowledgement is awaited, so that they travel in batches.
+pub async fn produce_with(
+    bootstrap: &str,
+    topic: &str,
+    records: &[Record],
+    settings: &[(&str, &str)],
+) {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let p: FutureProducer = config.create().expect("producer");
+    let sends: Vec<_> = records
+        .iter()
+        .map(|(key, value)| {
+            let mut r: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key.as_str());
+            if let Some(v) = value {
+                r = r.payload(v.as_slice());
+            }
+            p.send(r, Duration::from_secs(60))
+        })
+        .collect();
+    for sent in futures::future::join_all(sends).await {
+        sent.map_err(|(e, _)| e).expect("produce");
+    }
+}
