@@ -58,3 +58,52 @@ async fn iss11_item16_batches_in_every_codec_are_read() {
     let dead = consume_until(&bootstrap, &names.dlq, Duration::from_secs(5), |_| false);
     assert!(dead.is_empty(), "nothing dead-lettered");
 }
+
+/// An `invalid_contact` dead letter had no `dlq.path`, so it did not say which message of a
+/// webhook failed. The second of two messages, from "12", is named by its JSON pointer; the
+/// first one's STOP goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn iss11_item19_an_invalid_contact_dead_letter_names_the_failing_message() {
+    let bootstrap = bootstrap();
+    let names = Names::new("iss11-19");
+    let env = Env::with_config(&names.config_toml(""));
+    let mut hook: serde_json::Value = serde_json::from_str(&wa_text(
+        "33612345674",
+        "wamid.iss11.19.1",
+        1_763_978_400,
+        "STOP",
+    ))
+    .unwrap();
+    let messages = hook["entry"][0]["changes"][0]["value"]["messages"]
+        .as_array_mut()
+        .unwrap();
+    let mut second = messages[0].clone();
+    second["from"] = "12".into();
+    second["id"] = "wamid.iss11.19.2".into();
+    messages.push(second);
+    produce(
+        &bootstrap,
+        &names.inbound,
+        &[(key("33612345674"), Some(hook.to_string().into_bytes()))],
+    )
+    .await;
+    let svc = Service::start(&env, &bootstrap);
+    wait_for_events(&bootstrap, &names, 1, &svc);
+    let dead = consume_until(&bootstrap, &names.dlq, Duration::from_secs(60), |r| {
+        !r.is_empty()
+    });
+    assert_eq!(svc.stop(), Some(0));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header(&dead[0], "dlq.code").as_deref(),
+        Some("invalid_contact")
+    );
+    assert_eq!(
+        header(&dead[0], "dlq.path").as_deref(),
+        Some("/entry/0/changes/0/value/messages/1")
+    );
+    assert_eq!(
+        env.status(PHONE_NUMBER_ID, "+33612345674", "marketing")["status"],
+        "opted_out"
+    );
+}
