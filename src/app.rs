@@ -68,8 +68,8 @@ pub async fn serve(
 
 /// Kafka mode: consumes the inbound topic into the ledger and publishes consent events and
 /// replies until `shutdown` resolves, then finishes the batch in flight. With a `listener`,
-/// also serves the HTTP API, ready once the consumer has partitions; it stops after the
-/// consumer, whether the consumer stopped on `shutdown` or on an error.
+/// also serves the HTTP API, ready once the consumer has an inbound partition; it stops after
+/// the consumer, whether the consumer stopped on `shutdown` or on an error.
 pub async fn run(
     listener: Option<TcpListener>,
     ledger: Arc<Ledger>,
@@ -93,7 +93,7 @@ pub async fn run(
             let readiness = state.readiness();
             readiness.follow(
                 ready.clone(),
-                "the Kafka consumer has no partitions assigned yet",
+                "the Kafka consumer has no partition of the inbound topic assigned",
             );
             readiness.set_ready();
             tracing::info!(addr = %listener.local_addr()?, "serving the HTTP API");

@@ -345,3 +345,39 @@ pub async fn produce_with(
         sent.map_err(|(e, _)| e).expect("produce");
     }
 }
+
+impl Service {
+    /// `host:port` of the service's HTTP API, once it said where it listens.
+    pub fn addr(&self) -> Option<String> {
+        self.addr.lock().unwrap().clone()
+    }
+
+    /// `GET path` on the service's HTTP API: the status code and the body, or `None` when it
+    /// does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let addr = self.addr()?;
+        let mut conn = std::net::TcpStream::connect(&addr).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        Some((status, body.unwrap_or_default()))
+    }
+
+    /// Waits until the service's log holds `text`, failing the test with the log after
+    /// `timeout`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the service never logged {text:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

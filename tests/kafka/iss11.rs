@@ -59,6 +59,75 @@ async fn iss11_item16_batches_in_every_codec_are_read() {
     assert!(dead.is_empty(), "nothing dead-lettered");
 }
 
+/// An inbound topic created after the start was read only after librdkafka's 5-minute
+/// metadata refresh, and `/readyz` answered 200 meanwhile, since the sent topic's partitions
+/// counted. Now the service is not ready without an inbound partition, and it reads a topic
+/// created later within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn iss11_item17_an_inbound_topic_created_after_start_is_read_and_readyz_waits_for_it() {
+    let bootstrap = bootstrap();
+    let names = Names::new("iss11-17");
+    let env = Env::with_config(&names.config_toml(""));
+    let svc = Service::start(&env, &bootstrap);
+    // The sent topic (which the service creates) is assigned; the inbound one does not exist.
+    svc.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let (status, body) = svc.get("/readyz").expect("the API answers");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("inbound"), "{body}");
+
+    create_topic(&bootstrap, &names.inbound, 3).await;
+    produce(
+        &bootstrap,
+        &names.inbound,
+        &[stop("33612345673", "wamid.iss11.17")],
+    )
+    .await;
+    wait_for_events(&bootstrap, &names, 1, &svc);
+    wait_until("/readyz turns 200", Duration::from_secs(30), || {
+        svc.get("/readyz").is_some_and(|(s, _)| s == 200)
+    })
+    .await;
+    assert_eq!(svc.stop(), Some(0));
+}
+
+/// The lag of each inbound partition on `/metrics`, in partition order.
+fn inbound_lag(metrics: &str, topic: &str) -> Vec<i64> {
+    let mut lags: Vec<(i64, i64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("consent_ledger_consumer_lag{"))
+        .filter(|l| l.contains(&format!("topic=\"{topic}\"")))
+        .filter_map(|l| {
+            let partition = l.split("partition=\"").nth(1)?.split('"').next()?;
+            Some((partition.parse().ok()?, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    lags.sort();
+    lags.into_iter().map(|(_, lag)| lag).collect()
+}
+
+/// `consent_ledger_consumer_lag` showed 33,969 when everything had been read. Once every
+/// record is committed, it reaches 0 on every inbound partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn iss11_item18_consumer_lag_reaches_zero_once_everything_is_read() {
+    let bootstrap = bootstrap();
+    let names = Names::new("iss11-18");
+    let env = Env::with_config(&names.config_toml(""));
+    create_topic(&bootstrap, &names.inbound, 3).await;
+    let records: Vec<Record> = (0..300)
+        .map(|i| stop(&format!("33612{i:06}"), &format!("wamid.iss11.18.{i}")))
+        .collect();
+    produce_with(&bootstrap, &names.inbound, &records, &[]).await;
+    let svc = Service::start(&env, &bootstrap);
+    wait_for_events(&bootstrap, &names, 300, &svc);
+    wait_until(
+        "consumer lag 0 on the 3 inbound partitions",
+        Duration::from_secs(60),
+        || inbound_lag(&svc.metrics(), &names.inbound) == [0, 0, 0],
+    )
+    .await;
+    assert_eq!(svc.stop(), Some(0));
+}
+
 /// An `invalid_contact` dead letter had no `dlq.path`, so it did not say which message of a
 /// webhook failed. The second of two messages, from "12", is named by its JSON pointer; the
 /// first one's STOP goes through.

@@ -42,6 +42,10 @@ pub enum KafkaModeError {
     Panicked(&'static str),
 }
 
+/// librdkafka looks for topics it does not know yet every 5 minutes by default: an inbound
+/// topic created after the start would wait that long for its first STOP to be read.
+const METADATA_REFRESH_MS: &str = "5000";
+
 /// Runs the consumer, the writer and the relay until `stop` turns true, then drains and
 /// returns.
 pub async fn run(
@@ -67,18 +71,26 @@ pub async fn run(
 
     // Two batches in flight at most: enough to keep the writer busy while the consumer polls.
     let (to_writer, from_consumer) = sync_channel(k.batch_size.max(1) * 2);
-    let consumer: BaseConsumer<Ctx> = topics::client_config(&k)
+    let mut config = topics::client_config(&k);
+    if !k
+        .properties
+        .contains_key("topic.metadata.refresh.interval.ms")
+    {
+        config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
+    }
+    let consumer: BaseConsumer<Ctx> = config
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(Ctx {
-            writer: to_writer,
-            ready: ready.clone(),
-            metrics: metrics.clone(),
-        })?;
+        .create_with_context(Ctx::new(
+            to_writer,
+            ready.clone(),
+            metrics.clone(),
+            &k.topics.inbound,
+        ))?;
     consumer.subscribe(&[&k.topics.inbound, &k.topics.sent])?;
     let consumer = Arc::new(consumer);
     let failed = Arc::new(AtomicBool::new(false));
