@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinError;
@@ -31,6 +32,8 @@ pub enum AppError {
     Relay(#[source] JoinError),
     #[error("the HTTP server task failed")]
     HttpTask(#[source] JoinError),
+    #[error("did not stop within kafka.shutdown_timeout_secs ({0} s); exited with work pending, which the next start reads again")]
+    ShutdownTimedOut(u64),
 }
 
 /// File mode as a service: the HTTP API on `listener`, without a Kafka consumer. Events
@@ -70,6 +73,11 @@ pub async fn serve(
 /// replies until `shutdown` resolves, then finishes the batch in flight. With a `listener`,
 /// also serves the HTTP API, ready once the consumer has an inbound partition; it stops after
 /// the consumer, whether the consumer stopped on `shutdown` or on an error.
+///
+/// The stop is bounded: `kafka.shutdown_timeout_secs` after `shutdown` (or after the consumer
+/// stopped on its own), it returns [`AppError::ShutdownTimedOut`] whatever is still pending, a
+/// dead letter the broker refuses, a publish, a slow client's request. Nothing is lost by it:
+/// only what is durable was acknowledged, and the rest is read again on the next start.
 pub async fn run(
     listener: Option<TcpListener>,
     ledger: Arc<Ledger>,
@@ -77,6 +85,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let kafka_config = settings.file.kafka.clone().with_env(std::env::vars());
+    let bound = kafka_config.shutdown_timeout_secs;
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Shutdown::new();
@@ -101,20 +110,44 @@ pub async fn run(
         }
         None => None,
     };
-    let result = kafka::run(
-        kafka_config,
-        settings,
-        ledger,
-        metrics,
-        ready,
-        stop.receiver(),
-    )
-    .await;
-    consumed.trigger();
-    if let Some(http) = http {
-        http.await.map_err(AppError::HttpTask)??;
+    let work = async {
+        let result = kafka::run(
+            kafka_config,
+            settings,
+            ledger,
+            metrics,
+            ready,
+            stop.receiver(),
+        )
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the Kafka consumer stopped");
+        }
+        // Stopped on its own (an error): the bound runs from now.
+        stop.trigger();
+        consumed.trigger();
+        if let Some(http) = http {
+            http.await.map_err(AppError::HttpTask)??;
+        }
+        Ok(result?)
+    };
+    let limit = {
+        let stopped = stop.wait();
+        async move {
+            stopped.await;
+            tokio::time::sleep(Duration::from_secs(bound)).await;
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        () = limit => {
+            tracing::error!(
+                shutdown_timeout_secs = bound,
+                "still stopping after the shutdown timeout; exiting with work pending"
+            );
+            Err(AppError::ShutdownTimedOut(bound))
+        }
     }
-    Ok(result?)
 }
 
 #[cfg(test)]

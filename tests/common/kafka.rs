@@ -381,3 +381,12 @@ impl Service {
         }
     }
 }
+
+impl Names {
+    /// Like [`Names::config_toml`], with `kafka` lines in the `[kafka]` table itself (`extra`
+    /// lands after `[kafka.properties]`).
+    pub fn config_toml_with(&self, kafka: &str, extra: &str) -> String {
+        self.config_toml(extra)
+            .replacen("[kafka]\n", &format!("[kafka]\n{kafka}\n"), 1)
+    }
+}
