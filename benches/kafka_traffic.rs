@@ -3,7 +3,7 @@
 //! delivery.
 //!
 //!   cargo bench --bench kafka_traffic -- --bootstrap 127.0.0.1:9092 --topic inbound.bench \
-//!       [--records 20000] [--partitions 3] [--bad-percent 0] [--seed 1] [--stdout]
+//!       [--records 20000] [--partitions 3] [--bad-percent 0] [--seed 1] [--rate R] [--stdout]
 //!
 //! Good records are the ingest benchmark's mix (`webhooks`: 30% STOP variants, 15% START, 5%
 //! quick replies, 5% help, 45% chat over 50,000 French mobiles). `--bad-percent P` makes
@@ -15,7 +15,10 @@
 //! The same arguments give the same bytes: the SHA-256 printed at the end covers every key
 //! and value in order. The topic must not exist yet, so a measurement never reads records
 //! of an earlier run. `--stdout` prints the values as JSON lines instead of producing them
-//! (for `consent-ledger ingest`, or to compare two runs).
+//! (for `consent-ledger ingest`, or to compare two runs). `--rate R` paces the production at
+//! R records/s (a burst for `scripts/bench.sh kafka-burst`); without it, as fast as the
+//! broker takes them. Records are generated as they are sent, so a burst of millions holds
+//! only the unacknowledged ones in memory.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use sha2::{Digest, Sha256};
 
 mod webhooks;
@@ -39,6 +42,8 @@ struct Args {
     partitions: i32,
     bad_percent: usize,
     seed: u64,
+    /// Records per second, when paced.
+    rate: Option<f64>,
     stdout: bool,
 }
 
@@ -50,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         partitions: 3,
         bad_percent: 0,
         seed: 1,
+        rate: None,
         stdout: false,
     };
     let mut it = std::env::args().skip(1);
@@ -66,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
             "--partitions" => args.partitions = number(value()?)? as i32,
             "--bad-percent" => args.bad_percent = number(value()?)? as usize,
             "--seed" => args.seed = number(value()?)?,
+            "--rate" => args.rate = Some(number(value()?)?.max(1) as f64),
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -86,42 +93,62 @@ enum Bad {
     UnknownShape,
 }
 
-/// The records, in order: (key, value, the kind of bad record it is, if it is one).
-fn traffic(a: &Args) -> Vec<(String, String, Option<Bad>)> {
+/// One record: key, value, and the kind of bad record it is, if it is one.
+type Generated = (String, String, Option<Bad>);
+
+/// The records, in order, generated one at a time.
+fn traffic(a: &Args) -> impl Iterator<Item = Generated> + '_ {
     let mut rng = Rng::new(a.seed ^ 0x9e37_79b9_7f4a_7c15);
-    (0..a.records)
-        .map(|i| {
-            let x = rng.next();
-            let (from, message) = webhooks::message(i, x);
-            // Bresenham: exactly P% bad, evenly spread over the stream.
-            let bad = (i + 1) * a.bad_percent / 100 > i * a.bad_percent / 100;
-            let kind = bad.then_some(match (x >> 40) & 3 {
-                0 | 1 => Bad::InvalidContact,
-                2 => Bad::InvalidJson,
-                _ => Bad::UnknownShape,
-            });
-            let (from, value) = match kind {
-                None => (from.clone(), webhooks::webhook(&from, &message)),
-                Some(Bad::InvalidContact) => {
-                    let message = message.replace(&format!(r#""from":"{from}""#), r#""from":"12""#);
-                    ("12".to_string(), webhooks::webhook("12", &message))
-                }
-                Some(Bad::InvalidJson) => {
-                    let mut cut = webhooks::webhook(&from, &message);
-                    cut.truncate(cut.len() / 2);
-                    (from, cut)
-                }
-                Some(Bad::UnknownShape) => (
-                    from.clone(),
-                    format!(
-                        r#"{{"object":"page","entry":[{{"id":"1048375619283746","time":{},"messaging":[{{"sender":{{"id":"{from}"}},"recipient":{{"id":"1048375619283746"}},"message":{{"mid":"m_{i}","text":"STOP"}}}}]}}]}}"#,
-                        1_763_978_400_000u64 + i as u64
-                    ),
+    (0..a.records).map(move |i| {
+        let x = rng.next();
+        let (from, message) = webhooks::message(i, x);
+        // Bresenham: exactly P% bad, evenly spread over the stream.
+        let bad = (i + 1) * a.bad_percent / 100 > i * a.bad_percent / 100;
+        let kind = bad.then_some(match (x >> 40) & 3 {
+            0 | 1 => Bad::InvalidContact,
+            2 => Bad::InvalidJson,
+            _ => Bad::UnknownShape,
+        });
+        let (from, value) = match kind {
+            None => (from.clone(), webhooks::webhook(&from, &message)),
+            Some(Bad::InvalidContact) => {
+                let message = message.replace(&format!(r#""from":"{from}""#), r#""from":"12""#);
+                ("12".to_string(), webhooks::webhook("12", &message))
+            }
+            Some(Bad::InvalidJson) => {
+                let mut cut = webhooks::webhook(&from, &message);
+                cut.truncate(cut.len() / 2);
+                (from, cut)
+            }
+            Some(Bad::UnknownShape) => (
+                from.clone(),
+                format!(
+                    r#"{{"object":"page","entry":[{{"id":"1048375619283746","time":{},"messaging":[{{"sender":{{"id":"{from}"}},"recipient":{{"id":"1048375619283746"}},"message":{{"mid":"m_{i}","text":"STOP"}}}}]}}]}}"#,
+                    1_763_978_400_000u64 + i as u64
                 ),
-            };
-            (format!("{PHONE_NUMBER_ID}:{from}"), value, kind)
-        })
-        .collect()
+            ),
+        };
+        (format!("{PHONE_NUMBER_ID}:{from}"), value, kind)
+    })
+}
+
+/// What the records were: their digest and how many of each bad kind.
+#[derive(Default)]
+struct Tally {
+    digest: Sha256,
+    bad: [usize; 3],
+}
+
+impl Tally {
+    fn add(&mut self, (key, value, kind): &Generated) {
+        self.digest.update(key.as_bytes());
+        self.digest.update([0]);
+        self.digest.update(value.as_bytes());
+        self.digest.update([0]);
+        if let Some(kind) = kind {
+            self.bad[*kind as usize] += 1;
+        }
+    }
 }
 
 async fn create_topic(a: &Args) -> Result<(), KafkaError> {
@@ -143,9 +170,14 @@ async fn create_topic(a: &Args) -> Result<(), KafkaError> {
     Ok(())
 }
 
-/// Produces every record, then waits for all their acknowledgements; a record the broker
-/// did not take is an error, since a measurement on fewer records would be wrong.
-async fn produce(a: &Args, records: &[(String, String, Option<Bad>)]) -> Result<(), KafkaError> {
+/// Acknowledgements awaited together; a burst of millions never holds more than the
+/// unacknowledged ones.
+const ACK_CHUNK: usize = 10_000;
+
+/// Produces every record (at `--rate`, if given), then waits for all their
+/// acknowledgements; a record the broker did not take is an error, since a measurement on
+/// fewer records would be wrong.
+async fn produce(a: &Args, tally: &mut Tally) -> Result<(), KafkaError> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &a.bootstrap)
         .set("acks", "all")
@@ -153,8 +185,16 @@ async fn produce(a: &Args, records: &[(String, String, Option<Bad>)]) -> Result<
         .set("linger.ms", "5")
         .set("message.timeout.ms", "120000")
         .create()?;
-    let mut deliveries = Vec::with_capacity(records.len());
-    for (key, value, _) in records {
+    let started = Instant::now();
+    let mut chunks = Vec::new();
+    let mut deliveries = Vec::with_capacity(ACK_CHUNK);
+    for (i, generated) in traffic(a).enumerate() {
+        tally.add(&generated);
+        if let Some(rate) = a.rate.filter(|_| i % 100 == 0) {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let (key, value, _) = &generated;
         let mut record = FutureRecord::to(&a.topic)
             .key(key.as_str())
             .payload(value.as_str());
@@ -168,7 +208,25 @@ async fn produce(a: &Args, records: &[(String, String, Option<Bad>)]) -> Result<
                 Err((e, _)) => return Err(e),
             }
         }
+        if deliveries.len() == ACK_CHUNK {
+            chunks.push(tokio::spawn(acknowledged(std::mem::take(&mut deliveries))));
+        }
     }
+    chunks.push(tokio::spawn(acknowledged(deliveries)));
+    let sent = started.elapsed().as_secs_f64();
+    for chunk in join_all(chunks).await {
+        chunk.map_err(|_| KafkaError::Canceled)??;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    eprintln!(
+        "kafka_traffic: sent in {sent:.2} s ({:.0} records/s), all acknowledged after {:.2} s",
+        a.records as f64 / sent,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn acknowledged(deliveries: Vec<DeliveryFuture>) -> Result<(), KafkaError> {
     for delivery in join_all(deliveries).await {
         match delivery {
             Ok(Ok(_)) => {}
@@ -176,7 +234,7 @@ async fn produce(a: &Args, records: &[(String, String, Option<Bad>)]) -> Result<
             Err(_) => return Err(KafkaError::Canceled),
         }
     }
-    producer.flush(Duration::from_secs(30))
+    Ok(())
 }
 
 #[tokio::main]
@@ -185,28 +243,18 @@ async fn main() {
         eprintln!("kafka_traffic: {e}");
         std::process::exit(2);
     });
-    let records = traffic(&a);
-    let mut digest = Sha256::new();
-    let mut bad = [0usize; 3];
-    for (key, value, kind) in &records {
-        digest.update(key.as_bytes());
-        digest.update([0]);
-        digest.update(value.as_bytes());
-        digest.update([0]);
-        if let Some(kind) = kind {
-            bad[*kind as usize] += 1;
-        }
-    }
+    let mut tally = Tally::default();
     if a.stdout {
         let mut out = std::io::stdout().lock();
-        for (_, value, _) in &records {
-            writeln!(out, "{value}").expect("stdout");
+        for generated in traffic(&a) {
+            tally.add(&generated);
+            writeln!(out, "{}", generated.1).expect("stdout");
         }
     } else {
         let started = Instant::now();
         let produced = async {
             create_topic(&a).await?;
-            produce(&a, &records).await
+            produce(&a, &mut tally).await
         };
         if let Err(e) = produced.await {
             eprintln!("kafka_traffic: {}: {e}", a.topic);
@@ -223,10 +271,10 @@ async fn main() {
     eprintln!(
         "kafka_traffic: seed {}, {} bad ({} invalid_contact, {} invalid_json, {} unknown_shape), sha256 {}",
         a.seed,
-        bad.iter().sum::<usize>(),
-        bad[0],
-        bad[1],
-        bad[2],
-        hex::encode(digest.finalize())
+        tally.bad.iter().sum::<usize>(),
+        tally.bad[0],
+        tally.bad[1],
+        tally.bad[2],
+        hex::encode(tally.digest.finalize())
     );
 }

@@ -15,9 +15,16 @@
 #                      with 50% records it must dead-letter; prints the ratio of their rates
 #                      (target >= 0.5) as a markdown table. Needs Java and Maven for the
 #                      project's broker (scripts/kafka.sh), or KAFKA_BOOTSTRAP_SERVERS.
+#   kafka-burst        Kafka mode under a burst (not in the default set): measures the
+#                      sustained rate of `run` on an all-good backlog, then produces at 10
+#                      times that rate for 60 s to a topic a running service reads, and samples
+#                      the service's memory (RSS), records read and consumer lag every second
+#                      during the burst and the 60 s after it; then stops it with SIGTERM.
 #
 # Knobs of kafka-deadletters: KAFKA_BENCH_RECORDS (default 20000 per stream),
 # KAFKA_BENCH_RUNS (default 3; each figure is their median), KAFKA_BENCH_BAD_PERCENT (50).
+# Knobs of kafka-burst: KAFKA_BENCH_RECORDS (the sustained-rate backlog, 20000),
+# KAFKA_BURST_FACTOR (10), KAFKA_BURST_SECONDS (60), KAFKA_BURST_DRAIN_SECONDS (60).
 # The release binary is built into $CARGO_TARGET_DIR (default target/), unless
 # CONSENT_LEDGER_BIN names one (an older commit's build, to compare against).
 set -euo pipefail
@@ -28,7 +35,7 @@ sections=()
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | webhooks | kafka-deadletters) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters | kafka-burst) sections+=("$arg") ;;
   *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit 64
@@ -83,14 +90,14 @@ metric() {
   { curl -sf "http://$ADDR/metrics" || true; } | awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { print s + 0 }'
 }
 
-# measure NAME TOPIC: runs the service on TOPIC until it read every record; appends
-# "NAME SECONDS" to $KWORK/results and prints the run on stderr.
-measure() {
-  local name=$1 topic=$2 dir="$KWORK/run-$RANDOM$RANDOM"
-  mkdir -p "$dir"
-  local id
-  id=$(basename "$dir")
-  cat >"$dir/config.toml" <<EOF
+# start_service TOPIC: starts a release `run` with a fresh data dir, consumer group and output
+# topics, reading TOPIC; sets SERVICE_PID, ADDR and RUN_DIR once it listens.
+start_service() {
+  local topic=$1 id
+  RUN_DIR="$KWORK/run-$RANDOM$RANDOM"
+  mkdir -p "$RUN_DIR"
+  id=$(basename "$RUN_DIR")
+  cat >"$RUN_DIR/config.toml" <<EOF
 [kafka]
 bootstrap_servers = "$BOOTSTRAP"
 group_id = "bench-$id"
@@ -103,18 +110,26 @@ consent_events = "bench.events.$id"
 outbound = "bench.outbound.$id"
 dead_letter = "bench.dlq.$id"
 EOF
-  local started ready done_at got=0
-  started=$(now)
-  "$BIN" --data-dir "$dir/data" --config "$dir/config.toml" run --listen 127.0.0.1:0 \
-    >"$dir/out" 2>"$dir/err" &
+  "$BIN" --data-dir "$RUN_DIR/data" --config "$RUN_DIR/config.toml" run --listen 127.0.0.1:0 \
+    >"$RUN_DIR/out" 2>"$RUN_DIR/err" &
   SERVICE_PID=$!
   ADDR=
   for _ in $(seq 300); do
-    ADDR=$(sed -n 's/^listening on //p' "$dir/out")
+    ADDR=$(sed -n 's/^listening on //p' "$RUN_DIR/out")
     [ -n "$ADDR" ] && break
     sleep 0.1
   done
-  [ -n "$ADDR" ] || { tail -n 20 "$dir/err" >&2; exit 1; }
+  [ -n "$ADDR" ] || { tail -n 20 "$RUN_DIR/err" >&2; exit 1; }
+}
+
+# measure NAME TOPIC: runs the service on TOPIC until it read every record; appends
+# "NAME SECONDS" to $KWORK/results and prints the run on stderr.
+measure() {
+  local name=$1 topic=$2
+  local started ready done_at got=0
+  started=$(now)
+  start_service "$topic"
+  local dir=$RUN_DIR
   until curl -sf -o /dev/null "http://$ADDR/readyz"; do
     kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 20 "$dir/err" >&2; exit 1; }
     sleep 0.05
@@ -143,20 +158,25 @@ EOF
     'BEGIN { printf "  %-8s %6d records in %6.2f s = %6.0f records/s (%d dead-lettered; %.1f s from start to partitions assigned)\n", n, N, d - r, N / (d - r), dl, r - s }' >&2
 }
 
-bench_kafka_deadletters() {
-  N=${KAFKA_BENCH_RECORDS:-20000}
-  local runs=${KAFKA_BENCH_RUNS:-3} bad=${KAFKA_BENCH_BAD_PERCENT:-50}
+# kafka_setup: the broker, the release binary and a work dir, shared by the Kafka sections.
+kafka_setup() {
   BIN=${CONSENT_LEDGER_BIN:-${CARGO_TARGET_DIR:-target}/release/consent-ledger}
   for tool in curl awk; do
     command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 2; }
   done
   trap kafka_cleanup EXIT
-  KWORK=$(mktemp -d)
+  [ -n "$KWORK" ] || KWORK=$(mktemp -d)
   if ! scripts/kafka.sh status >/dev/null 2>&1; then KAFKA_STARTED=1; fi
   BOOTSTRAP=$(scripts/kafka.sh start | tail -n 1)
-  echo "==> Kafka mode: dead letters ($N records per stream, $bad% bad, $runs runs, broker $BOOTSTRAP)" >&2
   [ -n "${CONSENT_LEDGER_BIN:-}" ] || cargo build --release --quiet --bin consent-ledger
   echo "binary: $BIN" >&2
+}
+
+bench_kafka_deadletters() {
+  N=${KAFKA_BENCH_RECORDS:-20000}
+  local runs=${KAFKA_BENCH_RUNS:-3} bad=${KAFKA_BENCH_BAD_PERCENT:-50}
+  kafka_setup
+  echo "==> Kafka mode: dead letters ($N records per stream, $bad% bad, $runs runs, broker $BOOTSTRAP)" >&2
   local suffix good_topic bad_topic
   suffix=$(date +%Y%m%d%H%M%S)-$$
   good_topic=bench.good.$suffix
@@ -197,11 +217,86 @@ bench_kafka_deadletters() {
     }' "$KWORK/results"
 }
 
+# ---------------------------------------------------------------------------------------
+# kafka-burst: backpressure. The service must read a burst far above what it can sustain
+# without holding the backlog in memory: the backlog stays on the broker, and the process's
+# RSS must stay bounded however long the burst.
+
+# sample PID: one line a second while PID runs: time, VmRSS and VmHWM (KiB), records read,
+# consumer lag summed over the inbound partitions.
+sample() {
+  local status=/proc/$1/status
+  while [ -r "$status" ]; do
+    echo "$(now) $(awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { print r + 0, h + 0 }' "$status" 2>/dev/null) $(metric consent_ledger_records_read_total) $(metric consent_ledger_consumer_lag)"
+    sleep 1
+  done
+}
+
+bench_kafka_burst() {
+  N=${KAFKA_BENCH_RECORDS:-20000}
+  local factor=${KAFKA_BURST_FACTOR:-10} seconds=${KAFKA_BURST_SECONDS:-60}
+  local drain=${KAFKA_BURST_DRAIN_SECONDS:-60}
+  kafka_setup
+  local suffix sustained burst
+  suffix=$(date +%Y%m%d%H%M%S)-$$
+  sustained=bench.sustained.$suffix
+  burst=bench.burst.$suffix
+  echo "==> Kafka mode: a burst at ${factor}x the sustained rate for ${seconds} s (broker $BOOTSTRAP)" >&2
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  cargo bench --quiet --bench kafka_traffic -- --bootstrap "$BOOTSTRAP" --topic "$sustained" \
+    --records "$N" --partitions 3 --seed 1
+  measure sustained "$sustained"
+  local rate
+  rate=$(awk -v n="$N" '$1 == "sustained" { s = $2 } END { printf "%d", n / s }' "$KWORK/results")
+  local burst_rate=$((rate * factor))
+  local total=$((burst_rate * seconds))
+  echo "sustained: $rate records/s; burst: $burst_rate records/s for $seconds s ($total records)" >&2
+
+  # The service runs first, on the topic the generator creates when the burst starts.
+  start_service "$burst"
+  local dir=$RUN_DIR
+  sample "$SERVICE_PID" >"$KWORK/samples" &
+  local sampler=$! t0 t1 t2 stopped code=0
+  sleep 3
+  t0=$(now)
+  cargo bench --quiet --bench kafka_traffic -- --bootstrap "$BOOTSTRAP" --topic "$burst" \
+    --records "$total" --partitions 3 --seed 2 --rate "$burst_rate"
+  t1=$(now)
+  sleep "$drain"
+  t2=$(now)
+  kill -TERM "$SERVICE_PID"
+  wait "$SERVICE_PID" || code=$?
+  stopped=$(now)
+  SERVICE_PID=
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  rm -rf "$dir/data"
+  echo "SIGTERM with the backlog: exit code $code after $(awk -v a="$t2" -v b="$stopped" 'BEGIN { printf "%.1f", b - a }') s" >&2
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  # A row every 10 s from the burst's start, then the peaks.
+  awk -v t0="$t0" -v t1="$t1" '
+    BEGIN { last = -1; print "| since the burst started | phase | RSS | records read | consumer lag |"; print "|---|---|---|---|---|" }
+    {
+      t = $1 - t0; rss = $2 / 1024; if ($3 / 1024 > hwm) hwm = $3 / 1024
+      if (t < 0) { base = rss; next }
+      burst = t <= t1 - t0
+      if (burst && rss > peak_burst) peak_burst = rss
+      if (!burst && rss > peak_drain) peak_drain = rss
+      step = burst ? 10 : 30
+      if (int(t / step) != last) {
+        last = int(t / step)
+        printf "| %3.0f s | %s | %.1f MiB | %d | %d |\n", t, burst ? "burst" : "drain", rss, $4, $5
+      }
+    }
+    END { printf "\nRSS before the burst %.1f MiB; peak %.1f MiB during the burst (sent in %.1f s), %.1f MiB after it; VmHWM %.1f MiB\n", base, peak_burst, t1 - t0, peak_drain, hwm }' "$KWORK/samples"
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
   ingest) bench_ingest ;;
   check) bench_check ;;
   webhooks) bench_webhooks ;;
   kafka-deadletters) bench_kafka_deadletters ;;
+  kafka-burst) bench_kafka_burst ;;
   esac
 done

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinError;
@@ -35,6 +36,8 @@ pub enum AppError {
     /// A webhook secret that cannot be read (`env:NAME` unset), or its producer.
     #[error(transparent)]
     Webhooks(#[from] WebhookError),
+    #[error("did not stop within kafka.shutdown_timeout_secs ({0} s); exited with work pending, which the next start reads again")]
+    ShutdownTimedOut(u64),
 }
 
 /// Webhook secrets written `env:NAME` are read from the process environment.
@@ -79,8 +82,13 @@ pub async fn serve(
 
 /// Kafka mode: consumes the inbound topic into the ledger and publishes consent events and
 /// replies until `shutdown` resolves, then finishes the batch in flight. With a `listener`,
-/// also serves the HTTP API, ready once the consumer has partitions; it stops after the
-/// consumer, whether the consumer stopped on `shutdown` or on an error.
+/// also serves the HTTP API, ready once the consumer has an inbound partition; it stops after
+/// the consumer, whether the consumer stopped on `shutdown` or on an error.
+///
+/// The stop is bounded: `kafka.shutdown_timeout_secs` after `shutdown` (or after the consumer
+/// stopped on its own), it returns [`AppError::ShutdownTimedOut`] whatever is still pending, a
+/// dead letter the broker refuses, a publish, a slow client's request. Nothing is lost by it:
+/// only what is durable was acknowledged, and the rest is read again on the next start.
 pub async fn run(
     listener: Option<TcpListener>,
     ledger: Arc<Ledger>,
@@ -88,6 +96,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let kafka_config = settings.file.kafka.clone().with_env(std::env::vars());
+    let bound = kafka_config.shutdown_timeout_secs;
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Shutdown::new();
@@ -106,7 +115,7 @@ pub async fn run(
             let readiness = state.readiness();
             readiness.follow(
                 ready.clone(),
-                "the Kafka consumer has no partitions assigned yet",
+                "the Kafka consumer has no partition of the inbound topic assigned",
             );
             readiness.set_ready();
             tracing::info!(addr = %listener.local_addr()?, "serving the HTTP API");
@@ -114,20 +123,44 @@ pub async fn run(
         }
         None => None,
     };
-    let result = kafka::run(
-        kafka_config,
-        settings,
-        ledger,
-        metrics,
-        ready,
-        stop.receiver(),
-    )
-    .await;
-    consumed.trigger();
-    if let Some(http) = http {
-        http.await.map_err(AppError::HttpTask)??;
+    let work = async {
+        let result = kafka::run(
+            kafka_config,
+            settings,
+            ledger,
+            metrics,
+            ready,
+            stop.receiver(),
+        )
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "the Kafka consumer stopped");
+        }
+        // Stopped on its own (an error): the bound runs from now.
+        stop.trigger();
+        consumed.trigger();
+        if let Some(http) = http {
+            http.await.map_err(AppError::HttpTask)??;
+        }
+        Ok(result?)
+    };
+    let limit = {
+        let stopped = stop.wait();
+        async move {
+            stopped.await;
+            tokio::time::sleep(Duration::from_secs(bound)).await;
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        () = limit => {
+            tracing::error!(
+                shutdown_timeout_secs = bound,
+                "still stopping after the shutdown timeout; exiting with work pending"
+            );
+            Err(AppError::ShutdownTimedOut(bound))
+        }
     }
-    Ok(result?)
 }
 
 #[cfg(test)]

@@ -21,6 +21,11 @@ pub struct KafkaConfig {
     pub create_topics: bool,
     pub partitions: i32,
     pub replication_factor: i32,
+    /// After SIGTERM or SIGINT, how long `run` may take to commit the batch in flight, publish
+    /// what the log gained and answer the requests in flight, before it exits whatever is
+    /// still pending (exit code 1; nothing acknowledged is lost, the rest is read again on
+    /// the next start). Kubernetes' default grace period is 30 s too.
+    pub shutdown_timeout_secs: u64,
     /// Extra librdkafka properties for both consumer and producer (SASL, TLS, timeouts…).
     /// Env: `KAFKA_PROP_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
     pub properties: BTreeMap<String, String>,
@@ -61,6 +66,7 @@ impl Default for KafkaConfig {
             create_topics: true,
             partitions: 3,
             replication_factor: 1,
+            shutdown_timeout_secs: 30,
             properties: BTreeMap::new(),
         }
     }
@@ -94,6 +100,9 @@ impl KafkaConfig {
         if self.partitions < 1 || self.replication_factor < 1 {
             return Err(KafkaConfigError::ZeroPartitions);
         }
+        if self.shutdown_timeout_secs == 0 {
+            return Err(KafkaConfigError::ZeroShutdownTimeout);
+        }
         let t = &self.topics;
         for (name, topic) in [
             ("inbound", &t.inbound),
@@ -121,6 +130,8 @@ pub enum KafkaConfigError {
     ZeroPartitions,
     #[error("kafka.topics.{0} is empty")]
     EmptyTopic(&'static str),
+    #[error("kafka.shutdown_timeout_secs must be at least 1")]
+    ZeroShutdownTimeout,
 }
 
 #[cfg(test)]
@@ -162,5 +173,15 @@ mod tests {
             ..KafkaConfig::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn shutdown_is_bounded_by_30_seconds_unless_set() {
+        assert_eq!(KafkaConfig::default().shutdown_timeout_secs, 30);
+        let c: KafkaConfig = toml::from_str("shutdown_timeout_secs = 5").unwrap();
+        assert_eq!(c.shutdown_timeout_secs, 5);
+        assert!(c.validate().is_ok());
+        let zero: KafkaConfig = toml::from_str("shutdown_timeout_secs = 0").unwrap();
+        assert_eq!(zero.validate(), Err(KafkaConfigError::ZeroShutdownTimeout));
     }
 }

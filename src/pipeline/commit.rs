@@ -25,8 +25,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::resolve;
 use super::summary::Summary;
+use super::{pointer, resolve};
 use crate::config::{Settings, TenantProfile};
 use crate::domain::decide::{self, Command, ConsentRecord, Decision, Origin, Resolved, State};
 use crate::domain::event::ConsentEvent;
@@ -219,7 +219,13 @@ impl Batch<'_, '_> {
             }
         };
         let mut rejected = Vec::new();
-        for item in items {
+        // Where an item rejected after decoding sits in the record, found only when one is.
+        let (count, paths) = (items.len(), std::cell::OnceCell::new());
+        let path = |i: usize| {
+            let paths = paths.get_or_init(|| pointer::item_paths(bytes.unwrap_or_default(), count));
+            paths.get(i).cloned().flatten()
+        };
+        for (i, item) in items.into_iter().enumerate() {
             let outcome = match item {
                 Item::Ignored(_) => {
                     self.summary.ignored += 1;
@@ -239,7 +245,10 @@ impl Batch<'_, '_> {
                             self.summary.ignored += 1;
                             Ok(())
                         }
-                        Err(error) => Err(Rejection { error, path: None }),
+                        Err(error) => Err(Rejection {
+                            error,
+                            path: path(i),
+                        }),
                     }
                 }
                 Item::Sent(sent) => match resolve::sent(self.settings, sent) {
@@ -251,7 +260,10 @@ impl Batch<'_, '_> {
                         }
                         Ok(())
                     }
-                    Err(error) => Err(Rejection { error, path: None }),
+                    Err(error) => Err(Rejection {
+                        error,
+                        path: path(i),
+                    }),
                 },
                 Item::Status(status) => match resolve::tenant(self.settings, &status.tenant) {
                     Ok(tenant) => {
@@ -259,7 +271,10 @@ impl Batch<'_, '_> {
                         self.summary.statuses += 1;
                         Ok(())
                     }
-                    Err(error) => Err(Rejection { error, path: None }),
+                    Err(error) => Err(Rejection {
+                        error,
+                        path: path(i),
+                    }),
                 },
             };
             if let Err(r) = outcome {

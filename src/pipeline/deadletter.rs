@@ -1,5 +1,7 @@
 //! Dead-letter records: a rejected input is never dropped; it is kept with its reason, its
-//! position in the source and its original bytes, so it can be fixed and replayed.
+//! position in the source and its original bytes, so it can be fixed and replayed. An original
+//! too large to travel whole (a dead-letter topic takes less than the inbound topic may hold)
+//! is kept as an [`Excerpt`]: enough to recognise it and find it again at its source offset.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -8,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::commit::Rejection;
 use crate::domain::decide::Origin;
@@ -68,6 +71,44 @@ impl DeadLetter {
     }
 }
 
+/// How much of an oversized original its truncated dead letter keeps: the start of a webhook
+/// says what it is (its shape, its business number, its first messages).
+pub const EXCERPT_BYTES: usize = 16 * 1024;
+
+/// The start of an original too large to travel whole, with what identifies all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excerpt<'a> {
+    /// The first bytes of the original, at most the `keep` asked for.
+    pub head: &'a [u8],
+    /// The original's length in bytes.
+    pub size: usize,
+    /// SHA-256 of the whole original, lowercase hex: what a replay is checked against.
+    pub sha256: String,
+}
+
+impl<'a> Excerpt<'a> {
+    pub fn of(original: &'a [u8], keep: usize) -> Self {
+        Excerpt {
+            head: &original[..keep.min(original.len())],
+            size: original.len(),
+            sha256: hex::encode(Sha256::digest(original)),
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary: a reason may quote the input
+/// it rejects, so it can be as large as the record.
+pub fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// An append-only JSONL file, fsynced after each batch of lines.
 pub struct JsonlFile {
     path: PathBuf,
@@ -113,5 +154,31 @@ impl JsonlFile {
         file.write_all(buf.as_bytes())?;
         file.sync_data()?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excerpt_keeps_the_head_and_identifies_the_whole() {
+        let original = vec![b'A'; 1_100_000];
+        let e = Excerpt::of(&original, EXCERPT_BYTES);
+        assert_eq!(e.head, &original[..EXCERPT_BYTES]);
+        assert_eq!(e.size, 1_100_000);
+        assert_eq!(e.sha256, hex::encode(Sha256::digest(&original)));
+        assert_eq!(e.sha256.len(), 64);
+        let short = Excerpt::of(b"{}", EXCERPT_BYTES);
+        assert_eq!((short.head, short.size), (b"{}".as_slice(), 2));
+        assert!(Excerpt::of(&original, 0).head.is_empty());
+    }
+
+    #[test]
+    fn clip_never_cuts_a_character() {
+        assert_eq!(clip("ARRÊT", 4), "ARR");
+        assert_eq!(clip("ARRÊT", 5), "ARRÊ");
+        assert_eq!(clip("STOP", 10), "STOP");
+        assert_eq!(clip("", 0), "");
     }
 }

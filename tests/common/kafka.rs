@@ -318,3 +318,75 @@ impl Drop for Service {
         let _ = self.child.wait();
     }
 }
+
+/// Produces records with a producer of `settings` (compression, size limits): all are sent
+/// before any acknowledgement is awaited, so that they travel in batches.
+pub async fn produce_with(
+    bootstrap: &str,
+    topic: &str,
+    records: &[Record],
+    settings: &[(&str, &str)],
+) {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let p: FutureProducer = config.create().expect("producer");
+    let sends: Vec<_> = records
+        .iter()
+        .map(|(key, value)| {
+            let mut r: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key.as_str());
+            if let Some(v) = value {
+                r = r.payload(v.as_slice());
+            }
+            p.send(r, Duration::from_secs(60))
+        })
+        .collect();
+    for sent in futures::future::join_all(sends).await {
+        sent.map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+impl Service {
+    /// `GET path` on the service's HTTP API: the status code and the body, or `None` when it
+    /// does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let addr = self.addr()?;
+        let mut conn = std::net::TcpStream::connect(&addr).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        Some((status, body.unwrap_or_default()))
+    }
+
+    /// Waits until the service's log holds `text`, failing the test with the log after
+    /// `timeout`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the service never logged {text:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Names {
+    /// Like [`Names::config_toml`], with `kafka` lines in the `[kafka]` table itself (`extra`
+    /// lands after `[kafka.properties]`).
+    pub fn config_toml_with(&self, kafka: &str, extra: &str) -> String {
+        self.config_toml(extra)
+            .replacen("[kafka]\n", &format!("[kafka]\n{kafka}\n"), 1)
+    }
+}

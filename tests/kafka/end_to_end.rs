@@ -22,7 +22,7 @@ fn record(line: String) -> Record {
 
 /// Waits until `events` distinct events are on the consent-events topic; on failure, says
 /// which stage was behind (the service's own metrics, then what the test read).
-fn wait_for_events(
+pub(crate) fn wait_for_events(
     bootstrap: &str,
     names: &Names,
     events: usize,

@@ -7,6 +7,7 @@ mod common;
 
 mod end_to_end;
 mod identity;
+mod iss11;
 mod kafka_faults;
 mod kafka_sent;
 mod webhooks;

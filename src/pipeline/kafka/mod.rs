@@ -8,6 +8,7 @@
 //! runtime and no lock shared between them.
 
 pub mod consumer;
+mod dead_letters;
 pub mod relay;
 mod topics;
 pub mod writer;
@@ -15,7 +16,7 @@ pub mod writer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -25,7 +26,7 @@ use self::consumer::Ctx;
 use self::relay::Relay;
 use self::writer::Writer;
 use crate::config::{KafkaConfig, KafkaConfigError, Settings};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Sink};
 use crate::metrics::Metrics;
 use crate::pipeline::CommitError;
 
@@ -42,8 +43,13 @@ pub enum KafkaModeError {
     Panicked(&'static str),
 }
 
+/// librdkafka looks for topics it does not know yet every 5 minutes by default: an inbound
+/// topic created after the start would wait that long for its first STOP to be read.
+const METADATA_REFRESH_MS: &str = "5000";
+
 /// Runs the consumer, the writer and the relay until `stop` turns true, then drains and
-/// returns.
+/// returns. The drain takes what is left of `k.shutdown_timeout_secs`; the caller enforces
+/// the bound as a whole.
 pub async fn run(
     k: KafkaConfig,
     settings: Arc<Settings>,
@@ -55,6 +61,7 @@ pub async fn run(
     k.validate().map_err(KafkaModeError::Config)?;
     tracing::info!(bootstrap_servers = %k.bootstrap_servers, group_id = %k.group_id, topic = %k.topics.inbound, "starting Kafka consumer");
     let consent_partitions = topics::ensure_topics(&k, &stop).await?;
+    let log = ledger.clone();
     let relay = Relay {
         ledger: ledger.clone(),
         producer: topics::producer(&k)?,
@@ -63,25 +70,35 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let (relay_stop_tx, relay_stop) = watch::channel(false);
-    let relay_task = tokio::spawn(relay.run(relay_stop, Duration::from_secs(15)));
+    let bound = Duration::from_secs(k.shutdown_timeout_secs);
+    let mut relay_task = tokio::spawn(relay.run(relay_stop, bound));
 
     // Two batches in flight at most: enough to keep the writer busy while the consumer polls.
     let (to_writer, from_consumer) = sync_channel(k.batch_size.max(1) * 2);
-    let consumer: BaseConsumer<Ctx> = topics::client_config(&k)
+    let mut config = topics::client_config(&k);
+    if !k
+        .properties
+        .contains_key("topic.metadata.refresh.interval.ms")
+    {
+        config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
+    }
+    let consumer: BaseConsumer<Ctx> = config
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(Ctx {
-            writer: to_writer,
-            ready: ready.clone(),
-            metrics: metrics.clone(),
-        })?;
+        .create_with_context(Ctx::new(
+            to_writer,
+            ready.clone(),
+            metrics.clone(),
+            &k.topics.inbound,
+        ))?;
     consumer.subscribe(&[&k.topics.inbound, &k.topics.sent])?;
     let consumer = Arc::new(consumer);
     let failed = Arc::new(AtomicBool::new(false));
+    let stop_polling = Arc::new(AtomicBool::new(false));
     let writer = Writer {
         ledger,
         settings,
@@ -92,12 +109,12 @@ pub async fn run(
         batch_size: k.batch_size.max(1),
         linger: Duration::from_millis(k.linger_ms),
         failed: failed.clone(),
+        stopping: stop_polling.clone(),
     };
     let writer = std::thread::Builder::new()
         .name("ledger-writer".into())
         .spawn(move || writer.run(from_consumer))
         .map_err(|_| KafkaModeError::Panicked("writer"))?;
-    let stop_polling = Arc::new(AtomicBool::new(false));
     let poller = {
         let stop_polling = stop_polling.clone();
         std::thread::Builder::new()
@@ -113,18 +130,30 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     }
+    let stopping_since = Instant::now();
     stop_polling.store(true, Ordering::SeqCst);
-    let joined = tokio::task::spawn_blocking(move || {
-        let polled = poller.join();
-        let written = writer.join();
-        (polled, written)
-    })
-    .await
-    .map_err(|_| KafkaModeError::Panicked("shutdown"))?;
+    // Watched, not joined on the blocking pool: a thread stuck past the shutdown bound must
+    // not hold up the runtime's own shutdown when the caller gives up on it.
+    while !(poller.is_finished() && writer.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let polled = poller.join();
+    let written = writer.join();
+    // The relay publishes what the last batch appended, in what is left of the bound (less
+    // a second for the rest to stop); a publish still waiting then is abandoned, not lost.
+    let drain = bound
+        .saturating_sub(stopping_since.elapsed())
+        .saturating_sub(Duration::from_secs(1));
     let _ = relay_stop_tx.send(true);
-    let _ = relay_task.await;
-    joined.0.map_err(|_| KafkaModeError::Panicked("consumer"))?;
-    joined.1.map_err(|_| KafkaModeError::Panicked("writer"))??;
+    if tokio::time::timeout(drain, &mut relay_task).await.is_err() {
+        relay_task.abort();
+        tracing::warn!(
+            pending = log.backlog(Sink::Kafka).unwrap_or_default(),
+            "stopping with unpublished log entries; they are published on the next start"
+        );
+    }
+    polled.map_err(|_| KafkaModeError::Panicked("consumer"))?;
+    written.map_err(|_| KafkaModeError::Panicked("writer"))??;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The writer thread of Kafka mode: collects records from the consumer thread into batches
 //! (`batch_size` records, or `linger_ms` after the first) and runs each through the one commit
-//! path. Its sinks produce a batch's dead letters together and wait once for all their
-//! acknowledgements, and commit the input offsets only after the batch is durable.
+//! path. Its sinks produce a batch's dead letters ([`super::dead_letters`]) and commit the
+//! input offsets only after the batch is durable.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::consumer::{Ctx, ToWriter};
+use super::dead_letters::DeadLetters;
 use crate::config::Settings;
 use crate::domain::decide::Origin;
 use crate::ledger::Ledger;
-use crate::metrics::{Metrics, ReasonLabels};
+use crate::metrics::Metrics;
 use crate::pipeline::commit::{self, CommitError, Committed, Dead, Input, Sinks};
 use crate::pipeline::Summary;
 
@@ -35,6 +35,9 @@ pub struct Writer {
     pub linger: Duration,
     /// Set when a batch could not be made durable: the service stops rather than skip it.
     pub failed: Arc<AtomicBool>,
+    /// Set when the service stops: a batch whose dead letters are refused is then given up,
+    /// uncommitted, instead of retried.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -138,61 +141,15 @@ struct KafkaSinks<'a> {
 }
 
 impl Sinks for KafkaSinks<'_> {
-    /// Produces every dead letter of the batch at once and waits for all their
-    /// acknowledgements, retrying the ones the broker refused: their offsets are about to be
-    /// committed, so they must be safe first, and one slow round trip per record would let a
-    /// burst of bad input hold up every STOP behind it.
     fn dead_letters(&mut self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError> {
         let w = self.writer;
-        let mut todo: Vec<&Dead<'_>> = dead.iter().collect();
-        let mut backoff = Duration::from_millis(100);
-        while !todo.is_empty() {
-            let sends: Vec<_> = todo
-                .iter()
-                .map(|d| {
-                    let headers = headers(d, now);
-                    let mut record: FutureRecord<'_, [u8], [u8]> =
-                        FutureRecord::to(&w.dead_letter_topic).headers(headers);
-                    if let Some(key) = d.key {
-                        record = record.key(key);
-                    }
-                    if let Some(payload) = d.bytes {
-                        record = record.payload(payload);
-                    }
-                    w.producer.send_result(record).map_err(|(e, _)| e)
-                })
-                .collect();
-            let (queued, refused): (Vec<_>, Vec<_>) =
-                sends.into_iter().enumerate().partition(|(_, s)| s.is_ok());
-            let results = futures::executor::block_on(join_all(queued.into_iter().map(
-                |(i, s)| async move {
-                    let acked = match s {
-                        Ok(delivery) => matches!(delivery.await, Ok(Ok(_))),
-                        Err(_) => false,
-                    };
-                    (i, acked)
-                },
-            )));
-            let mut retry: Vec<&Dead<'_>> = refused.into_iter().map(|(i, _)| todo[i]).collect();
-            for (i, acked) in results {
-                if acked {
-                    count(w, todo[i]);
-                } else {
-                    retry.push(todo[i]);
-                }
-            }
-            if !retry.is_empty() {
-                tracing::warn!(
-                    pending = retry.len(),
-                    topic = %w.dead_letter_topic,
-                    "dead letters not acknowledged; retrying"
-                );
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            todo = retry;
+        DeadLetters {
+            producer: &w.producer,
+            topic: &w.dead_letter_topic,
+            metrics: &w.metrics,
+            stopping: &w.stopping,
         }
-        Ok(())
+        .produce(dead, now)
     }
 
     /// Commits the next offset of each input partition, retrying briefly. A commit that still
@@ -222,47 +179,4 @@ impl Sinks for KafkaSinks<'_> {
         tracing::warn!("offset commit gave up; the batch will be redelivered and deduplicated");
         Ok(())
     }
-}
-
-fn count(w: &Writer, d: &Dead<'_>) {
-    tracing::warn!(
-        topic = d.origin.topic.as_deref().unwrap_or_default(),
-        partition = d.origin.kafka_partition,
-        offset = d.origin.offset,
-        code = d.rejection.error.code(),
-        "record dead-lettered"
-    );
-    w.metrics
-        .dead_lettered
-        .get_or_create(&ReasonLabels {
-            reason: d.rejection.error.code().to_string(),
-        })
-        .inc();
-}
-
-/// Why and where from: the reason, its code, the JSON pointer of the rejected part, the
-/// source position and the time, as `dlq.*` headers next to the original key and bytes.
-fn headers(d: &Dead<'_>, now: DateTime<Utc>) -> OwnedHeaders {
-    let reason = d.rejection.error.to_string();
-    let partition = d.origin.kafka_partition.unwrap_or_default().to_string();
-    let offset = d.origin.offset.unwrap_or_default().to_string();
-    let rejected_at = now.to_rfc3339();
-    let mut h = OwnedHeaders::new();
-    for (key, value) in [
-        ("dlq.reason", Some(reason.as_str())),
-        ("dlq.code", Some(d.rejection.error.code())),
-        ("dlq.source.topic", d.origin.topic.as_deref()),
-        ("dlq.source.partition", Some(partition.as_str())),
-        ("dlq.source.offset", Some(offset.as_str())),
-        ("dlq.rejected_at", Some(rejected_at.as_str())),
-        ("dlq.path", d.rejection.path.as_deref()),
-    ] {
-        if let Some(value) = value {
-            h = h.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-    }
-    h
 }
