@@ -200,19 +200,8 @@ pub async fn get_access_export(
     use axum::response::IntoResponse;
     let tenant = caller.allow(&tenant, Access::Read)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
-    let format = q.format.unwrap_or_else(|| "json".into());
-    let content_type = match format.as_str() {
-        "json" => "application/json",
-        "html" => "text/html; charset=utf-8",
-        "text" => "text/plain; charset=utf-8",
-        other => {
-            return Err(Problem::bad_request(
-                "invalid-query",
-                "Invalid query",
-                format!("format={other}: an access export is json, html or text"),
-            ))
-        }
-    };
+    let form = render::Form::parse(q.format.as_deref().unwrap_or("json"))
+        .map_err(|detail| Problem::bad_request("invalid-query", "Invalid query", detail))?;
     let ledger = state.ledger.clone();
     let (t, c) = (tenant.clone(), contact.clone());
     let built =
@@ -231,10 +220,9 @@ pub async fn get_access_export(
         }
         Err(e) => return Err(Problem::internal(&e)),
     };
-    let body = match format.as_str() {
-        "html" => render::html(&file).into_bytes(),
-        "text" => render::text(&file).into_bytes(),
-        _ => export::to_bytes(&file),
-    };
-    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, form.content_type())],
+        form.bytes(&file),
+    )
+        .into_response())
 }

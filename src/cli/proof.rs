@@ -25,13 +25,7 @@ pub fn export(
         tenant.ok_or_else(|| UsageError("an access export needs --tenant".into()))?,
     )?;
     let contact = super::parse_contact(settings, &tenant, contact)?;
-    let format = format.unwrap_or("json");
-    if !["json", "html", "text"].contains(&format) {
-        return Err(UsageError(format!(
-            "--format {format}: an access export is json, html or text"
-        ))
-        .into());
-    }
+    let form = render::Form::parse(format.unwrap_or("json")).map_err(UsageError)?;
     let file = match export::build(ledger, &tenant, &contact, chrono::Utc::now()) {
         Ok(file) => file,
         Err(export::ExportError::Unknown(who)) => {
@@ -40,12 +34,8 @@ pub fn export(
         }
         Err(e) => return Err(e.into()),
     };
-    let bytes = match format {
-        "html" => render::html(&file).into_bytes(),
-        "text" => render::text(&file).into_bytes(),
-        _ => export::to_bytes(&file),
-    };
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(path, form.bytes(&file))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!(
         "wrote the access export of {} ({} events, {} identifiers) to {}",
         contact.masked(),

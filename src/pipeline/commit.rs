@@ -25,8 +25,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::resolve;
 use super::summary::Summary;
-use super::{pointer, resolve};
 use crate::config::{Settings, TenantProfile};
 use crate::domain::decide::{self, Command, ConsentRecord, Decision, Origin, Resolved, State};
 use crate::domain::event::ConsentEvent;
@@ -219,13 +219,7 @@ impl Batch<'_, '_> {
             }
         };
         let mut rejected = Vec::new();
-        // Where an item rejected after decoding sits in the record, found only when one is.
-        let (count, paths) = (items.len(), std::cell::OnceCell::new());
-        let path = |i: usize| {
-            let paths = paths.get_or_init(|| pointer::item_paths(bytes.unwrap_or_default(), count));
-            paths.get(i).cloned().flatten()
-        };
-        for (i, item) in items.into_iter().enumerate() {
+        for item in items {
             let outcome = match item {
                 Item::Ignored(_) => {
                     self.summary.ignored += 1;
@@ -239,16 +233,14 @@ impl Batch<'_, '_> {
                     // A chat message that only names the sender's identifiers says nothing the
                     // next message will not say again: if it cannot be filed, it is chat.
                     let recurs = matches!(m.content, Content::Notice { recurs: true });
+                    let path = m.path.clone();
                     match resolve::message(self.settings, m, origin, self.now) {
                         Ok(r) => self.message(&r, partition).map(Ok)?,
                         Err(_) if recurs => {
                             self.summary.ignored += 1;
                             Ok(())
                         }
-                        Err(error) => Err(Rejection {
-                            error,
-                            path: path(i),
-                        }),
+                        Err(error) => Err(Rejection { error, path }),
                     }
                 }
                 Item::Sent(sent) => match resolve::sent(self.settings, sent) {
@@ -260,10 +252,7 @@ impl Batch<'_, '_> {
                         }
                         Ok(())
                     }
-                    Err(error) => Err(Rejection {
-                        error,
-                        path: path(i),
-                    }),
+                    Err(error) => Err(Rejection { error, path: None }),
                 },
                 Item::Status(status) => match resolve::tenant(self.settings, &status.tenant) {
                     Ok(tenant) => {
@@ -273,7 +262,7 @@ impl Batch<'_, '_> {
                     }
                     Err(error) => Err(Rejection {
                         error,
-                        path: path(i),
+                        path: status.path,
                     }),
                 },
             };

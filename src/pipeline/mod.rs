@@ -8,7 +8,6 @@ pub mod commit;
 pub mod deadletter;
 pub mod file;
 pub mod kafka;
-mod pointer;
 pub mod relay;
 mod resolve;
 mod summary;

@@ -4,9 +4,48 @@
 
 use std::fmt::Write as _;
 
-use super::export::ProofFile;
+use super::export::{to_bytes, ProofFile};
 use super::fingerprint;
 use crate::domain::event::{ConsentEvent, EventType};
+
+/// The forms an access export is written in; only `Json` is verifiable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Json,
+    Html,
+    Text,
+}
+
+impl Form {
+    /// `json`, `html` or `text`; the error says which are.
+    pub fn parse(name: &str) -> Result<Form, String> {
+        match name {
+            "json" => Ok(Form::Json),
+            "html" => Ok(Form::Html),
+            "text" => Ok(Form::Text),
+            other => Err(format!(
+                "format={other}: an access export is json, html or text"
+            )),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Form::Json => "application/json",
+            Form::Html => "text/html; charset=utf-8",
+            Form::Text => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// The file in this form.
+    pub fn bytes(self, file: &ProofFile) -> Vec<u8> {
+        match self {
+            Form::Json => to_bytes(file),
+            Form::Html => html(file).into_bytes(),
+            Form::Text => text(file).into_bytes(),
+        }
+    }
+}
 
 fn what(e: &ConsentEvent) -> String {
     match e.event_type {

@@ -106,6 +106,12 @@ impl Server {
             .unwrap()
     }
 
+    /// The `/metrics` scrape, as text.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     /// GET with a token; asserts 200 and returns the JSON body.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
         let res = self.get(path, token).send().await.unwrap();

@@ -313,15 +313,7 @@ async fn check_handles_a_large_audience_and_counts_it_in_the_metrics() {
     .await;
     assert_eq!(r["allowed"].as_array().unwrap().len() as u64, n);
     assert_eq!(r["counts"]["checked"], n);
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains(&format!("consent_ledger_contacts_checked_total {n}")),
         "{metrics}"

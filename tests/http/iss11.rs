@@ -173,16 +173,9 @@ async fn with_message(text: &str) -> Server {
 
 /// The `consent_ledger_ledger_keys_read_total` counter, as a scrape shows it.
 async fn keys_read(s: &Server) -> u64 {
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
+    s.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("consent_ledger_ledger_keys_read_total "))
         .expect("the metric is exposed")
         .trim()

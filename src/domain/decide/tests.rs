@@ -28,6 +28,7 @@ fn msg(id: &str, at: i64, content: Content) -> Resolved {
             campaign_id: None,
             language: None,
             links: Vec::new(),
+            path: None,
         },
         origin: Origin::default(),
         time: EffectiveTime {

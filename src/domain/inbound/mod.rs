@@ -142,6 +142,9 @@ pub struct Message {
     pub language: Option<String>,
     /// The sender's other identifiers this record names, to be linked to the person.
     pub links: Vec<LinkClaim>,
+    /// Where the record holds it (a JSON pointer into a webhook), so that a dead letter of it
+    /// says which message failed; `None` for a record that is one message.
+    pub path: Option<String>,
 }
 
 /// One item of a record: a message, something deliberately ignored, or a rejected part.
@@ -201,6 +204,27 @@ pub struct DeliveryStatus {
     pub at: DateTime<Utc>,
     /// `pricing.category`, else `conversation.origin.type` (`marketing`, `utility`, …).
     pub category: String,
+    /// Where the webhook holds it (a JSON pointer), like [`Message::path`].
+    pub path: Option<String>,
+}
+
+impl Item {
+    /// The item, marked with where its record holds it: the pointer a dead letter of an item
+    /// rejected after decoding (unknown tenant, unusable sender) names, as the decoder names
+    /// the parts it rejects itself.
+    pub(super) fn at(self, path: String) -> Item {
+        match self {
+            Item::Message(mut m) => {
+                m.path = Some(path);
+                Item::Message(m)
+            }
+            Item::Status(mut s) => {
+                s.path = Some(path);
+                Item::Status(s)
+            }
+            other => other,
+        }
+    }
 }
 
 /// Decodes one record (one line of a file, one Kafka message value).

@@ -122,6 +122,7 @@ pub(super) fn decode_normalized(r: NormalizedInbound) -> Result<Message, DecodeE
         campaign_id: r.campaign_id,
         language: r.language,
         links,
+        path: None,
     })
 }
 

@@ -47,5 +47,6 @@ pub(super) fn wa_status(tenant: &TenantRef, status: &Value) -> Result<Item, Deco
         state,
         at,
         category,
+        path: None,
     }))
 }

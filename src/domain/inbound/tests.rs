@@ -436,3 +436,45 @@ mod properties {
         }
     }
 }
+
+/// Every item of a webhook knows where the webhook holds it: a dead letter of one rejected
+/// after decoding (unknown tenant, unusable sender) names the same pointer the decoder names
+/// for the parts it rejects itself.
+#[test]
+fn each_item_of_a_webhook_carries_its_json_pointer() {
+    let hook = r#"{"object":"whatsapp_business_account","entry":[
+        {"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
+            "metadata":{"phone_number_id":"106540352242922"},
+            "messages":[
+                {"from":"33612345671","id":"wamid.1","timestamp":"1763978400","type":"text","text":{"body":"STOP"}},
+                {"from":"33612345672","id":"wamid.2","timestamp":"1763978400","type":"text"}],
+            "statuses":[{"id":"wamid.s","status":"read","timestamp":"1763978400","recipient_id":"33612345673","pricing":{"category":"marketing"}}],
+            "user_preferences":[{"wa_id":"33612345674","category":"marketing_messages","value":"stop","timestamp":1763978400}]}}]},
+        {"id":"2","changes":[{"field":"messages","value":{"messages":[
+                {"from":"33612345675","id":"wamid.3","timestamp":"1763978400","type":"text","text":{"body":"STOP"}}]}}]}]}"#;
+    let paths: Vec<Option<String>> = decode(hook.as_bytes())
+        .unwrap()
+        .into_iter()
+        .map(|item| match item {
+            Item::Message(m) => m.path,
+            Item::Status(s) => s.path,
+            Item::Rejected { path, .. } => Some(path),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/entry/0/changes/0/value/messages/0",
+            "/entry/0/changes/0/value/messages/1",
+            "/entry/0/changes/0/value/statuses/0",
+            "/entry/0/changes/0/value/user_preferences/0",
+            "/entry/1/changes/0/value/metadata",
+        ]
+        .map(|p| Some(p.to_string()))
+    );
+    let normalized = br#"{"type":"inbound","tenant":"shop","channel":"sms","message_id":"m","from":"12","received_at":"2026-01-01T00:00:00Z","text":"STOP"}"#;
+    assert!(
+        matches!(decode(normalized).unwrap().as_slice(), [Item::Message(m)] if m.path.is_none())
+    );
+}

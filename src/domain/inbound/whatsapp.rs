@@ -215,8 +215,10 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
                 let path = format!("{base}/messages/{i}");
                 items.push(match message {
                     Lenient::Ok(m) => {
-                        wa_message(&tenant, named_by_contacts(m, &profiles), &profiles)
-                            .unwrap_or_else(|error| Item::Rejected { path, error })
+                        match wa_message(&tenant, named_by_contacts(m, &profiles), &profiles) {
+                            Ok(item) => item.at(path),
+                            Err(error) => Item::Rejected { path, error },
+                        }
                     }
                     Lenient::Err(detail) => Item::Rejected {
                         path,
@@ -226,16 +228,18 @@ pub(super) fn decode_webhook(hook: WhatsappWebhook) -> Vec<Item> {
             }
             for (i, status) in value.statuses.iter().enumerate() {
                 let path = format!("{base}/statuses/{i}");
-                items.push(
-                    wa_status(&tenant, status)
-                        .unwrap_or_else(|error| Item::Rejected { path, error }),
-                );
+                items.push(match wa_status(&tenant, status) {
+                    Ok(item) => item.at(path),
+                    Err(error) => Item::Rejected { path, error },
+                });
             }
             for (i, pref) in value.user_preferences.into_iter().enumerate() {
                 let path = format!("{base}/user_preferences/{i}");
                 items.push(match pref {
-                    Lenient::Ok(p) => user_preference(&tenant, p)
-                        .unwrap_or_else(|error| Item::Rejected { path, error }),
+                    Lenient::Ok(p) => match user_preference(&tenant, p) {
+                        Ok(item) => item.at(path),
+                        Err(error) => Item::Rejected { path, error },
+                    },
                     Lenient::Err(detail) => Item::Rejected {
                         path,
                         error: invalid("WhatsApp user preference", detail),
@@ -333,6 +337,7 @@ fn wa_message(
         campaign_id: None,
         language: None,
         links,
+        path: None,
     }))
 }
 
@@ -392,6 +397,7 @@ fn user_preference(tenant: &TenantRef, p: WaUserPreference) -> Result<Item, Deco
         campaign_id: None,
         language: None,
         links: message_links(who, &[]),
+        path: None,
     }))
 }
 
