@@ -1,0 +1,117 @@
+//! The rows of an import body, CSV or NDJSON, read one at a time and not yet checked: each
+//! is the row as given, or why it could not be read. Pure, so that the fuzz target
+//! `import_rows` reads bodies exactly as the handler does, without a ledger.
+
+use super::ImportRow;
+
+/// A data row: its line in the body (from 1; the CSV header is line 1) and the row, or why
+/// it could not be read.
+pub(super) type Row = (u64, Result<ImportRow, String>);
+
+/// The columns a row is read from, in [`ImportRow`]'s order.
+const KNOWN: [&str; 5] = ["contact", "status", "occurred_at", "source", "scope"];
+
+/// The rows of a CSV body after its header, and the header's columns that are not read.
+/// A header without the three required columns, or naming one twice, is the reason given.
+pub(super) fn csv(input: &[u8]) -> Result<(CsvRows<'_>, Vec<String>), String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header = rdr.headers().map_err(|e| e.to_string())?.clone();
+    let names: Vec<String> = header.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let column = |name: &str| names.iter().position(|n| n == name);
+    let missing: Vec<&str> = ["contact", "status", "occurred_at"]
+        .into_iter()
+        .filter(|c| column(c).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the first line must be a header naming the columns; missing: {} (found: {})",
+            missing.join(", "),
+            names.join(", ")
+        ));
+    }
+    // Two columns of the same name would leave one of them silently unread.
+    if let Some(twice) = KNOWN
+        .iter()
+        .find(|k| names.iter().filter(|n| n == k).count() > 1)
+    {
+        return Err(format!(
+            "the column {twice} appears more than once in the header; keep one (found: {})",
+            names.join(", ")
+        ));
+    }
+    let ignored = names
+        .iter()
+        .filter(|n| !KNOWN.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let columns = KNOWN.map(column);
+    let rows = CsvRows {
+        rdr,
+        columns,
+        record: csv::StringRecord::new(),
+    };
+    Ok((rows, ignored))
+}
+
+/// The data rows of a CSV body; rows whose cells are all empty are skipped.
+pub(super) struct CsvRows<'a> {
+    rdr: csv::Reader<&'a [u8]>,
+    /// Where each of [`KNOWN`] is in a record, if the header names it.
+    columns: [Option<usize>; 5],
+    record: csv::StringRecord,
+}
+
+impl Iterator for CsvRows<'_> {
+    type Item = Row;
+
+    fn next(&mut self) -> Option<Row> {
+        loop {
+            match self.rdr.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {
+                    let line = self.record.position().map_or(0, |p| p.line());
+                    if self.record.iter().all(str::is_empty) {
+                        continue;
+                    }
+                    let get = |i: usize| {
+                        self.columns[i]
+                            .and_then(|c| self.record.get(c))
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_string)
+                    };
+                    let row = ImportRow {
+                        contact: get(0),
+                        status: get(1),
+                        occurred_at: get(2),
+                        source: get(3),
+                        scope: get(4),
+                    };
+                    return Some((line, Ok(row)));
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Some((line, Err(format!("unreadable CSV row: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+/// The rows of an NDJSON body, one JSON object a line; blank lines are skipped.
+pub(super) fn ndjson(input: &[u8]) -> impl Iterator<Item = Row> + '_ {
+    (1u64..)
+        .zip(input.split(|b| *b == b'\n'))
+        .filter_map(|(line, bytes)| {
+            let text = String::from_utf8_lossy(bytes);
+            if text.trim().is_empty() {
+                return None;
+            }
+            let row =
+                serde_json::from_str::<ImportRow>(&text).map_err(|e| format!("invalid JSON: {e}"));
+            Some((line, row))
+        })
+}
