@@ -4,6 +4,9 @@
 
 use super::ImportRow;
 
+/// Excel and Notepad start a UTF-8 file with a byte order mark; the csv crate skips it.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// A data row: its line in the body (from 1; the CSV header is line 1) and the row, or why
 /// it could not be read.
 pub(super) type Row = (u64, Result<ImportRow, String>);
@@ -103,6 +106,7 @@ impl Iterator for CsvRows<'_> {
 
 /// The rows of an NDJSON body, one JSON object a line; blank lines are skipped.
 pub(super) fn ndjson(input: &[u8]) -> impl Iterator<Item = Row> + '_ {
+    let input = input.strip_prefix(UTF8_BOM).unwrap_or(input);
     (1u64..)
         .zip(input.split(|b| *b == b'\n'))
         .filter_map(|(line, bytes)| {
@@ -114,4 +118,23 @@ pub(super) fn ndjson(input: &[u8]) -> impl Iterator<Item = Row> + '_ {
                 serde_json::from_str::<ImportRow>(&text).map_err(|e| format!("invalid JSON: {e}"));
             Some((line, row))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the fuzz target `import_rows` (fuzz/regressions/import_rows/): the NDJSON
+    /// reader kept the byte order mark, so the first row was "invalid JSON".
+    #[test]
+    fn an_ndjson_import_starting_with_a_byte_order_mark_reads_its_first_row() {
+        let body = "\u{feff}{\"contact\":\"+33600000001\",\"status\":\"opted_out\"}\n";
+        let rows: Vec<Row> = ndjson(body.as_bytes()).collect();
+        assert_eq!(rows.len(), 1);
+        let (line, row) = &rows[0];
+        assert_eq!(*line, 1);
+        let row = row.as_ref().expect("the first row is read");
+        assert_eq!(row.contact.as_deref(), Some("+33600000001"));
+        assert_eq!(row.status.as_deref(), Some("opted_out"));
+    }
 }
