@@ -56,6 +56,11 @@ pub(super) fn csv(input: &[u8]) -> Result<(CsvRows<'_>, Vec<String>), String> {
         rdr,
         columns,
         record: csv::StringRecord::new(),
+        lines: Lines {
+            input,
+            byte: 0,
+            line: 1,
+        },
     };
     Ok((rows, ignored))
 }
@@ -66,6 +71,47 @@ pub(super) struct CsvRows<'a> {
     /// Where each of [`KNOWN`] is in a record, if the header names it.
     columns: [Option<usize>; 5],
     record: csv::StringRecord,
+    lines: Lines<'a>,
+}
+
+/// Line numbers as a person sees them. The csv crate ends a record at CR, LF or CRLF but
+/// counts only LFs, and places a record before the blank lines and the LF of a CRLF that
+/// precede it: the rows of a Windows file would be reported one line early, those after a
+/// blank line too, and all those of a file with CR endings (Excel for Mac's "CSV
+/// (Macintosh)") on line 1.
+struct Lines<'a> {
+    input: &'a [u8],
+    /// Where the last line asked for starts, and its number.
+    byte: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    /// The line of the record that starts at `position`, a byte offset no earlier than the
+    /// previous one asked for.
+    fn at(&mut self, position: Option<&csv::Position>) -> u64 {
+        let Some(byte) = position.and_then(|p| usize::try_from(p.byte()).ok()) else {
+            return self.line;
+        };
+        // A record's position is where the reader resumed: before the blank lines and the LF
+        // of a CRLF that precede it. Its line is the one its first character is on.
+        let byte = byte.clamp(self.byte, self.input.len());
+        let byte = byte
+            + self.input[byte..]
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
+        let ends = self.input[self.byte..byte]
+            .iter()
+            .enumerate()
+            .filter(|&(i, b)| {
+                *b == b'\n' || (*b == b'\r' && self.input.get(self.byte + i + 1) != Some(&b'\n'))
+            })
+            .count();
+        self.line += ends as u64;
+        self.byte = byte;
+        self.line
+    }
 }
 
 impl Iterator for CsvRows<'_> {
@@ -76,7 +122,7 @@ impl Iterator for CsvRows<'_> {
             match self.rdr.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {
-                    let line = self.record.position().map_or(0, |p| p.line());
+                    let line = self.lines.at(self.record.position());
                     if self.record.iter().all(str::is_empty) {
                         continue;
                     }
@@ -96,7 +142,7 @@ impl Iterator for CsvRows<'_> {
                     return Some((line, Ok(row)));
                 }
                 Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
+                    let line = self.lines.at(e.position());
                     return Some((line, Err(format!("unreadable CSV row: {e}"))));
                 }
             }
@@ -136,5 +182,22 @@ mod tests {
         let row = row.as_ref().expect("the first row is read");
         assert_eq!(row.contact.as_deref(), Some("+33600000001"));
         assert_eq!(row.status.as_deref(), Some("opted_out"));
+    }
+
+    /// Found by the fuzz target `import_rows` (fuzz/regressions/import_rows/): a CR ends a
+    /// CSV record but was not counted as a line, so two rows shared a line number; and rows
+    /// after a CRLF or a blank line were reported on an earlier line than their own.
+    #[test]
+    fn a_csv_import_reports_each_rows_own_line_whatever_the_line_endings() {
+        for body in [
+            "contact,status,occurred_at\r+33600000001,opted_out,2024-01-01\r\rbad\r",
+            "contact,status,occurred_at\r\n+33600000001,opted_out,2024-01-01\r\n\r\nbad\r\n",
+            "contact,status,occurred_at\n+33600000001,opted_out,2024-01-01\n\nbad\n",
+            "contact,status,occurred_at\n\"+33600000001\nx\",opted_out,2024-01-01\nbad\n",
+        ] {
+            let (rows, _) = csv(body.as_bytes()).expect("a valid header");
+            let lines: Vec<u64> = rows.map(|(line, _)| line).collect();
+            assert_eq!(lines, [2, 4], "{body:?}");
+        }
     }
 }
