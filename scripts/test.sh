@@ -56,6 +56,7 @@ trap cleanup EXIT
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "==> building tests ($(elapsed))" >&2
 cargo test --no-run --quiet
 echo "==> cargo clippy --all-targets -- -D warnings ($(elapsed))" >&2
