@@ -39,7 +39,10 @@ fuzz_seconds=${FUZZ_SECONDS:-20}
 fuzz_pid=""
 if [[ "$fuzz_seconds" != 0 ]]; then
   echo "==> building the fuzz targets (scripts/fuzz.sh build), in the background" >&2
-  setsid ionice -c 3 nice -n 19 scripts/fuzz.sh build > target/fuzz-build.log 2>&1 &
+  # Its own session, so that it can be stopped as a whole; with the kernel's autogroups a
+  # session is scheduled as one, so the session itself is niced too, or nice would not count.
+  setsid bash -c 'echo 19 > /proc/self/autogroup 2>/dev/null
+    exec ionice -c 3 nice -n 19 scripts/fuzz.sh build' > target/fuzz-build.log 2>&1 &
   fuzz_pid=$!
 fi
 
