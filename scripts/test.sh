@@ -33,12 +33,39 @@ if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   echo "==> starting a local Kafka broker (scripts/kafka.sh), in the background" >&2
   scripts/kafka.sh start > target/kafka-start.out 2> target/kafka-start.log &
   broker_pid=$!
-  # On any exit: let a start still in progress finish, then stop the broker it started.
-  trap 'wait "$broker_pid" 2>/dev/null; env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true' EXIT
 fi
+
+# The fuzz targets (fuzz/, scripts/fuzz.sh) compile the whole dependency tree again under
+# the fuzz flags: that build starts now, at the lowest CPU and I/O priority, so it takes only
+# what the main build and the tests leave idle (the Kafka tests mostly wait on the broker);
+# each target then runs for FUZZ_SECONDS after the tests (0: no fuzzing). Unoptimized and
+# on stable without a sanitizer: the cheapest build, and the most inputs a second from it.
+export FUZZ_BUILD=dev FUZZ_SANITIZER=none
+fuzz_seconds=${FUZZ_SECONDS:-20}
+fuzz_pid=""
+if [[ "$fuzz_seconds" != 0 ]]; then
+  echo "==> building the fuzz targets (scripts/fuzz.sh build), in the background" >&2
+  # Its own session, so that it can be stopped as a whole; with the kernel's autogroups a
+  # session is scheduled as one, so the session itself is niced too, or nice would not count.
+  setsid bash -c 'echo 19 > /proc/self/autogroup 2>/dev/null
+    exec ionice -c 3 nice -n 19 scripts/fuzz.sh build' > target/fuzz-build.log 2>&1 &
+  fuzz_pid=$!
+fi
+
+# On any exit: stop a fuzz build still running; let a broker start still in progress finish,
+# then stop the broker it started.
+cleanup() {
+  [[ -z "$fuzz_pid" ]] || kill -- "-$fuzz_pid" 2>/dev/null || true
+  if [[ -n "$broker_pid" ]]; then
+    wait "$broker_pid" 2>/dev/null || true
+    env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true
+  fi
+}
+trap cleanup EXIT
 
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "==> building tests ($(elapsed))" >&2
 cargo test --no-run --quiet
 echo "==> cargo clippy --all-targets -- -D warnings ($(elapsed))" >&2
@@ -63,4 +90,16 @@ echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # Kafka tests share one broker and one restarts it: two at a time keeps them within their
 # time limits on a 2-core machine.
 cargo test --no-fail-fast -- --test-threads=2
+
+if [[ -n "$fuzz_pid" ]]; then
+  echo "==> fuzz smoke runs, ${fuzz_seconds} s each ($(elapsed))" >&2
+  if ! wait "$fuzz_pid"; then
+    fuzz_pid=""
+    cat target/fuzz-build.log >&2
+    echo "cannot build the fuzz targets; see above" >&2
+    exit 1
+  fi
+  fuzz_pid=""
+  scripts/fuzz.sh smoke "$fuzz_seconds"
+fi
 echo "==> done in $(elapsed)" >&2

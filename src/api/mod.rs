@@ -43,6 +43,13 @@ pub mod webhooks;
 
 pub use server::{serve, SHUTDOWN_GRACE};
 
+/// The request-body readers, public only for the fuzz targets of `fuzz/`: not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::check::{Line, Lines};
+    pub use super::imports::check_rows;
+}
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 

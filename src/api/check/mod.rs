@@ -27,6 +27,8 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
+pub use self::ndjson::{Line, Lines};
+
 use self::answer::{Answer, Position};
 use self::json_body::Counted;
 use super::auth::{Access, Caller};

@@ -8,11 +8,13 @@
 //! `api.body_timeout_secs`) before the first row is committed, so a body cut short, too
 //! large or too slow imports nothing, and the client's error answer is the whole story.
 //!
-//! `mod.rs`: the handler and its answer; `read.rs`: the CSV and NDJSON readers, committing
-//! in batches; `row.rs`: one row checked and turned into a consent record.
+//! `mod.rs`: the handler and its answer; `rows.rs`: the CSV and NDJSON bodies read row by
+//! row; `row.rs`: one row checked and turned into a consent record; `read.rs`: the rows
+//! committed in batches.
 
 mod read;
 mod row;
+mod rows;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -27,6 +29,8 @@ use super::check::{media_type, NDJSON};
 use super::problem::{Path, Problem};
 use super::stream;
 use super::AppState;
+use crate::config::TenantProfile;
+use crate::domain::decide::ConsentRecord;
 use crate::pipeline::commit::CommitError;
 
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -155,6 +159,31 @@ pub async fn import(
             detail,
         )),
     }
+}
+
+/// A row's line and its record, or the reason it is rejected.
+#[doc(hidden)]
+pub type Checked = (u64, Result<ConsentRecord, String>);
+
+/// Every row of a body (CSV when `csv`, else NDJSON) with its line, checked and turned into
+/// the record it asks for or the reason it is rejected, exactly as an import would, but
+/// nothing committed. An unusable CSV header is the error. For the fuzz target
+/// `import_rows`, which holds every body to "each row is a record or a reason".
+#[doc(hidden)]
+pub fn check_rows(
+    profile: &TenantProfile,
+    csv: bool,
+    input: &[u8],
+) -> Result<Vec<Checked>, String> {
+    let checked = |(line, row): rows::Row| {
+        let record = row.and_then(|r| row::record(profile, line, r).map_err(|e| e.to_string()));
+        (line, record)
+    };
+    Ok(if csv {
+        rows::csv(input)?.0.map(checked).collect()
+    } else {
+        rows::ndjson(input).map(checked).collect()
+    })
 }
 
 /// Why an import stopped before the end of its body.
