@@ -1,9 +1,9 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the targets;
-//! only the tuning part's misses are listed, so the held-out cases stay unread while tuning.
-//! holdout2 is a fresh set measured once (2026-12-06) and frozen: its misses are listed, and only
-//! the target it met at that measurement (precision) is asserted; its recall is reported, and
-//! whether to tune on it is the lead's call.
+//! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
+//! `tune2` is the former holdout2, measured once (2026-12-06: recall 66.7%) and then tuned on.
+//! `holdout3` is the fresh set that replaced it, collected by someone who had not read the rules
+//! and committed before its first measurement; its misses are listed, since it is frozen.
 
 use std::collections::BTreeMap;
 
@@ -107,12 +107,12 @@ fn corpus_is_well_formed_and_big_enough() {
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
         assert!(
-            ["tune", "holdout", "holdout2"].contains(&c.split.as_str()),
+            ["tune", "tune2", "holdout", "holdout3"].contains(&c.split.as_str()),
             "{c:?}: split"
         );
         assert!(!c.source.trim().is_empty(), "{c:?}: no source");
         assert!(seen.insert((&c.language, &c.text)), "{c:?}: listed twice");
-        if c.split == "holdout2" {
+        if c.split == "tune2" || c.split == "holdout3" {
             continue;
         }
         let e = per_language.entry(&c.language).or_default();
@@ -133,7 +133,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut sets: BTreeMap<String, KeywordSet> = BTreeMap::new();
     let mut tune_misses = Vec::new();
-    let mut holdout2_misses = Vec::new();
+    let mut holdout3_misses = Vec::new();
     for c in cases() {
         let set = sets
             .entry(c.language.clone())
@@ -154,9 +154,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
         if expected != opted_out {
             let miss = format!("{} {:?} ({}): {got:?}", c.language, c.text, c.label);
             match c.split.as_str() {
-                "tune" => tune_misses.push(miss),
-                // Listed because holdout2 is frozen: its misses are reported, never tuned on.
-                "holdout2" => holdout2_misses.push(miss),
+                "tune" | "tune2" => tune_misses.push(miss),
+                // Listed because holdout3 is frozen: its misses are reported, never tuned on.
+                "holdout3" => holdout3_misses.push(miss),
                 _ => {}
             }
         }
@@ -167,21 +167,23 @@ fn holdout_meets_the_recall_and_precision_targets() {
         "|---|---|---|---|---|".to_string(),
     ];
     let mut totals: BTreeMap<&str, Tally> = BTreeMap::new();
-    for split in ["tune", "holdout", "holdout2"] {
+    for split in ["tune", "tune2", "holdout", "holdout3"] {
         for code in KeywordSet::builtin_languages() {
             if let Some(t) = tallies.get(&(code.to_string(), split.to_string())) {
                 table.push(row(&format!("{code}, {split}"), t));
                 totals.entry(split).or_default().add(*t);
             }
         }
-        table.push(row(&format!("all, {split}"), &totals[split]));
+        if let Some(t) = totals.get(split) {
+            table.push(row(&format!("all, {split}"), t));
+        }
     }
     println!("{}", table.join("\n"));
     if !tune_misses.is_empty() {
         println!("tuning misses:\n{}", tune_misses.join("\n"));
     }
-    if !holdout2_misses.is_empty() {
-        println!("holdout2 misses:\n{}", holdout2_misses.join("\n"));
+    if !holdout3_misses.is_empty() {
+        println!("holdout3 misses:\n{}", holdout3_misses.join("\n"));
     }
 
     let holdout = totals["holdout"];
@@ -195,12 +197,13 @@ fn holdout_meets_the_recall_and_precision_targets() {
         "held-out precision {:.3} is below {MIN_PRECISION}",
         holdout.precision()
     );
-    // Recall on holdout2 was 66.7% at its only measurement, below MIN_RECALL: reported above and in
-    // the README, not asserted, so that a clean clone passes while the lead decides.
-    let holdout2 = totals["holdout2"];
-    assert!(
-        holdout2.precision() >= MIN_PRECISION,
-        "holdout2 precision {:.3} is below {MIN_PRECISION}",
-        holdout2.precision()
-    );
+    for split in ["tune2", "holdout3"] {
+        let t = totals.get(split).copied().unwrap_or_default();
+        assert!(
+            t.recall() >= MIN_RECALL && t.precision() >= MIN_PRECISION,
+            "{split}: recall {:.3}, precision {:.3}, targets {MIN_RECALL} and {MIN_PRECISION}",
+            t.recall(),
+            t.precision()
+        );
+    }
 }

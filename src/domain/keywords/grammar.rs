@@ -19,6 +19,17 @@ enum Slot {
     Not(usize),
     /// Only courtesy words follow.
     End,
+    /// Only courtesy words come before: for wordings that are a request only when they open
+    /// the message ("plus de sms svp", never "je voudrais plus de promos").
+    Start,
+}
+
+/// Where only courtesy words surround the message's words: `head[i]`, only courtesy words
+/// before token `i`; `tail[i]`, only courtesy words from token `i` on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Edges<'a> {
+    pub(super) head: &'a [bool],
+    pub(super) tail: &'a [bool],
 }
 
 /// A language's compiled grammar.
@@ -73,6 +84,13 @@ impl Grammar {
                     slots.push(Slot::End);
                     continue;
                 }
+                if raw == "^" {
+                    if !slots.is_empty() {
+                        return Err(format!("pattern {pattern:?}: ^ must come first"));
+                    }
+                    slots.push(Slot::Start);
+                    continue;
+                }
                 let (negated, rest) = match raw.strip_prefix('!') {
                     Some(rest) => (true, rest),
                     None => (false, raw),
@@ -96,8 +114,9 @@ impl Grammar {
                     Slot::Class { class, optional }
                 });
             }
+            let first = slots.iter().find(|s| !matches!(s, Slot::Start));
             if !matches!(
-                slots.first(),
+                first,
                 Some(Slot::Class {
                     optional: false,
                     ..
@@ -132,40 +151,44 @@ impl Grammar {
     }
 
     /// Every end position a pattern's slots can reach from token `i`.
-    fn ends(&self, slots: &[Slot], toks: &[&str], i: usize, tail: &[bool], out: &mut Vec<usize>) {
+    fn ends(&self, slots: &[Slot], toks: &[&str], i: usize, edges: Edges, out: &mut Vec<usize>) {
         let Some((slot, rest)) = slots.split_first() else {
             out.push(i);
             return;
         };
         match slot {
             Slot::End => {
-                if tail[i] {
-                    self.ends(rest, toks, i, tail, out);
+                if edges.tail[i] {
+                    self.ends(rest, toks, i, edges, out);
+                }
+            }
+            Slot::Start => {
+                if edges.head[i] {
+                    self.ends(rest, toks, i, edges, out);
                 }
             }
             Slot::Not(class) => {
                 if self.lens_at(*class, toks, i).next().is_none() {
-                    self.ends(rest, toks, i, tail, out);
+                    self.ends(rest, toks, i, edges, out);
                 }
             }
             Slot::Class { class, optional } => {
                 for len in self.lens_at(*class, toks, i) {
-                    self.ends(rest, toks, i + len, tail, out);
+                    self.ends(rest, toks, i + len, edges, out);
                 }
                 if *optional {
-                    self.ends(rest, toks, i, tail, out);
+                    self.ends(rest, toks, i, edges, out);
                 }
             }
         }
     }
 
-    /// The longest (then earliest) span some pattern matches, as token positions. `tail[i]`
-    /// tells whether only courtesy words follow token `i`; `allowed` vetoes a span (a negation
-    /// before it, or a word after it that shows another object).
+    /// The longest (then earliest) span some pattern matches, as token positions. `allowed`
+    /// vetoes a span (a negation before it, or a word after it that shows another object).
     pub(super) fn find(
         &self,
         toks: &[&str],
-        tail: &[bool],
+        edges: Edges,
         allowed: impl Fn(usize, usize) -> bool,
     ) -> Option<(usize, usize)> {
         let mut best: Option<(usize, usize)> = None;
@@ -173,7 +196,7 @@ impl Grammar {
         for start in 0..toks.len() {
             for slots in &self.patterns {
                 ends.clear();
-                self.ends(slots, toks, start, tail, &mut ends);
+                self.ends(slots, toks, start, edges, &mut ends);
                 for &end in ends.iter().filter(|&&e| e > start && allowed(start, e)) {
                     if best.map_or(true, |(s, e)| end - start > e - s) {
                         best = Some((start, end));

@@ -46,6 +46,12 @@ struct Rank {
     earlier: std::cmp::Reverse<usize>,
 }
 
+/// What ends a sentence or a clause, for [`KeywordSet::classify`]'s last-sentence rule: "Not
+/// interested, stop" ends in a keyword as much as "Not interested. Stop" does.
+pub(super) const SENTENCE_ENDS: [char; 9] = [
+    '.', '!', '?', ';', ',', '\n', '\u{2026}', '\u{a1}', '\u{bf}',
+];
+
 impl KeywordSet {
     pub(super) fn compile(tables: Vec<LangTable>) -> Self {
         let mut entries: HashMap<String, Entry> = HashMap::new();
@@ -281,6 +287,9 @@ impl KeywordSet {
         {
             return c;
         }
+        if let Some(c) = self.last_sentence(text) {
+            return c;
+        }
         if let Some(h) = self.find_span(&key, &toks, |e| e.opt_out.as_ref()) {
             return Classification::PossibleOptOut {
                 keyword: h.display.clone(),
@@ -288,6 +297,25 @@ impl KeywordSet {
             };
         }
         Classification::NoChange
+    }
+
+    /// A message whose last sentence is an opt-out keyword on its own ("comment arrêter de
+    /// recevoir vos sms ? stop", "Got it. STOP"): people append the keyword after whatever
+    /// else they had to say. Only the last sentence counts, so "Stop! I was charged twice"
+    /// stays a possible opt-out for review.
+    fn last_sentence(&self, text: &str) -> Option<Classification> {
+        let mut sentences = text
+            .split(SENTENCE_ENDS)
+            .map(|s| match_key(&normalize(s)))
+            .filter(|key| !key.is_empty());
+        let key = sentences.next_back()?;
+        sentences.next()?;
+        let hit = self
+            .entries
+            .get(key.as_str())
+            .and_then(|e| e.role(Intent::OptOut));
+        let hit = hit.or_else(|| self.wrapped(&key, &token_spans(&key), Intent::OptOut))?;
+        Some(self.result(Intent::OptOut, hit, Rule::KeywordInSentence))
     }
 
     /// Classifies a quick-reply button payload or id. Payloads are machine

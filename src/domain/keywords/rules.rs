@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::grammar::{single_words, Grammar};
+use super::grammar::{single_words, Edges, Grammar};
 use super::normalize::token_spans;
 use super::tables::LangTable;
 use super::typo::TypoIndex;
@@ -188,11 +188,15 @@ impl KeywordSet {
         if let Some((_, h)) = phrase {
             return Some(self.revoked(h.display.clone(), self.language(h)));
         }
-        let tail = self.courtesy_tail(w);
+        let (head, tail) = (self.courtesy_head(w), self.courtesy_tail(w));
+        let edges = Edges {
+            head: &head,
+            tail: &tail,
+        };
         let toks: Vec<&str> = (0..n).map(|i| w.tok(i)).collect();
         let mut best: Option<(usize, usize, usize)> = None;
         for (lang, grammar) in &self.extra.grammars {
-            if let Some((s, e)) = grammar.find(&toks, &tail, allowed) {
+            if let Some((s, e)) = grammar.find(&toks, edges, allowed) {
                 if best.map_or(true, |(bs, be, _)| e - s > be - bs) {
                     best = Some((s, e, *lang));
                 }

@@ -140,3 +140,91 @@ fn another_object_or_a_negation_undoes_a_revocation() {
         Some(Rule::RevocationPhrase)
     );
 }
+
+#[test]
+fn a_keyword_ending_the_message_as_its_own_sentence_opts_out() {
+    assert_rule(
+        &[
+            "comment arrêter de recevoir vos sms ? stop",
+            "Who is this? STOP",
+            "Not interested, stop",
+            "I got your promo again. Unsubscribe please!",
+        ],
+        Some(Rule::KeywordInSentence),
+    );
+    // The keyword opening the message, or inside the last sentence, is for review only.
+    assert_rule(
+        &[
+            "Stop! I was charged twice for my order",
+            "Thanks. I'll stop by the store tomorrow",
+            "Where is the bus stop?",
+        ],
+        None,
+    );
+}
+
+#[test]
+fn a_caret_pattern_counts_only_at_the_start_of_the_message() {
+    let fr = KeywordSet::defaults(&["fr", "en"]);
+    assert!(matches!(
+        fr.classify("plus de sms svp"),
+        Classification::OptOut { .. }
+    ));
+    assert!(!matches!(
+        fr.classify("je voudrais avoir plus de promos"),
+        Classification::OptOut { .. }
+    ));
+}
+
+#[test]
+fn bare_revocations_and_a_verb_on_these_messages_opt_out_but_not_on_another_object() {
+    assert_rule(
+        &[
+            "do not text",
+            "Don't call",
+            "take me off",
+            "Please delete me from your text list",
+            "stop this",
+            "Stop sending these, please!",
+            "I revoke my consent to receive texts",
+            "Unsubscribe from everything",
+            "how many times do I have to say stop",
+            "Je refuse de recevoir vos offres par SMS",
+            "Je m'oppose à l'utilisation de mon numéro pour la prospection",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert_rule(
+        &[
+            "stop this order",
+            "take me off the waiting list for the table at 8",
+            "please stop the repair",
+            "je m'oppose à ce prélèvement",
+        ],
+        None,
+    );
+}
+
+#[test]
+fn platform_keywords_of_every_language_opt_out() {
+    for (lang, words) in [
+        ("es", &["salir", "Baja de la lista"][..]),
+        (
+            "de",
+            &["STORNIEREN", "Ich wünsche keine weiteren Nachrichten"][..],
+        ),
+        (
+            "it",
+            &["Fermare", "FERMARSI", "annulla", "Disiscrizione", "FINE"][..],
+        ),
+        ("pt", &["Remover meu número", "Não quero mais ofertas"][..]),
+    ] {
+        let set = KeywordSet::defaults(&[lang, "en"]);
+        for text in words {
+            assert!(
+                matches!(set.classify(text), Classification::OptOut { .. }),
+                "{lang} {text:?}"
+            );
+        }
+    }
+}

@@ -77,7 +77,8 @@ impl Keywords {
 ///
 /// A pattern is a list of slots separated by spaces: `CLASS` (one of the class's words),
 /// `CLASS?` (optional), `!CLASS` (the next word is not one of the class's, nothing consumed),
-/// `$` (only courtesy words follow), or a literal word.
+/// `$` (only courtesy words follow), `^` (first only: only courtesy words come before), or a
+/// literal word.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Grammar {
