@@ -42,6 +42,11 @@ pub(super) struct Grammar {
     pub(super) not_before: Vec<String>,
     /// Negations before which a match does not count, as word sequences.
     pub(super) not_after: Vec<Vec<String>>,
+    /// Nouns after which, within three words, a match does not count (another object).
+    pub(super) other_objects: Vec<String>,
+    /// Keywords that take any one-word topic; words that widen a keyword to every purpose.
+    pub(super) any_topic: Vec<String>,
+    pub(super) all_words: Vec<String>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -133,6 +138,14 @@ impl Grammar {
             patterns,
             not_before: single_words(data.not_before.iter().map(String::as_str)),
             not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
+            other_objects: single_words(data.other_objects.iter().map(String::as_str)),
+            any_topic: data
+                .any_topic
+                .iter()
+                .flat_map(|w| token_forms(w))
+                .map(|t| t.join(" "))
+                .collect(),
+            all_words: single_words(data.all_words.iter().map(String::as_str)),
         })
     }
 

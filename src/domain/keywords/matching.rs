@@ -46,8 +46,8 @@ struct Rank {
     earlier: std::cmp::Reverse<usize>,
 }
 
-/// What ends a sentence or a clause, for [`KeywordSet::classify`]'s last-sentence rule: "Not
-/// interested, stop" ends in a keyword as much as "Not interested. Stop" does.
+/// What ends a sentence or a clause, for [`KeywordSet::classify`]'s keyword-sentence rule: "Not
+/// interested, stop" has a keyword of its own as much as "Not interested. Stop" does.
 pub(super) const SENTENCE_ENDS: [char; 9] = [
     '.', '!', '?', ';', ',', '\n', '\u{2026}', '\u{a1}', '\u{bf}',
 ];
@@ -281,13 +281,14 @@ impl KeywordSet {
         }
         let words = Words::new(&normalized, &key);
         if let Some(c) = self
-            .keyword_with_code(&words)
+            .keyword_with_code(&words, false)
             .or_else(|| self.revocation(&words))
             .or_else(|| self.typo(&words))
+            .or_else(|| self.keyword_with_code(&words, true))
         {
             return c;
         }
-        if let Some(c) = self.last_sentence(text) {
+        if let Some(c) = self.keyword_sentence(text) {
             return c;
         }
         if let Some(h) = self.find_span(&key, &toks, |e| e.opt_out.as_ref()) {
@@ -300,16 +301,16 @@ impl KeywordSet {
     }
 
     /// A message whose last sentence is an opt-out keyword on its own ("comment arrêter de
-    /// recevoir vos sms ? stop", "Got it. STOP"): people append the keyword after whatever
-    /// else they had to say. Only the last sentence counts, so "Stop! I was charged twice"
-    /// stays a possible opt-out for review.
-    fn last_sentence(&self, text: &str) -> Option<Classification> {
-        let mut sentences = text
+    /// recevoir vos sms ? stop", "Not interested, stop"): people append the keyword after
+    /// whatever else they had to say. A leading "Stop!" is often "wait" ("Stop, I ordered the
+    /// wrong size"), so only the last sentence counts; the rest stays a possible opt-out.
+    fn keyword_sentence(&self, text: &str) -> Option<Classification> {
+        let mut keys = text
             .split(SENTENCE_ENDS)
             .map(|s| match_key(&normalize(s)))
             .filter(|key| !key.is_empty());
-        let key = sentences.next_back()?;
-        sentences.next()?;
+        let key = keys.next_back()?;
+        keys.next()?;
         let hit = self
             .entries
             .get(key.as_str())

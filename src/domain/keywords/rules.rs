@@ -18,6 +18,9 @@ pub(super) struct Extra {
     grammars: Vec<(usize, Grammar)>,
     not_before: HashSet<String>,
     not_after: Vec<Vec<String>>,
+    other_objects: HashSet<String>,
+    any_topic: HashSet<String>,
+    all_words: HashSet<String>,
     topics: HashSet<String>,
     links: HashSet<String>,
     typos: TypoIndex,
@@ -37,6 +40,11 @@ impl Extra {
             if let Ok(grammar) = Grammar::compile(&data.grammar) {
                 extra.not_before.extend(grammar.not_before.iter().cloned());
                 extra.not_after.extend(grammar.not_after.iter().cloned());
+                extra
+                    .other_objects
+                    .extend(grammar.other_objects.iter().cloned());
+                extra.any_topic.extend(grammar.any_topic.iter().cloned());
+                extra.all_words.extend(grammar.all_words.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
@@ -118,9 +126,14 @@ impl KeywordSet {
         head
     }
 
-    /// "STOP 36180", "STOP au 36180", "STOP PUB": French operators' short-code practice and
-    /// Meta's "Stop promotions" button. A topic names marketing, so it revokes marketing only.
-    pub(super) fn keyword_with_code(&self, w: &Words) -> Option<Classification> {
+    /// "STOP 36180", "STOP au 36180", "STOP PUB", "stop to quit": French operators' short-code
+    /// practice, Meta's "Stop promotions" button and the echo of "reply STOP to quit". A topic
+    /// names marketing, so it revokes marketing only; an all-word ("STOP ALLE") revokes every
+    /// purpose; an unambiguous keyword takes any one word as the service it stops ("STOP
+    /// meteo").
+    /// `any_word`: also take one word of any kind after an unambiguous keyword; tried only once
+    /// the phrases and the grammar had their say, so "unsubscribe me" stays a phrase.
+    pub(super) fn keyword_with_code(&self, w: &Words, any_word: bool) -> Option<Classification> {
         let n = w.spans.len();
         let head = self.courtesy_head(w);
         let tail = self.courtesy_tail(w);
@@ -137,15 +150,43 @@ impl KeywordSet {
                     j += 1;
                 }
                 let start = j;
-                let mut topic = false;
-                while j < n && (is_code(w.tok(j)) || self.extra.topics.contains(w.tok(j))) {
-                    topic |= !is_code(w.tok(j));
+                let (mut topic, mut all, mut last) = (false, false, start);
+                while j < n {
+                    let tok = w.tok(j);
+                    if is_code(tok) || self.entries.get(tok).is_some_and(|e| e.opt_out.is_some()) {
+                        last = j + 1;
+                    } else if self.extra.all_words.contains(tok) {
+                        all = true;
+                        last = j + 1;
+                    } else if self.extra.topics.contains(tok) {
+                        topic = true;
+                        last = j + 1;
+                    } else if !(j > start && self.extra.not_before.contains(tok)) {
+                        break;
+                    }
                     j += 1;
                 }
-                if j > start && tail[j] {
+                let keyword = &w.key[w.spans[i].0..w.spans[i + len - 1].1];
+                if any_word
+                    && last == start
+                    && start < n
+                    && !self.entries.contains_key(w.tok(start))
+                    && tail[start + 1]
+                    && self.extra.any_topic.contains(keyword)
+                {
+                    // One word of any kind: the name of the service ("STOP meteo").
+                    topic = true;
+                    last = start + 1;
+                }
+                if last > start && tail[last] {
+                    let scope = match (all, topic) {
+                        (true, _) => Scope::All,
+                        (false, true) => Scope::Marketing,
+                        (false, false) => hit.scope,
+                    };
                     return Some(Classification::OptOut {
-                        scope: if topic { Scope::Marketing } else { hit.scope },
-                        keyword: w.display(i, j),
+                        scope,
+                        keyword: w.display(i, last),
                         rule: Rule::KeywordWithCode,
                         language: self.language(hit),
                     });
@@ -168,8 +209,12 @@ impl KeywordSet {
                         .all(|(t, i)| w.tok(i) == t)
             })
         };
+        let other_object =
+            |end: usize| (end..n.min(end + 3)).any(|i| self.extra.other_objects.contains(w.tok(i)));
         let allowed = |start: usize, end: usize| {
-            (end == n || !self.extra.not_before.contains(w.tok(end))) && !negated(start)
+            (end == n || !self.extra.not_before.contains(w.tok(end)))
+                && !negated(start)
+                && !other_object(end)
         };
         let mut phrase = None;
         for i in 0..n {
@@ -220,6 +265,20 @@ impl KeywordSet {
     /// Reads the message again with each typo of a keyword corrected; if that is an opt-out,
     /// the message is one, marked `typo` for review.
     pub(super) fn typo(&self, w: &Words) -> Option<Classification> {
+        // "opt outt", "un subscribe": a keyword split by a stray space, typo or not.
+        if (2..=3).contains(&w.spans.len()) {
+            let joined: String = (0..w.spans.len()).map(|i| w.tok(i)).collect();
+            let keyword = if self.entries.contains_key(joined.as_str()) {
+                Some(joined.as_str())
+            } else {
+                self.extra.typos.correct(&joined)
+            };
+            if let Some(c) = keyword.and_then(|k| self.exact(k, Rule::Typo)) {
+                if matches!(c, Classification::OptOut { .. }) {
+                    return Some(c);
+                }
+            }
+        }
         let mut corrected = false;
         let fixed: Vec<&str> = (0..w.spans.len())
             .map(|i| {
@@ -248,7 +307,7 @@ impl KeywordSet {
                 self.wrapped(&fixed, &w.spans, Intent::OptOut)
                     .map(|h| self.result(Intent::OptOut, h, Rule::Typo))
             })
-            .or_else(|| self.keyword_with_code(&w))
+            .or_else(|| self.keyword_with_code(&w, false))
             .or_else(|| self.revocation(&w))?;
         match c {
             Classification::OptOut {

@@ -152,10 +152,10 @@ fn a_keyword_ending_the_message_as_its_own_sentence_opts_out() {
         ],
         Some(Rule::KeywordInSentence),
     );
-    // The keyword opening the message, or inside the last sentence, is for review only.
+    // A keyword opening the message, or inside a longer sentence, is for review only.
     assert_rule(
         &[
-            "Stop! I was charged twice for my order",
+            "Stop! I ordered the wrong size, don't ship it yet",
             "Thanks. I'll stop by the store tomorrow",
             "Where is the bus stop?",
         ],

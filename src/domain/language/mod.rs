@@ -92,6 +92,17 @@ pub struct Grammar {
     /// Words that, right before a revocation, negate it ("don't stop the deals"): such a
     /// match does not count.
     pub not_after: Vec<String>,
+    /// Nouns that, within three words after a revocation, show it is about something other
+    /// than messages ("no me manden más cobros duplicados", "me désinscrire de l'atelier"):
+    /// such a match does not count.
+    pub other_objects: Vec<String>,
+    /// Leading keywords that take any one word after them as the service they stop ("STOP
+    /// meteo", "STOPP INFO"): French and Swiss operators' practice. Only unambiguous ones:
+    /// "cancel appointment" must stay chat.
+    pub any_topic: Vec<String>,
+    /// Words that, after a leading keyword, widen it to every purpose ("STOP ALLE", "block
+    /// all", "stop tutti i messaggi").
+    pub all_words: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
