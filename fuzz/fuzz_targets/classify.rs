@@ -69,6 +69,7 @@ fn button(payload: &str, title: Option<&str>) -> Message {
         campaign_id: None,
         language: None,
         links: Vec::new(),
+        path: None,
     }
 }
 
