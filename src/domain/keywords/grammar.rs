@@ -47,6 +47,7 @@ pub(super) struct Grammar {
     /// Keywords that take any one-word topic; words that widen a keyword to every purpose.
     pub(super) any_topic: Vec<String>,
     pub(super) all_words: Vec<String>,
+    pub(super) determiners: Vec<String>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -146,6 +147,7 @@ impl Grammar {
                 .map(|t| t.join(" "))
                 .collect(),
             all_words: single_words(data.all_words.iter().map(String::as_str)),
+            determiners: single_words(data.determiners.iter().map(String::as_str)),
         })
     }
 

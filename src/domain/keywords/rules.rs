@@ -21,6 +21,7 @@ pub(super) struct Extra {
     other_objects: HashSet<String>,
     any_topic: HashSet<String>,
     all_words: HashSet<String>,
+    determiners: HashSet<String>,
     topics: HashSet<String>,
     links: HashSet<String>,
     typos: TypoIndex,
@@ -45,6 +46,9 @@ impl Extra {
                     .extend(grammar.other_objects.iter().cloned());
                 extra.any_topic.extend(grammar.any_topic.iter().cloned());
                 extra.all_words.extend(grammar.all_words.iter().cloned());
+                extra
+                    .determiners
+                    .extend(grammar.determiners.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
@@ -161,7 +165,8 @@ impl KeywordSet {
                     } else if self.extra.topics.contains(tok) {
                         topic = true;
                         last = j + 1;
-                    } else if !(j > start && self.extra.not_before.contains(tok)) {
+                    } else if !self.extra.determiners.contains(tok) {
+                        // A determiner is skipped; `last` only moves past a topic after it.
                         break;
                     }
                     j += 1;

@@ -187,7 +187,6 @@ fn bare_revocations_and_a_verb_on_these_messages_opt_out_but_not_on_another_obje
             "stop this",
             "Stop sending these, please!",
             "I revoke my consent to receive texts",
-            "Unsubscribe from everything",
             "how many times do I have to say stop",
             "Je refuse de recevoir vos offres par SMS",
             "Je m'oppose à l'utilisation de mon numéro pour la prospection",
@@ -203,6 +202,27 @@ fn bare_revocations_and_a_verb_on_these_messages_opt_out_but_not_on_another_obje
         ],
         None,
     );
+}
+
+#[test]
+fn an_all_word_after_a_leading_keyword_revokes_every_purpose() {
+    let set = KeywordSet::defaults(&["fr", "en"]);
+    for text in [
+        "Unsubscribe from everything",
+        "block all",
+        "Stop à tous vos messages",
+    ] {
+        assert!(
+            matches!(
+                set.classify(text),
+                Classification::OptOut {
+                    scope: Scope::All,
+                    ..
+                }
+            ),
+            "{text:?}"
+        );
+    }
 }
 
 #[test]

@@ -103,6 +103,9 @@ pub struct Grammar {
     /// Words that, after a leading keyword, widen it to every purpose ("STOP ALLE", "block
     /// all", "stop tutti i messaggi").
     pub all_words: Vec<String>,
+    /// Words skipped between a leading keyword and its topic ("cancel these messages", "STOP
+    /// à tous vos messages").
+    pub determiners: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
