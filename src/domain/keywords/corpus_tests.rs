@@ -1,8 +1,8 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2`, `tune3` and `tune4` are former held-out sets, each measured once (2026-12-06: recall
-//! 66.7%, 72.0%, then 77.3%) and then tuned on. `holdout5` is the fresh set that replaced them,
+//! `tune2` to `tune5` are former held-out sets, each measured once (2026-12-06: recall 66.7%,
+//! 72.0%, 77.3%, then 90.7%) and then tuned on. `holdout6` is the fresh set that replaced them,
 //! collected by someone who had not read the rules and committed before its first measurement;
 //! its misses are listed, since nothing is tuned on it.
 
@@ -108,7 +108,8 @@ fn corpus_is_well_formed_and_big_enough() {
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
         assert!(
-            ["tune", "tune2", "tune3", "tune4", "holdout", "holdout5"].contains(&c.split.as_str()),
+            ["tune", "tune2", "tune3", "tune4", "tune5", "holdout", "holdout6"]
+                .contains(&c.split.as_str()),
             "{c:?}: split"
         );
         assert!(!c.source.trim().is_empty(), "{c:?}: no source");
@@ -134,7 +135,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut sets: BTreeMap<String, KeywordSet> = BTreeMap::new();
     let mut tune_misses = Vec::new();
-    let mut holdout5_misses = Vec::new();
+    let mut holdout6_misses = Vec::new();
     for c in cases() {
         let set = sets
             .entry(c.language.clone())
@@ -155,9 +156,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
         if expected != opted_out {
             let miss = format!("{} {:?} ({}): {got:?}", c.language, c.text, c.label);
             match c.split.as_str() {
-                "tune" | "tune2" | "tune3" | "tune4" => tune_misses.push(miss),
-                // Listed because holdout5 is frozen: its misses are reported, never tuned on.
-                "holdout5" => holdout5_misses.push(miss),
+                "tune" | "tune2" | "tune3" | "tune4" | "tune5" => tune_misses.push(miss),
+                // Listed because holdout6 is frozen: its misses are reported, never tuned on.
+                "holdout6" => holdout6_misses.push(miss),
                 _ => {}
             }
         }
@@ -168,7 +169,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
         "|---|---|---|---|---|".to_string(),
     ];
     let mut totals: BTreeMap<&str, Tally> = BTreeMap::new();
-    for split in ["tune", "tune2", "tune3", "tune4", "holdout", "holdout5"] {
+    for split in [
+        "tune", "tune2", "tune3", "tune4", "tune5", "holdout", "holdout6",
+    ] {
         for code in KeywordSet::builtin_languages() {
             if let Some(t) = tallies.get(&(code.to_string(), split.to_string())) {
                 table.push(row(&format!("{code}, {split}"), t));
@@ -183,8 +186,8 @@ fn holdout_meets_the_recall_and_precision_targets() {
     if !tune_misses.is_empty() {
         println!("tuning misses:\n{}", tune_misses.join("\n"));
     }
-    if !holdout5_misses.is_empty() {
-        println!("holdout5 misses:\n{}", holdout5_misses.join("\n"));
+    if !holdout6_misses.is_empty() {
+        println!("holdout6 misses:\n{}", holdout6_misses.join("\n"));
     }
 
     let holdout = totals["holdout"];
@@ -199,7 +202,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
         holdout.precision()
     );
     // The former held-out sets, tuned on since their measurement, must stay at the targets.
-    for split in ["tune2", "tune3", "tune4"] {
+    for split in ["tune2", "tune3", "tune4", "tune5"] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.recall() >= MIN_RECALL && t.precision() >= MIN_PRECISION,
@@ -208,13 +211,11 @@ fn holdout_meets_the_recall_and_precision_targets() {
             t.precision()
         );
     }
-    // holdout5 missed the recall target at its only measurement (2026-12-06: recall 90.7%,
-    // precision 100%); both are reported above and in the README. Its precision, which met the
-    // target, is asserted; its recall is not, so that a clean clone passes.
-    let holdout5 = totals.get("holdout5").copied().unwrap_or_default();
+    let holdout6 = totals.get("holdout6").copied().unwrap_or_default();
     assert!(
-        holdout5.precision() >= MIN_PRECISION,
-        "holdout5: precision {:.3}",
-        holdout5.precision()
+        holdout6.recall() >= MIN_RECALL && holdout6.precision() >= MIN_PRECISION,
+        "holdout6: recall {:.3}, precision {:.3}",
+        holdout6.recall(),
+        holdout6.precision()
     );
 }
