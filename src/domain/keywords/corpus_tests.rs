@@ -1,8 +1,9 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune5` are former held-out sets, each measured once (2026-12-06: recall 66.7%,
-//! 72.0%, 77.3%, then 90.7%) and then tuned on. `holdout6` is the fresh set that replaced them,
+//! `tune2` to `tune6` are former held-out sets, each measured once (2026-12-06: recall 66.7%,
+//! 72.0%, 77.3%, 90.7%, then 69.4%) and then tuned on. `holdout7` is the fresh set that replaced
+//! them,
 //! collected by someone who had not read the rules and committed before its first measurement;
 //! its misses are listed, since nothing is tuned on it.
 
@@ -108,7 +109,7 @@ fn corpus_is_well_formed_and_big_enough() {
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
         assert!(
-            ["tune", "tune2", "tune3", "tune4", "tune5", "holdout", "holdout6"]
+            ["tune", "tune2", "tune3", "tune4", "tune5", "tune6", "holdout", "holdout7"]
                 .contains(&c.split.as_str()),
             "{c:?}: split"
         );
@@ -135,7 +136,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut sets: BTreeMap<String, KeywordSet> = BTreeMap::new();
     let mut tune_misses = Vec::new();
-    let mut holdout6_misses = Vec::new();
+    let mut holdout7_misses = Vec::new();
     for c in cases() {
         let set = sets
             .entry(c.language.clone())
@@ -156,9 +157,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
         if expected != opted_out {
             let miss = format!("{} {:?} ({}): {got:?}", c.language, c.text, c.label);
             match c.split.as_str() {
-                "tune" | "tune2" | "tune3" | "tune4" | "tune5" => tune_misses.push(miss),
-                // Listed because holdout6 is frozen: its misses are reported, never tuned on.
-                "holdout6" => holdout6_misses.push(miss),
+                "tune" | "tune2" | "tune3" | "tune4" | "tune5" | "tune6" => tune_misses.push(miss),
+                // Listed because holdout7 is frozen: its misses are reported, never tuned on.
+                "holdout7" => holdout7_misses.push(miss),
                 _ => {}
             }
         }
@@ -170,7 +171,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
     ];
     let mut totals: BTreeMap<&str, Tally> = BTreeMap::new();
     for split in [
-        "tune", "tune2", "tune3", "tune4", "tune5", "holdout", "holdout6",
+        "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "holdout", "holdout7",
     ] {
         for code in KeywordSet::builtin_languages() {
             if let Some(t) = tallies.get(&(code.to_string(), split.to_string())) {
@@ -186,8 +187,8 @@ fn holdout_meets_the_recall_and_precision_targets() {
     if !tune_misses.is_empty() {
         println!("tuning misses:\n{}", tune_misses.join("\n"));
     }
-    if !holdout6_misses.is_empty() {
-        println!("holdout6 misses:\n{}", holdout6_misses.join("\n"));
+    if !holdout7_misses.is_empty() {
+        println!("holdout7 misses:\n{}", holdout7_misses.join("\n"));
     }
 
     let holdout = totals["holdout"];
@@ -202,7 +203,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
         holdout.precision()
     );
     // The former held-out sets, tuned on since their measurement, must stay at the targets.
-    for split in ["tune2", "tune3", "tune4", "tune5"] {
+    for split in ["tune2", "tune3", "tune4", "tune5", "tune6"] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.recall() >= MIN_RECALL && t.precision() >= MIN_PRECISION,
@@ -211,6 +212,11 @@ fn holdout_meets_the_recall_and_precision_targets() {
             t.precision()
         );
     }
-    // holdout6 missed both targets at its only measurement (2026-12-06: recall 69.4%, precision
-    // 98.9%); both are reported above and in the README, not asserted, so a clean clone passes.
+    let holdout7 = totals.get("holdout7").copied().unwrap_or_default();
+    assert!(
+        holdout7.recall() >= MIN_RECALL && holdout7.precision() >= MIN_PRECISION,
+        "holdout7: recall {:.3}, precision {:.3}",
+        holdout7.recall(),
+        holdout7.precision()
+    );
 }

@@ -105,7 +105,12 @@ impl Grammar {
                     Some(name) => (name, true),
                     None => (rest, false),
                 };
-                let class = if name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                // CLASS names are upper case, digits allowed after the first letter ("VIT2").
+                let is_class = name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                let class = if is_class {
                     *names
                         .get(name)
                         .ok_or_else(|| format!("pattern {pattern:?}: no class {name}"))?

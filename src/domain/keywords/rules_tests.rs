@@ -248,3 +248,14 @@ fn platform_keywords_of_every_language_opt_out() {
         }
     }
 }
+
+/// A class name with a digit ("VIT2") was read as a literal word, so its patterns matched
+/// nothing: "Non mi scriva più" stayed chat.
+#[test]
+fn a_class_name_with_a_digit_is_a_class() {
+    let set = KeywordSet::defaults(&["it", "en"]);
+    assert!(matches!(
+        set.classify("Non mi scriva più"),
+        Classification::OptOut { .. }
+    ));
+}
