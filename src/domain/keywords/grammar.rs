@@ -48,6 +48,7 @@ pub(super) struct Grammar {
     pub(super) any_topic: Vec<String>,
     pub(super) all_words: Vec<String>,
     pub(super) determiners: Vec<String>,
+    pub(super) wait_words: Vec<String>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -153,6 +154,7 @@ impl Grammar {
                 .collect(),
             all_words: single_words(data.all_words.iter().map(String::as_str)),
             determiners: single_words(data.determiners.iter().map(String::as_str)),
+            wait_words: single_words(data.wait_words.iter().map(String::as_str)),
         })
     }
 

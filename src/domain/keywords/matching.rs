@@ -300,23 +300,32 @@ impl KeywordSet {
         Classification::NoChange
     }
 
-    /// A message whose last sentence is an opt-out keyword on its own ("comment arrêter de
-    /// recevoir vos sms ? stop", "Not interested, stop"): people append the keyword after
-    /// whatever else they had to say. A leading "Stop!" is often "wait" ("Stop, I ordered the
-    /// wrong size"), so only the last sentence counts; the rest stays a possible opt-out.
+    /// A message with a sentence that is an opt-out keyword on its own ("comment arrêter de
+    /// recevoir vos sms ? stop", "Bitte austragen, kein Interesse"): people put the keyword
+    /// before or after whatever else they had to say. Before the last sentence a "wait word"
+    /// does not count: a leading "Stop!" often means "wait" ("Stop, I ordered the wrong
+    /// size"), so it stays a possible opt-out for review.
     fn keyword_sentence(&self, text: &str) -> Option<Classification> {
-        let mut keys = text
+        let keys: Vec<String> = text
             .split(SENTENCE_ENDS)
             .map(|s| match_key(&normalize(s)))
-            .filter(|key| !key.is_empty());
-        let key = keys.next_back()?;
-        keys.next()?;
-        let hit = self
-            .entries
-            .get(key.as_str())
-            .and_then(|e| e.role(Intent::OptOut));
-        let hit = hit.or_else(|| self.wrapped(&key, &token_spans(&key), Intent::OptOut))?;
-        Some(self.result(Intent::OptOut, hit, Rule::KeywordInSentence))
+            .filter(|key| !key.is_empty())
+            .collect();
+        if keys.len() < 2 {
+            return None;
+        }
+        let last = keys.len() - 1;
+        keys.iter().enumerate().rev().find_map(|(i, key)| {
+            let hit = self
+                .entries
+                .get(key.as_str())
+                .and_then(|e| e.role(Intent::OptOut));
+            let hit = hit.or_else(|| self.wrapped(key, &token_spans(key), Intent::OptOut))?;
+            let waits = self
+                .extra
+                .is_wait_word(&match_key(&normalize(&hit.display)));
+            (i == last || !waits).then(|| self.result(Intent::OptOut, hit, Rule::KeywordInSentence))
+        })
     }
 
     /// Classifies a quick-reply button payload or id. Payloads are machine

@@ -22,12 +22,18 @@ pub(super) struct Extra {
     any_topic: HashSet<String>,
     all_words: HashSet<String>,
     determiners: HashSet<String>,
+    wait_words: HashSet<String>,
     topics: HashSet<String>,
     links: HashSet<String>,
     typos: TypoIndex,
 }
 
 impl Extra {
+    /// Whether a keyword (as a match key) may mean "wait": every word of it is a wait word.
+    pub(super) fn is_wait_word(&self, key: &str) -> bool {
+        key.split(' ').all(|w| self.wait_words.contains(w))
+    }
+
     pub(super) fn new(tables: &[LangTable]) -> Self {
         let mut extra = Self {
             typos: TypoIndex::new(tables),
@@ -49,6 +55,7 @@ impl Extra {
                 extra
                     .determiners
                     .extend(grammar.determiners.iter().cloned());
+                extra.wait_words.extend(grammar.wait_words.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());

@@ -149,10 +149,12 @@ fn a_keyword_ending_the_message_as_its_own_sentence_opts_out() {
             "Who is this? STOP",
             "Not interested, stop",
             "I got your promo again. Unsubscribe please!",
+            "Unsubscribe. Who gave you this number?",
         ],
         Some(Rule::KeywordInSentence),
     );
-    // A keyword opening the message, or inside a longer sentence, is for review only.
+    // A wait word opening the message ("Stop!" as in "wait"), or a keyword inside a longer
+    // sentence, is for review only.
     assert_rule(
         &[
             "Stop! I ordered the wrong size, don't ship it yet",

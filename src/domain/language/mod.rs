@@ -106,6 +106,9 @@ pub struct Grammar {
     /// Words skipped between a leading keyword and its topic ("cancel these messages", "STOP
     /// à tous vos messages").
     pub determiners: Vec<String>,
+    /// Opt-out keywords that also mean "wait" or "cancel that" ("Stop, I ordered the wrong
+    /// size"): on their own before the last sentence, they are left for review.
+    pub wait_words: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
