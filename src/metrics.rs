@@ -40,6 +40,12 @@ impl ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WaitLabels {
+    /// `head` (a request head not finished in time: 408) or `idle` (nothing between requests).
+    pub wait: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -94,6 +100,14 @@ pub struct Metrics {
     /// Records the webhook receivers made durable (committed, or acknowledged by the broker),
     /// by provider.
     pub webhook_records: Family<ProviderLabels, Counter>,
+    /// HTTP connections open now, against `api.max_connections`.
+    pub http_connections_open: Gauge,
+    /// Connections turned away over `api.max_connections` (503, or closed unanswered when
+    /// even the 503s are too many): a rise means the cap or the capacity is too small.
+    pub http_connections_shed: Counter,
+    /// Connections closed by the server's header or idle timeout, by which wait ran out. Slow
+    /// bodies are answered 408 by the handler and counted in `http_requests`.
+    pub http_connections_timed_out: Family<WaitLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -181,6 +195,21 @@ impl Metrics {
                 &mut r,
                 "webhook_records",
                 "Records the webhook receivers made durable, by provider",
+            ),
+            http_connections_open: add(
+                &mut r,
+                "http_connections_open",
+                "HTTP connections open, against api.max_connections",
+            ),
+            http_connections_shed: add(
+                &mut r,
+                "http_connections_shed",
+                "HTTP connections turned away over api.max_connections",
+            ),
+            http_connections_timed_out: add(
+                &mut r,
+                "http_connections_timed_out",
+                "HTTP connections closed by the header or idle timeout, by wait",
             ),
             registry: Arc::new(r),
         }

@@ -11,6 +11,23 @@ use crate::api_util::*;
 use crate::iss11::config_with;
 use crate::raw::{closed_by_server, connect, exchange, read_answer, HEALTHZ};
 
+/// Waits until the metric `name` (a full series, labels included) reaches `at_least`, as the
+/// connection tasks count after they close; fails if it never does.
+async fn metric_reaches(s: &Server, name: &str, at_least: u64) {
+    let mut last = String::new();
+    for _ in 0..300 {
+        last = s.metrics().await;
+        let value = last
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok());
+        if value.is_some_and(|v| v >= at_least as f64) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never reached {at_least}:\n{last}");
+}
+
 /// Issue 11, item 6: 20,000 idle connections were held for 45 s; nothing closed them.
 #[tokio::test]
 async fn iss11_item6_an_idle_connection_is_closed_after_the_idle_timeout() {
@@ -23,6 +40,12 @@ async fn iss11_item6_an_idle_connection_is_closed_after_the_idle_timeout() {
     kept.write_all(HEALTHZ).await.unwrap();
     assert_eq!(read_answer(&mut kept).await.status, 200);
     assert!(closed_by_server(&mut kept).await);
+    metric_reaches(
+        &s,
+        "consent_ledger_http_connections_timed_out_total{wait=\"idle\"}",
+        2,
+    )
+    .await;
     s.stop().await;
 }
 
@@ -45,6 +68,12 @@ async fn iss11_item6_a_head_not_finished_in_time_gets_a_408_problem() {
         "{p}"
     );
     assert!(closed_by_server(&mut conn).await);
+    metric_reaches(
+        &s,
+        "consent_ledger_http_connections_timed_out_total{wait=\"head\"}",
+        1,
+    )
+    .await;
     s.stop().await;
 }
 
@@ -108,6 +137,7 @@ async fn iss11_item6_a_connection_over_the_cap_gets_503_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "the freed connection slot is reused");
+    metric_reaches(&s, "consent_ledger_http_connections_shed_total", 1).await;
     s.stop().await;
 }
 

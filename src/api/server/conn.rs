@@ -45,13 +45,14 @@ const LINGER_MAX_BYTES: u64 = 1 << 30;
 const RETRY_AFTER_SECS: u64 = 1;
 
 /// Serves one connection until it closes, holding its `slot` under `api.max_connections`.
+/// Returns the wait that ran out when a timeout closed it (`"head"` or `"idle"`).
 pub(super) async fn serve(
     stream: TcpStream,
     app: Router,
     limits: Arc<Limits>,
     mut closing: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
-) {
+) -> Option<&'static str> {
     let shared = Arc::new(Shared::new());
     let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched::new(stream, shared.clone(), &limits));
@@ -101,7 +102,12 @@ pub(super) async fn serve(
         tracing::debug!(error = %e, "HTTP connection ended on an error");
     }
     let linger = answer.is_some() || unread_input || shared.body_unread();
+    let waited = io.timed_out.map(|w| match w {
+        Waited::Head => "head",
+        Waited::Idle => "idle",
+    });
     close(io.into_stream(), answer, linger, closing).await;
+    waited
 }
 
 /// Answers a connection over `api.max_connections` with a 503 and closes it.

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 pub use self::body::is_body_timeout;
 use self::limits::Limits;
 use super::{router, AppState};
+use crate::metrics::WaitLabels;
 
 /// How long requests in flight may take to finish after shutdown is requested; then the
 /// remaining connections are dropped, so a client that stopped reading a streamed export
@@ -51,6 +52,7 @@ pub async fn serve(
         "HTTP connection limits"
     );
     let closing = state.closing.clone();
+    let metrics = state.metrics.clone();
     let app = router(state);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let shedding = Arc::new(Semaphore::new(SHEDDING_AT_ONCE));
@@ -83,9 +85,20 @@ pub async fn serve(
                     tracing::info!("HTTP connections back under api.max_connections");
                 }
                 let (app, limits, closing) = (app.clone(), limits.clone(), closing.subscribe());
-                connections.spawn(conn::serve(stream, app, limits, closing, slot));
+                let metrics = metrics.clone();
+                connections.spawn(async move {
+                    metrics.http_connections_open.inc();
+                    if let Some(wait) = conn::serve(stream, app, limits, closing, slot).await {
+                        metrics
+                            .http_connections_timed_out
+                            .get_or_create(&WaitLabels { wait: wait.into() })
+                            .inc();
+                    }
+                    metrics.http_connections_open.dec();
+                });
             }
             Err(_) => {
+                metrics.http_connections_shed.inc();
                 if !at_cap {
                     at_cap = true;
                     tracing::warn!(
