@@ -33,6 +33,7 @@ mod tables;
 mod tests;
 mod typo;
 
+pub use matching::normalize_sentences;
 use matching::Entry;
 use normalize::match_key;
 /// For the language files' test: a word listed twice is one that matches twice.
