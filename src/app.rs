@@ -170,6 +170,7 @@ mod tests {
 
     use super::*;
     use crate::config::ConfigFile;
+    use crate::rgpd::MasterKey;
 
     /// One HTTP/1.1 request on a fresh connection; the status line of the answer.
     fn status_line(addr: std::net::SocketAddr, path: &str) -> String {
@@ -187,7 +188,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serve_answers_on_port_zero_and_returns_when_shut_down() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+        let ledger =
+            Arc::new(Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap());
         let settings = Arc::new(Settings::from_file(ConfigFile::default()).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -19,7 +19,10 @@ mod tests;
 
 pub use api::{ApiConfig, ApiPrincipal, Rate};
 pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
-pub use rgpd::{RgpdConfig, SIGNING_KEY_ENV};
+pub use rgpd::{
+    read_master_key_file, write_private, MasterKeySource, RgpdConfig, MASTER_KEY_ENV,
+    SIGNING_KEY_ENV,
+};
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
 pub use webhooks::{
     Secret, TwilioConfig, TwilioKeys, WebhookKeys, WebhooksConfig, WhatsappConfig, WhatsappKeys,

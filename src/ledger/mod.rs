@@ -16,6 +16,7 @@
 //! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
 //! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
+//! | `keys`       | `index`, `d` tenant \0 HMAC(identifier) kind | wrapped keys ([`keyring`]) |
 //!
 //! The last four are campaign analytics: derived data, not proof. `verify` and `rebuild` concern
 //! the event chains and the consent view only; losing these trees loses statistics, never a
@@ -34,6 +35,7 @@
 //! a partition's next owner needs no local copy of them.
 
 mod batch;
+mod keyring;
 pub mod log;
 pub mod migrate;
 mod person;
@@ -57,6 +59,7 @@ use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::tenant::TenantId;
+use crate::rgpd::MasterKey;
 
 /// Version of the on-disk layout. A ledger of another version is refused at open, never half
 /// read; `consent-ledger migrate` brings an older one up to this version. Every change of a
@@ -94,6 +97,12 @@ pub enum LedgerError {
     Migrate { path: String, detail: String },
     #[error("cannot open the ledger at {path}: {detail}")]
     Open { path: String, detail: String },
+    #[error(
+        "the master key does not open the ledger at {path}: it is not the key this ledger was written with (the key-check value differs); nothing was written. Set CONSENT_LEDGER_MASTER_KEY or [rgpd] master_key_file to this ledger's key"
+    )]
+    WrongMasterKey { path: String },
+    #[error("the ledger was opened without its master key (only `migrate` does that)")]
+    Locked,
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -116,6 +125,9 @@ pub struct Ledger {
     sent_by_contact: sled::Tree,
     delivery: sled::Tree,
     campaign_signals: sled::Tree,
+    keys: sled::Tree,
+    /// The master key and the index secret; `None` only for `migrate`'s raw open.
+    keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the
     /// batch, so two concurrent writers (the Kafka consumer and the HTTP API) must queue.
     writer: std::sync::Mutex<()>,
@@ -146,8 +158,10 @@ impl Default for ChainHead {
 }
 
 impl Ledger {
-    pub fn open(dir: &Path) -> Result<Ledger> {
-        store::open(dir)
+    /// Opens the ledger in `dir` with its master key: a wrong key is refused before anything
+    /// is written ([`LedgerError::WrongMasterKey`]).
+    pub fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
+        store::open(dir, master)
     }
 
     pub fn path(&self) -> &Path {

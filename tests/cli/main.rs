@@ -13,6 +13,7 @@ mod identity;
 mod init;
 mod iss11;
 mod lint;
+mod master_key;
 mod migrate;
 mod proof;
 mod report_html;
