@@ -3,6 +3,7 @@
 //! and formats the answer; none holds logic the HTTP API would need too.
 
 mod check;
+mod erase;
 mod export;
 mod history;
 mod ingest;
@@ -211,6 +212,19 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         twilio_url: Option<String>,
     },
+    /// Erase a person (RGPD Art. 17): destroys the keys of every identifier linked to C,
+    /// appends the `Erased` event (printed) and keeps each identifier on the suppression
+    /// list, out of marketing until it opts in again. Exit 1 when the ledger never saw C.
+    Erase {
+        #[arg(long)]
+        tenant: String,
+        /// Any identifier of the person.
+        #[arg(long)]
+        contact: String,
+        /// Why (kept in clear in the chain, with who asked: write no personal data in it).
+        #[arg(long)]
+        reason: String,
+    },
     /// Rewrap every stored key under a new master key, in one transaction. Afterwards only the
     /// new key opens the ledger: the embedded default's DATA_DIR/master.key is replaced; a
     /// configured key must be changed on every instance.
@@ -354,6 +368,18 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             export::run(&ledger, tenant.as_deref(), format)
         }
         Command::PublicKey => proof::public_key(&ledger),
+        Command::Erase {
+            tenant,
+            contact,
+            reason,
+        } => erase::run(
+            &ledger,
+            &settings,
+            &cli.data_dir,
+            &tenant,
+            &contact,
+            &reason,
+        ),
         Command::Verify { json } => verify::run(&ledger, json),
         Command::Rebuild => rebuild::run(&ledger),
         Command::Stats {

@@ -43,6 +43,10 @@ pub struct Staged<'a> {
     sent_by_contact: BTreeMap<Vec<u8>, SentRef>,
     delivery: BTreeMap<Vec<u8>, DeliveryRecord>,
     signals: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `keys` slots to delete: the data keys an erasure destroys.
+    pub(super) destroy: BTreeSet<Vec<u8>>,
+    /// `suppressed` rows to write (`Some`) or delete (`None`: an opt-in lifted it).
+    pub(super) suppress: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// What a commit wrote.
@@ -71,7 +75,13 @@ impl<'a> Staged<'a> {
             sent_by_contact: BTreeMap::new(),
             delivery: BTreeMap::new(),
             signals: Vec::new(),
+            destroy: BTreeSet::new(),
+            suppress: BTreeMap::new(),
         }
+    }
+
+    pub(super) fn ledger(&self) -> &'a Ledger {
+        self.ledger
     }
 
     /// Stages a sent record; false when `(tenant, message id)` is already known, so a
@@ -172,8 +182,17 @@ impl<'a> Staged<'a> {
         Ok(self.person(tenant, contact)?.consent)
     }
 
-    /// The person behind `contact`: the ledger's links and events plus this batch's.
+    /// The person behind `contact`: the ledger's links and events plus this batch's, and its
+    /// suppression as this batch leaves it.
     pub fn person(&mut self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
+        let view = self.person_unsuppressed(tenant, contact)?;
+        Ok(match self.suppression(tenant, contact)? {
+            Some(s) => s.apply(view),
+            None => view,
+        })
+    }
+
+    fn person_unsuppressed(&mut self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
         let members = self.members(tenant, contact)?;
         if members.len() == 1 {
             return Ok(PersonView::alone(self.own(tenant, contact)?));
@@ -271,6 +290,7 @@ impl<'a> Staged<'a> {
             self.own.insert(key.clone(), after);
             self.dirty.insert(key);
         }
+        self.lift_suppression(&event)?;
         self.events.push(event.clone());
         Ok(event)
     }
@@ -294,6 +314,8 @@ impl<'a> Staged<'a> {
             && self.signals.is_empty()
             && self.dedupe.is_empty()
             && self.replies.is_empty()
+            && self.destroy.is_empty()
+            && self.suppress.is_empty()
     }
 
     /// Writes the batch atomically, then makes it durable.
@@ -352,63 +374,50 @@ impl<'a> Staged<'a> {
             .map(|e| (keys::event(e.partition, e.seq), &e.tenant))
             .collect();
         let mut feed_head = l.feed_head()?;
-        let trees = (
+        // One transaction over every tree the batch writes: sled's tuples stop at 14 trees,
+        // so the trees go as a slice, in the order of `writes` and then the rest.
+        let trees = [
             &l.events,
             &l.by_contact,
             &l.consent,
-            &l.links,
             &l.meta,
             &l.dedupe,
-            &l.replies,
-            &l.feed,
-            &l.by_tenant,
             &l.sent,
             &l.sent_by_contact,
             &l.delivery,
             &l.campaign_signals,
-        );
-        trees
-            .transaction(
-                |(
-                    t_events,
-                    t_by_contact,
-                    t_consent,
-                    t_links,
-                    t_meta,
-                    t_dedupe,
-                    t_replies,
-                    t_feed,
-                    t_by_tenant,
-                    t_sent,
-                    t_sent_by_contact,
-                    t_delivery,
-                    t_signals,
-                )| {
-                    for (tree, rows) in [
-                        (t_events, &writes[0]),
-                        (t_by_contact, &writes[1]),
-                        (t_consent, &writes[2]),
-                        (t_meta, &writes[3]),
-                        (t_dedupe, &writes[4]),
-                        (t_sent, &writes[5]),
-                        (t_sent_by_contact, &writes[6]),
-                        (t_delivery, &writes[7]),
-                        (t_signals, &writes[8]),
-                        (t_replies, &writes[9]),
-                        (t_links, &writes[10]),
-                    ] {
-                        for (k, v) in rows {
-                            tree.insert(k.as_slice(), v.as_slice())?;
-                        }
+            &l.replies,
+            &l.links,
+            &l.feed,
+            &l.by_tenant,
+            &l.keys,
+            &l.suppressed,
+        ];
+        let (destroy, suppress) = (&self.destroy, &self.suppress);
+        trees[..]
+            .transaction(|t| {
+                for (tree, rows) in t.iter().zip(&writes) {
+                    for (k, v) in rows {
+                        tree.insert(k.as_slice(), v.as_slice())?;
                     }
-                    for (i, (key, tenant)) in event_keys.iter().enumerate() {
-                        let position = feed_head + 1 + i as u64;
-                        t_feed.insert(&position.to_be_bytes(), key)?;
-                        t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
-                    }
-                    Ok(())
-                },
-            )
+                }
+                let (t_feed, t_by_tenant, t_keys, t_suppressed) = (&t[11], &t[12], &t[13], &t[14]);
+                for (i, (key, tenant)) in event_keys.iter().enumerate() {
+                    let position = feed_head + 1 + i as u64;
+                    t_feed.insert(&position.to_be_bytes(), key)?;
+                    t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
+                }
+                for slot in destroy {
+                    t_keys.remove(slot.as_slice())?;
+                }
+                for (key, row) in suppress {
+                    match row {
+                        Some(v) => t_suppressed.insert(key.as_slice(), v.as_slice())?,
+                        None => t_suppressed.remove(key.as_slice())?,
+                    };
+                }
+                Ok(())
+            })
             .map_err(|e: TransactionError<()>| match e {
                 TransactionError::Abort(()) => LedgerError::Corrupt {
                     tree: "meta",

@@ -110,6 +110,15 @@ impl Ledger {
         Ok(self.keyring()?.index.tenant(tenant))
     }
 
+    /// The `keys` slots of `contact`'s data keys, every kind.
+    pub(super) fn key_slots(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<Vec<u8>>> {
+        let digest = self.tenant_secret(tenant)?.digest(contact.as_str());
+        Ok(KeyKind::ALL
+            .iter()
+            .map(|kind| slot(tenant, &digest, *kind))
+            .collect())
+    }
+
     /// `contact`'s data key of `kind`, created when it has none yet and `create`; `None` when
     /// it was destroyed (erasure, retention) or never created.
     pub fn data_key(

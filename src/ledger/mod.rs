@@ -17,6 +17,7 @@
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
 //! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
 //! | `keys`       | `index`, `d` tenant \0 HMAC(identifier) kind | wrapped keys ([`keyring`]) |
+//! | `suppressed` | tenant \0 HMAC(identifier)             | `Suppression` JSON ([`erase`]) |
 //!
 //! The last four are campaign analytics: derived data, not proof. `verify` and `rebuild` concern
 //! the event chains and the consent view only; losing these trees loses statistics, never a
@@ -35,6 +36,7 @@
 //! a partition's next owner needs no local copy of them.
 
 mod batch;
+mod erase;
 mod keyring;
 pub mod log;
 pub mod migrate;
@@ -48,6 +50,7 @@ mod verify;
 pub mod forensics;
 
 pub use batch::{Committed, Staged};
+pub use erase::{Erased, Suppression};
 pub use log::{LogEntry, Sink, Stream};
 pub use person::PersonView;
 pub use signed::SIGN_EVERY;
@@ -126,6 +129,7 @@ pub struct Ledger {
     delivery: sled::Tree,
     campaign_signals: sled::Tree,
     keys: sled::Tree,
+    suppressed: sled::Tree,
     /// The master key and the index secret; `None` only for `migrate`'s raw open.
     keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the

@@ -110,13 +110,19 @@ impl Ledger {
         Ok((events, others))
     }
 
-    /// The person behind `contact`, as the ledger knows it now.
+    /// The person behind `contact`, as the ledger knows it now; an identifier on the
+    /// suppression list answers opted out of marketing whatever its history says.
     pub fn person(&self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
         let members = neighbours(contact, |c| self.direct_links(tenant, c))?;
-        if members.len() == 1 {
-            return Ok(PersonView::alone(self.own_consent(tenant, contact)?));
-        }
-        let events = events_of(&members, |c| self.history(tenant, c))?;
-        Ok(PersonView::of(contact, &events))
+        let view = if members.len() == 1 {
+            PersonView::alone(self.own_consent(tenant, contact)?)
+        } else {
+            let events = events_of(&members, |c| self.history(tenant, c))?;
+            PersonView::of(contact, &events)
+        };
+        Ok(match self.suppression(tenant, contact)? {
+            Some(s) => s.apply(view),
+            None => view,
+        })
     }
 }

@@ -79,6 +79,7 @@ fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledg
         delivery: db.open_tree("delivery")?,
         campaign_signals: db.open_tree("campaign_signals")?,
         keys: db.open_tree("keys")?,
+        suppressed: db.open_tree("suppressed")?,
         keyring,
         writer: std::sync::Mutex::new(()),
         keys_read: std::sync::OnceLock::new(),

@@ -226,7 +226,35 @@ impl Ledger {
                 mask_label(&label)
             ));
         }
+        self.verify_suppressions(&mut report)?;
         Ok(report)
+    }
+
+    /// Every suppression entry names an `Erased` event of its tenant, so none can be added
+    /// (or moved to another tenant) without an erasure in the chain.
+    fn verify_suppressions(&self, report: &mut VerifyReport) -> Result<()> {
+        for entry in self.suppressed.iter() {
+            let (key, bytes) = entry?;
+            let Ok(s) = serde_json::from_slice::<super::Suppression>(&bytes) else {
+                report
+                    .problems
+                    .push("a suppression entry is unreadable".into());
+                continue;
+            };
+            let at = format!("partition {} seq {}", s.partition, s.seq);
+            let erased = self
+                .events
+                .get(keys::event(s.partition, s.seq))?
+                .and_then(|b| serde_json::from_slice::<ConsentEvent>(&b).ok())
+                .filter(|e| e.event_type == crate::domain::event::EventType::Erased)
+                .filter(|e| key.starts_with(&keys::tenant_prefix(&e.tenant)));
+            if erased.is_none() {
+                report.problems.push(format!(
+                    "a suppression entry names {at}, which is not an Erased event of its tenant"
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn rebuild(&self) -> Result<RebuildReport> {

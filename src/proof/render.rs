@@ -61,6 +61,18 @@ fn what(e: &ConsentEvent) -> String {
                     .to_string())
                 .unwrap_or_default()
         ),
+        EventType::Erased => format!(
+            "{} erased at the business's request ({})",
+            std::iter::once(&e.contact)
+                .chain(&e.linked)
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.erasure
+                .as_ref()
+                .map(|r| format!("{}: {}", r.requested_by, r.reason))
+                .unwrap_or_default()
+        ),
         t => {
             let purposes: Vec<&str> = e.purposes.iter().map(|p| p.as_str()).collect();
             let verb = if t == EventType::OptedOut {

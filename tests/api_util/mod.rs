@@ -88,6 +88,10 @@ impl Server {
         self.client.get(self.url(path)).bearer_auth(token)
     }
 
+    pub fn delete(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(token)
+    }
+
     pub fn post(&self, path: &str, token: &str) -> RequestBuilder {
         self.client.post(self.url(path)).bearer_auth(token)
     }

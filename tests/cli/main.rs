@@ -9,6 +9,7 @@ mod attribution;
 mod cli;
 mod clock;
 mod crash;
+mod erase;
 mod identity;
 mod init;
 mod iss11;
