@@ -293,8 +293,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             output,
             force,
         } => return init::run(language, tenant, output.as_deref(), *force),
-        // The ledger cannot be opened before it is migrated.
-        Command::Migrate => return migrate::run(&cli.data_dir.join("ledger")),
         // Offline: the file and, at most, a key.
         Command::VerifyExport { file, public_key } => {
             return proof::verify_export(file, public_key.as_deref())
@@ -308,6 +306,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         .master_key(&cli.data_dir)
         .map_err(|e| UsageError(e.to_string()))?;
     warn_embedded_master_key(&cli.command, &source);
+    // The ledger cannot be opened before it is migrated; migrating needs its keys.
+    if let Command::Migrate = &cli.command {
+        return migrate::run(&cli.data_dir.join("ledger"), master);
+    }
     if let Command::RotateMasterKey { new_key_file } = &cli.command {
         let new = rotate_master_key::new_key(new_key_file.as_deref())?;
         let old_check = master.key_check();

@@ -16,10 +16,16 @@ use super::tenant::TenantId;
 /// message a new id and break deduplication for every subscriber.
 pub const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_2b9e_4d3a_5f70_8e21_9a4b_c0d7_e3f1);
 
-/// The format of events this build writes. Format 2 hashes RFC 8785 canonical JSON in a
-/// digest chain (see [`ConsentEvent::compute_hash`]); format 1 (no `format` field) hashed
-/// serde's field order and is only read, by `migrate`, which rewrites it.
-pub const FORMAT: u8 = 2;
+/// The format of events this build writes. Format 3 is format 2's hash over the stored form,
+/// whose personal fields (identifiers, message text) are sealed under data keys
+/// ([`crate::rgpd::field`]), so the chain verifies after the keys are destroyed. Format 2
+/// hashes RFC 8785 canonical JSON in a digest chain (see [`ConsentEvent::compute_hash`]), with
+/// fields in clear; format 1 (no `format` field) hashed serde's field order. Both are only
+/// read, by `migrate`, which rewrites them.
+pub const FORMAT: u8 = 3;
+
+/// The format `migrate` re-hashes layout-2 events into before sealing them.
+pub const FORMAT_2: u8 = 2;
 
 /// `prev_hash` of the first event of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::batch::Staged;
+use super::keyring::slot;
 use super::person::PersonView;
+use super::seal::{notice_key, Notice};
 use super::{decode, keys, Ledger, LedgerError, Result};
 use crate::domain::consent::{EventTime, PurposeState, Status};
 use crate::domain::contact::Contact;
@@ -22,6 +24,7 @@ use crate::domain::erasure::erased_event;
 use crate::domain::event::{ConsentEvent, Erasure, EventType};
 use crate::domain::replies::{OutboundMessage, ReplyKind};
 use crate::domain::tenant::TenantId;
+use crate::rgpd::KeyKind;
 
 /// A suppression entry: which erasure put the identifier there. Holds no personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +101,7 @@ impl Ledger {
 
     /// Whether the ledger holds anything about `contact`: an event, a link or a suppression.
     fn knows(&self, tenant: &TenantId, contact: &Contact) -> Result<bool> {
-        let prefix = keys::contact_prefix(tenant, contact.as_str());
+        let prefix = keys::contact_prefix(tenant, &self.digest(tenant, contact)?);
         Ok(self.by_contact.scan_prefix(&prefix).next().is_some()
             || self.links.scan_prefix(&prefix).next().is_some())
     }
@@ -115,7 +118,7 @@ impl Ledger {
     ) -> Result<Erased> {
         let mut batch = self.stage();
         if let Some(s) = self.suppression(tenant, contact)? {
-            let event = Some(self.event_at(s.partition, s.seq)?)
+            let event = Some(self.open_event(self.event_at(s.partition, s.seq)?)?)
                 .filter(|e| e.event_type == EventType::Erased)
                 .ok_or_else(|| LedgerError::Corrupt {
                     tree: "suppressed",
@@ -126,19 +129,38 @@ impl Ledger {
         if !self.knows(tenant, contact)? {
             return Ok(Erased::Unknown);
         }
-        let members = batch.members(tenant, contact)?;
-        let others = members.iter().filter(|c| *c != contact).cloned().collect();
+        let members = batch.member_ids(tenant, contact)?;
+        let readable: Vec<&Contact> = members.values().flatten().collect();
+        let others = readable
+            .iter()
+            .filter(|c| **c != contact)
+            .map(|c| (*c).clone())
+            .collect();
         let event = erased_event(tenant, contact, others, erasure, Uuid::new_v4(), now);
         let sealed = batch.append(event, partition)?;
         let entry = serde_json::to_vec(&Suppression::of(&sealed)).expect("plain struct");
-        for (i, member) in members.iter().enumerate() {
-            for slot in self.key_slots(tenant, member)? {
-                batch.destroy.insert(slot);
+        for id in members.keys() {
+            for kind in KeyKind::ALL {
+                batch.destroy.insert(slot(tenant, id, kind));
             }
-            let key = self.suppressed_key(tenant, member)?;
-            batch.suppress.insert(key, Some(entry.clone()));
-            batch.push_reply(partition, &erased_record(&sealed, member, i))?;
+            batch
+                .suppress
+                .insert(suppressed_key(tenant, id), Some(entry.clone()));
         }
+        let mut reply_seq = 0;
+        for (i, member) in readable.iter().enumerate() {
+            reply_seq = batch.push_reply(partition, &erased_record(&sealed, member, i))?;
+        }
+        let notice = Notice {
+            tenant: tenant.clone(),
+            event_id: sealed.event_id,
+            seq: sealed.seq,
+            reply_seq,
+        };
+        batch.notices.push((
+            notice_key(partition, sealed.seq),
+            serde_json::to_vec(&notice).expect("plain struct"),
+        ));
         batch.commit()?;
         Ok(Erased::Now(Box::new(sealed)))
     }

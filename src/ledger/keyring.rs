@@ -5,6 +5,7 @@
 //! |------------------------------------------|--------------------------------|
 //! | `index`                                  | wrapped index secret           |
 //! | `d` tenant \0 HMAC(identifier) kind byte | wrapped data key (`i`, `t`)    |
+//! | `n` tenant \0 event id                   | wrapped notice key of an `Erased` event |
 //!
 //! A data key belongs to one identifier, not to a person: links may arrive after the events
 //! they join, and an event's fields stay under the key they were written with. Erasing a
@@ -30,6 +31,29 @@ const INDEX: &[u8] = b"index";
 pub(super) struct Keyring {
     master: MasterKey,
     index: IndexSecret,
+    /// Tenant secrets derived so far: one HKDF per tenant, not per lookup.
+    secrets: std::sync::Mutex<std::collections::HashMap<TenantId, TenantSecret>>,
+}
+
+impl Keyring {
+    fn new(master: MasterKey, index: IndexSecret) -> Self {
+        Keyring {
+            master,
+            index,
+            secrets: Default::default(),
+        }
+    }
+}
+
+/// The `keys` slot of the notice key of the `Erased` event `event_id`.
+pub(super) fn notice_slot(tenant: &TenantId, event_id: &uuid::Uuid) -> Vec<u8> {
+    [
+        b"n",
+        tenant.as_str().as_bytes(),
+        b"\0",
+        event_id.as_bytes().as_slice(),
+    ]
+    .concat()
 }
 
 /// The `keys` slot of one identifier's data key of `kind`.
@@ -61,10 +85,7 @@ pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Key
         let index = master
             .unwrap(INDEX, &wrapped)
             .ok_or_else(|| corrupt("the index secret does not unwrap under the master key"))?;
-        return Ok(Keyring {
-            master,
-            index: IndexSecret::from_bytes(index),
-        });
+        return Ok(Keyring::new(master, IndexSecret::from_bytes(index)));
     }
     if !keys.is_empty() {
         return Err(corrupt(
@@ -83,7 +104,7 @@ pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Key
         .map_err(abort)?;
     db.flush()?;
     super::store::sync_tree(dir)?;
-    Ok(Keyring { master, index })
+    Ok(Keyring::new(master, index))
 }
 
 fn corrupt(detail: &str) -> LedgerError {
@@ -107,49 +128,56 @@ impl Ledger {
 
     /// The tenant's secret for keyed hashes of identifiers.
     pub fn tenant_secret(&self, tenant: &TenantId) -> Result<TenantSecret> {
-        Ok(self.keyring()?.index.tenant(tenant))
+        let keyring = self.keyring()?;
+        let mut secrets = keyring
+            .secrets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(secrets
+            .entry(tenant.clone())
+            .or_insert_with(|| keyring.index.tenant(tenant))
+            .clone())
     }
 
-    /// The `keys` slots of `contact`'s data keys, every kind.
-    pub(super) fn key_slots(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<Vec<u8>>> {
-        let digest = self.tenant_secret(tenant)?.digest(contact.as_str());
-        Ok(KeyKind::ALL
-            .iter()
-            .map(|kind| slot(tenant, &digest, *kind))
-            .collect())
+    /// The keyed hash of `contact` in `tenant`: what indexes and sealed fields name it by.
+    pub fn digest(&self, tenant: &TenantId, contact: &Contact) -> Result<[u8; 32]> {
+        Ok(self.tenant_secret(tenant)?.digest(contact.as_str()))
     }
 
-    /// `contact`'s data key of `kind`, created when it has none yet and `create`; `None` when
-    /// it was destroyed (erasure, retention) or never created.
+    /// The key stored in `slot`, unwrapped; `None` when there is none (destroyed, or never
+    /// created).
+    pub(super) fn stored_key(&self, slot: &[u8]) -> Result<Option<DataKey>> {
+        let Some(wrapped) = self.keys.get(slot)? else {
+            return Ok(None);
+        };
+        let key = self
+            .keyring()?
+            .master
+            .unwrap(slot, &wrapped)
+            .ok_or_else(|| corrupt("a data key does not unwrap under the master key"))?;
+        Ok(Some(DataKey::from_bytes(key)))
+    }
+
+    /// `key` wrapped for `slot`, to store in the batch that first uses it.
+    pub(super) fn wrap_key(&self, slot: &[u8], key: &DataKey) -> Result<Vec<u8>> {
+        Ok(self.keyring()?.master.wrap(slot, key.bytes()))
+    }
+
+    /// `contact`'s data key of `kind`; `None` when it was destroyed (erasure, retention) or
+    /// never created.
     pub fn data_key(
         &self,
         tenant: &TenantId,
         contact: &Contact,
         kind: KeyKind,
-        create: bool,
     ) -> Result<Option<DataKey>> {
-        let keyring = self.keyring()?;
-        let digest = keyring.index.tenant(tenant).digest(contact.as_str());
-        let slot = slot(tenant, &digest, kind);
-        if let Some(wrapped) = self.keys.get(&slot)? {
-            let key = keyring
-                .master
-                .unwrap(&slot, &wrapped)
-                .ok_or_else(|| corrupt("a data key does not unwrap under the master key"))?;
-            return Ok(Some(DataKey::from_bytes(key)));
-        }
-        if !create {
-            return Ok(None);
-        }
-        let key = DataKey::generate();
-        self.keys
-            .insert(&slot, keyring.master.wrap(&slot, key.bytes()))?;
-        Ok(Some(key))
+        let digest = self.digest(tenant, contact)?;
+        self.stored_key(&slot(tenant, &digest, kind))
     }
 
     /// Data keys stored (every identifier and kind).
     pub fn data_key_count(&self) -> usize {
-        self.keys.len().saturating_sub(1)
+        self.keys.scan_prefix(b"d").count()
     }
 
     /// Rewraps the index secret and every data key under `new`, and replaces the key-check
@@ -182,7 +210,10 @@ impl Ledger {
             })
             .map_err(abort)?;
         self.sync()?;
-        Ok(rewrapped.len().saturating_sub(1))
+        Ok(rewrapped
+            .iter()
+            .filter(|(slot, _)| slot.starts_with(b"d"))
+            .count())
     }
 }
 
@@ -194,6 +225,16 @@ mod tests {
         Contact::from_stored(s.into())
     }
 
+    /// Stores a new data key of `kind` for `c`, as the first batch that seals a field does.
+    fn create(l: &Ledger, t: &TenantId, c: &Contact, kind: KeyKind) -> DataKey {
+        let slot = slot(t, &l.digest(t, c).unwrap(), kind);
+        let key = DataKey::generate();
+        l.keys
+            .insert(&slot, l.wrap_key(&slot, &key).unwrap())
+            .unwrap();
+        key
+    }
+
     #[test]
     fn a_wrong_master_key_is_refused_and_rotation_moves_every_key() {
         let dir = tempfile::tempdir().unwrap();
@@ -203,10 +244,7 @@ mod tests {
         let c = contact("+33612345678");
         let key = {
             let l = Ledger::open(&path, MasterKey::from_bytes(old)).unwrap();
-            let k = l
-                .data_key(&tenant, &c, KeyKind::Text, true)
-                .unwrap()
-                .unwrap();
+            let k = create(&l, &tenant, &c, KeyKind::Text);
             assert_eq!(l.data_key_count(), 1);
             *k.bytes()
         };
@@ -218,13 +256,10 @@ mod tests {
         assert_eq!(l.rotate_master_key(&MasterKey::from_bytes(new)).unwrap(), 1);
         assert!(Ledger::open(&path, MasterKey::from_bytes(old)).is_err());
         let l = Ledger::open(&path, MasterKey::from_bytes(new)).unwrap();
-        let back = l
-            .data_key(&tenant, &c, KeyKind::Text, false)
-            .unwrap()
-            .unwrap();
+        let back = l.data_key(&tenant, &c, KeyKind::Text).unwrap().unwrap();
         assert_eq!(*back.bytes(), key);
         assert!(l
-            .data_key(&tenant, &c, KeyKind::Identity, false)
+            .data_key(&tenant, &c, KeyKind::Identity)
             .unwrap()
             .is_none());
     }
@@ -234,10 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap();
         let tenant = TenantId::new("acme").unwrap();
-        let k = l
-            .data_key(&tenant, &contact("+33612345678"), KeyKind::Identity, true)
-            .unwrap()
-            .unwrap();
+        let k = create(&l, &tenant, &contact("+33612345678"), KeyKind::Identity);
         for entry in l.keys.iter() {
             let (slot, value) = entry.unwrap();
             assert!(!slot.windows(8).any(|w| w == b"12345678"));

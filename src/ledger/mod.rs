@@ -40,7 +40,9 @@ mod erase;
 mod keyring;
 pub mod log;
 pub mod migrate;
+mod migrate_v4;
 mod person;
+mod seal;
 mod sent;
 mod signed;
 mod store;
@@ -74,7 +76,10 @@ use crate::rgpd::MasterKey;
 /// - 3: `IdentityLinked` events and the `links` tree; the consent view folded with the
 ///   opt-out winning ties (a view of version 2 may differ where two events had one time);
 ///   the `by_tenant` index, so a tenant's reads cost in proportion to its own events.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: personal fields sealed (events of format 3, replies' recipients) under data keys in
+///   the `keys` tree; every index that held an identifier keyed by its HMAC instead; the
+///   `suppressed` tree.
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -181,12 +186,10 @@ impl Ledger {
     /// The fold of this identifier's own events: the stored view, which `verify` checks
     /// against the log and the person's consent is computed from.
     pub fn own_consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
+        let id = self.digest(tenant, contact)?;
         let mut c = ContactConsent::default();
         for purpose in Purpose::ALL {
-            if let Some(bytes) =
-                self.consent
-                    .get(keys::consent(tenant, contact.as_str(), purpose))?
-            {
+            if let Some(bytes) = self.consent.get(keys::consent(tenant, &id, purpose))? {
                 *c.get_mut(purpose) = decode::<PurposeState>("consent", &bytes)?;
             }
         }
@@ -206,27 +209,13 @@ impl Ledger {
         }
     }
 
-    /// Every event of one contact, oldest first in event time (ties by append order).
+    /// Every event of one contact, opened, oldest first in event time (ties by append order).
     pub fn history(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<ConsentEvent>> {
-        let prefix = keys::contact_prefix(tenant, contact.as_str());
-        let mut out = Vec::new();
-        for entry in self.by_contact.scan_prefix(&prefix) {
-            let (key, _) = entry?;
-            let event_key = &key[prefix.len()..];
-            let bytes = self
-                .events
-                .get(event_key)?
-                .ok_or_else(|| LedgerError::Corrupt {
-                    tree: "by_contact",
-                    detail: "index points at a missing event".into(),
-                })?;
-            out.push(decode::<ConsentEvent>("events", &bytes)?);
-        }
-        out.sort_by_key(|e| (e.occurred_at, e.partition, e.seq));
-        Ok(out)
+        self.history_of(tenant, &self.digest(tenant, contact)?)
     }
 
-    /// Every event, partition by partition, in chain order.
+    /// Every event as stored (personal fields sealed: see [`Ledger::open_event`]), partition
+    /// by partition, in chain order.
     pub fn events(&self) -> impl Iterator<Item = Result<ConsentEvent>> + '_ {
         self.events.iter().map(|entry| {
             self.count_reads(1);
@@ -235,8 +224,9 @@ impl Ledger {
         })
     }
 
-    /// One tenant's events after feed position `after`, in append order, with their
-    /// positions: reads the tenant's index entries and events only, never another tenant's.
+    /// One tenant's events as stored after feed position `after`, in append order, with
+    /// their positions: reads the tenant's index entries and events only, never another
+    /// tenant's.
     pub fn tenant_events(
         &self,
         tenant: &TenantId,
@@ -305,8 +295,8 @@ impl Ledger {
         })
     }
 
-    /// Events appended after feed position `after`, in append order across all partitions,
-    /// with their feed positions: the cursor of consumers that do not read Kafka.
+    /// Events as stored appended after feed position `after`, in append order across all
+    /// partitions, with their feed positions: the cursor of consumers that do not read Kafka.
     pub fn feed_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ConsentEvent)>> {
         let mut out = Vec::new();
         for entry in self.feed.range((after + 1).to_be_bytes()..) {
@@ -360,12 +350,14 @@ pub(crate) mod keys {
         k
     }
 
-    pub fn contact_prefix(tenant: &TenantId, contact: &str) -> Vec<u8> {
-        [tenant.as_str().as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    /// `tenant \0 id \0`, where `id` is the keyed hash of an identifier
+    /// ([`crate::rgpd::TenantSecret::digest`]): index keys never hold the identifier itself.
+    pub fn contact_prefix(tenant: &TenantId, id: &[u8]) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", id, b"\0"].concat()
     }
 
-    pub fn by_contact(tenant: &TenantId, contact: &str, partition: u32, seq: u64) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+    pub fn by_contact(tenant: &TenantId, id: &[u8], partition: u32, seq: u64) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(&event(partition, seq));
         k
     }
@@ -381,14 +373,14 @@ pub(crate) mod keys {
         .concat()
     }
 
-    pub fn link(tenant: &TenantId, contact: &str, other: &str) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
-        k.extend_from_slice(other.as_bytes());
+    pub fn link(tenant: &TenantId, id: &[u8], other: &[u8]) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
+        k.extend_from_slice(other);
         k
     }
 
-    pub fn consent(tenant: &TenantId, contact: &str, purpose: Purpose) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+    pub fn consent(tenant: &TenantId, id: &[u8], purpose: Purpose) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(purpose.as_str().as_bytes());
         k
     }

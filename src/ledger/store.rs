@@ -55,6 +55,13 @@ pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
     with_trees(dir, db, Some(keyring))
 }
 
+/// Opens a ledger whatever its version, with its keys: only `migrate` does, on its own copy.
+pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
+    let db = open_db(dir)?;
+    let keyring = super::keyring::unlock(&db, dir, master)?;
+    with_trees(dir, db, Some(keyring))
+}
+
 /// Opens a ledger whatever its version and without its keys: only `migrate` does, on its
 /// own copy.
 pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {

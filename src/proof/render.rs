@@ -117,7 +117,7 @@ pub fn text(file: &ProofFile) -> String {
     );
     let _ = writeln!(out, "Generated at {}", file.generated_at.to_rfc3339());
     let _ = writeln!(out);
-    for e in &file.events {
+    for e in file.readable() {
         let _ = writeln!(out, "{}  {}", e.occurred_at.to_rfc3339(), what(e));
         let _ = writeln!(out, "    {}", source(e));
         let _ = writeln!(
@@ -148,7 +148,7 @@ fn esc(s: &str) -> String {
 /// The export as a self-contained HTML page (no script, no external resource).
 pub fn html(file: &ProofFile) -> String {
     let mut rows = String::new();
-    for e in &file.events {
+    for e in file.readable() {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",

@@ -13,9 +13,11 @@
 //! - **data keys**, random, two per identifier (identity fields, message texts), stored
 //!   wrapped: destroying them is what erases.
 
+pub mod field;
 mod master;
 mod secret;
 
+pub use field::{Sealed, ERASED};
 pub use master::{MasterKey, KEY_BYTES};
 pub use secret::{DataKey, IndexSecret, KeyKind, TenantSecret};
 

@@ -45,6 +45,7 @@ impl IndexSecret {
 }
 
 /// One tenant's secret for keyed hashes of identifiers.
+#[derive(Clone)]
 pub struct TenantSecret(Zeroizing<[u8; KEY_BYTES]>);
 
 impl TenantSecret {
@@ -60,24 +61,40 @@ impl TenantSecret {
 
 /// Which of an identifier's two data keys: identity fields, or message texts (which
 /// retention erases alone).
+///
+/// `Notice` is neither: the key of one `Erased` event's identifiers, which the feeds must
+/// still publish after the person's keys are gone; it is destroyed once they have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyKind {
     Identity,
     Text,
+    Notice,
 }
 
 impl KeyKind {
+    /// The kinds every identifier has.
     pub const ALL: [KeyKind; 2] = [KeyKind::Identity, KeyKind::Text];
 
     pub fn tag(self) -> u8 {
         match self {
             KeyKind::Identity => b'i',
             KeyKind::Text => b't',
+            KeyKind::Notice => b'n',
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<KeyKind> {
+        match tag {
+            b'i' => Some(KeyKind::Identity),
+            b't' => Some(KeyKind::Text),
+            b'n' => Some(KeyKind::Notice),
+            _ => None,
         }
     }
 }
 
 /// A data key: encrypts one identifier's personal fields of one kind.
+#[derive(Clone)]
 pub struct DataKey(Zeroizing<[u8; KEY_BYTES]>);
 
 impl std::fmt::Debug for DataKey {

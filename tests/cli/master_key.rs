@@ -141,7 +141,8 @@ fn rotation_then_only_the_new_key_opens_the_ledger() {
         "--new-key-file",
         new_file.to_str().unwrap(),
     ]);
-    assert!(out.contains("rewrapped 0 data keys"), "{out}");
+    // The STOP's number has an identity key and a text key.
+    assert!(out.contains("rewrapped 2 data keys"), "{out}");
     assert!(out.contains("master.key now holds the new key"), "{out}");
     assert!(!out.contains(new), "the key is never printed");
     assert_eq!(
@@ -158,6 +159,17 @@ fn rotation_then_only_the_new_key_opens_the_ledger() {
     assert_eq!(
         env.status(PHONE_NUMBER_ID, "+33612345678", "marketing")["status"],
         "opted_out"
+    );
+    let history = env.ok(&[
+        "history",
+        "--tenant",
+        PHONE_NUMBER_ID,
+        "--contact",
+        "+33612345678",
+    ]);
+    assert!(
+        !history.contains("[erased]"),
+        "every field still opens: {history}"
     );
 }
 

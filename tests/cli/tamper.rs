@@ -5,6 +5,9 @@
 
 use crate::common::*;
 use consent_ledger::config::RgpdConfig;
+use consent_ledger::domain::contact::Contact;
+use consent_ledger::domain::event::Purpose;
+use consent_ledger::domain::tenant::TenantId;
 use consent_ledger::ledger::{forensics, Ledger};
 
 fn ledger_with_events() -> Env {
@@ -100,8 +103,9 @@ fn a_consent_view_that_disagrees_with_the_log_is_detected_and_rebuilt() {
     tamper(&env, |l| {
         let fake =
             br#"{"status":"opted_in","since":null,"event_id":null,"latest":null,"events":1}"#;
-        forensics::overwrite_consent(l, &format!("{PHONE_NUMBER_ID}/{contact}/marketing"), fake)
-            .unwrap();
+        let tenant = TenantId::new(PHONE_NUMBER_ID).unwrap();
+        let c = Contact::from_stored(contact.into());
+        forensics::overwrite_consent(l, &tenant, &c, Purpose::Marketing, fake).unwrap();
     });
     assert_ne!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
     verify_fails(&env, "view says opted_in but the log says");
