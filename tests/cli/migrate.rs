@@ -30,6 +30,9 @@ fn v3_env() -> Env {
         &std::fs::read_to_string(repo_file("examples/consent-ledger.toml")).unwrap(),
     );
     copy_dir(&repo_file("tests/fixtures/data-v3"), &env.data());
+    // git keeps no file mode but the executable bit; the key file must be the owner's only.
+    let key = env.data().join("signing.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     env
 }
 
