@@ -12,6 +12,7 @@ mod lint_template;
 mod migrate;
 mod proof;
 mod rebuild;
+mod retention;
 mod rotate_master_key;
 mod run;
 mod schemas;
@@ -225,6 +226,14 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Erase the message texts of people whose last event is older than [rgpd]
+    /// retention_days (default 1095), by destroying their text keys. `serve` and `run` do it
+    /// at start and daily; this runs it now.
+    Retention {
+        /// List who would be erased, erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Rewrap every stored key under a new master key, in one transaction. Afterwards only the
     /// new key opens the ledger: the embedded default's DATA_DIR/master.key is replaced; a
     /// configured key must be changed on every instance.
@@ -370,6 +379,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             export::run(&ledger, tenant.as_deref(), format)
         }
         Command::PublicKey => proof::public_key(&ledger),
+        Command::Retention { dry_run } => retention::run(&ledger, &settings, dry_run),
         Command::Erase {
             tenant,
             contact,

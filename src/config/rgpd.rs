@@ -48,7 +48,13 @@ pub struct RgpdConfig {
     /// A file holding the master key (base64 of its 32 bytes), mode 0600 or stricter. Keep a
     /// copy apart from the data dir's backups: without it no personal field can be read.
     pub master_key_file: Option<PathBuf>,
+    /// Days after a person's last event (in event time) until their message texts are erased
+    /// by destroying their text keys (default 1095: the CNIL keeps opposition data 3 years).
+    pub retention_days: Option<u32>,
 }
+
+/// The default retention of message texts, in days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 
 impl RgpdConfig {
     /// The signing key: from `CONSENT_LEDGER_SIGNING_KEY`, else `signing_key_file`, else the
@@ -84,6 +90,16 @@ impl RgpdConfig {
 }
 
 impl RgpdConfig {
+    /// The retention of message texts, checked: at least one day.
+    pub fn retention(&self) -> Result<chrono::Duration, ConfigError> {
+        match self.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS) {
+            0 => Err(ConfigError::Invalid(
+                "rgpd.retention_days must be at least 1".into(),
+            )),
+            days => Ok(chrono::Duration::days(i64::from(days))),
+        }
+    }
+
     /// The master key: from `CONSENT_LEDGER_MASTER_KEY`, else `master_key_file`, else the
     /// embedded default's `DATA_DIR/master.key`, created (0600) on first use. The caller warns
     /// about the embedded default (see [`MasterKeySource`]), once, at start.

@@ -234,7 +234,7 @@ impl<'a> Staged<'a> {
     /// identifier where it can be read.
     pub(super) fn member_ids(&self, tenant: &TenantId, contact: &Contact) -> Result<Members> {
         let id = self.ledger.digest(tenant, contact)?;
-        neighbours((id, contact.clone()), |i| {
+        neighbours((id, Some(contact.clone())), |i| {
             let mut direct = self.ledger.direct_links(tenant, i)?;
             if let Some(staged) = self.links.get(&(tenant.clone(), *i)) {
                 direct.extend(staged.iter().map(|(o, c)| (*o, Some(c.clone()))));

@@ -42,6 +42,7 @@ pub mod log;
 pub mod migrate;
 mod migrate_v4;
 mod person;
+mod retention;
 mod seal;
 mod sent;
 mod signed;
@@ -55,6 +56,7 @@ pub use batch::{Committed, Staged};
 pub use erase::{Erased, Suppression};
 pub use log::{LogEntry, Sink, Stream};
 pub use person::PersonView;
+pub use retention::Expired;
 pub use signed::SIGN_EVERY;
 pub use verify::{RebuildReport, VerifyReport};
 

@@ -62,11 +62,11 @@ pub(super) type Id = [u8; 32];
 pub(super) type Members = BTreeMap<Id, Option<Contact>>;
 
 /// Every identifier reachable from `start` through `direct` (a `links`-shaped source).
-pub(super) fn neighbours<F>(start: (Id, Contact), mut direct: F) -> Result<Members>
+pub(super) fn neighbours<F>(start: (Id, Option<Contact>), mut direct: F) -> Result<Members>
 where
     F: FnMut(&Id) -> Result<Vec<(Id, Option<Contact>)>>,
 {
-    let mut seen = Members::from([(start.0, Some(start.1))]);
+    let mut seen = Members::from([start.clone()]);
     let mut queue = VecDeque::from([start.0]);
     while let Some(id) = queue.pop_front() {
         for (next, contact) in direct(&id)? {
@@ -130,7 +130,9 @@ impl Ledger {
     /// The members of `contact`'s person.
     pub(super) fn members_of(&self, tenant: &TenantId, contact: &Contact) -> Result<Members> {
         let id = self.digest(tenant, contact)?;
-        neighbours((id, contact.clone()), |i| self.direct_links(tenant, i))
+        neighbours((id, Some(contact.clone())), |i| {
+            self.direct_links(tenant, i)
+        })
     }
 
     /// Every event of the person behind `contact` (each under the identifier it came with),

@@ -205,27 +205,6 @@ fn erased_events(env: &Env) -> usize {
         .count()
 }
 
-/// Every file under `dir` whose bytes contain `needle`, but the feeds and the dead letters:
-/// the stated exceptions (subscribers must learn whom to forget).
-fn ledger_files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let feeds = ["consent-events.jsonl", "outbox.jsonl", "dead-letter.jsonl"];
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(ledger_files_containing(&path, needle));
-        } else if !feeds.iter().any(|f| path.ends_with(f))
-            && std::fs::read(&path)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-        {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[test]
 fn after_erase_history_shows_erased_fields_and_no_file_of_the_data_dir_holds_the_person() {
     let env = opted_in_person();
@@ -233,7 +212,7 @@ fn after_erase_history_shows_erased_fields_and_no_file_of_the_data_dir_holds_the
     env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.E9", t, "Stop please") + "\n"));
     erase(&env, USER_ID, "ticket 9");
     for needle in [NUMBER, "13491208655302741918", "Stop please"] {
-        let found = ledger_files_containing(&env.data(), needle);
+        let found = files_containing(&env.data(), needle);
         assert!(found.is_empty(), "{needle} in clear in {found:?}");
     }
     assert!(env.ok(&["verify"]).starts_with("ok: "));

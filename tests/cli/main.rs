@@ -18,6 +18,7 @@ mod master_key;
 mod migrate;
 mod proof;
 mod report_html;
+mod retention;
 mod schemas;
 mod tamper;
 mod webhook_fixtures;
