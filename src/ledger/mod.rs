@@ -1,28 +1,32 @@
 //! The ledger: the only code that touches sled. Trees (see DESIGN.md "Storage"):
 //!
+//! `id` is the keyed hash of an identifier (HMAC-SHA256 under the tenant's secret): no key
+//! holds an identifier, and no value but a sealed field's ciphertext (`seal.rs`).
+//!
 //! | tree         | key                                   | value                     |
 //! |--------------|---------------------------------------|---------------------------|
-//! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | sealed event JSON         |
-//! | `by_contact` | tenant \0 contact \0 partition ++ seq | empty                     |
+//! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | stored event JSON, personal fields sealed |
+//! | `by_contact` | tenant \0 id \0 partition ++ seq      | empty                     |
 //! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
-//! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
-//! | `links`      | tenant \0 contact \0 other identifier  | `IdentityLinked` event key|
-//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON    |
-//! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
+//! | `consent`    | tenant \0 id \0 purpose               | `PurposeState` JSON       |
+//! | `links`      | tenant \0 id \0 other id              | `IdentityLinked` event key|
+//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON, `to` sealed |
+//! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`, `notice/P/S` | chain heads, relay cursors, notice keys waiting |
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //! | `by_tenant`  | tenant \0 feed position (u64 BE)      | event key                 |
 //! | `signed_heads` | partition (u32 BE) ++ seq (u64 BE)  | `SignedHead` JSON         |
-//! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
-//! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
+//! | `sent`       | tenant \0 message id                  | `SentRef` JSON (recipient: id in hex) |
+//! | `sent_by_contact` | tenant \0 id \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
 //! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
-//! | `keys`       | `index`, `d` tenant \0 HMAC(identifier) kind | wrapped keys ([`keyring`]) |
-//! | `suppressed` | tenant \0 HMAC(identifier)             | `Suppression` JSON ([`erase`]) |
+//! | `keys`       | `index`, `d` tenant \0 id kind, `n` tenant \0 event id | wrapped keys (`keyring.rs`) |
+//! | `suppressed` | tenant \0 id                          | `Suppression` JSON (`erase.rs`) |
 //!
-//! The last four are campaign analytics: derived data, not proof. `verify` and `rebuild` concern
-//! the event chains and the consent view only; losing these trees loses statistics, never a
-//! consent decision. Attribution reads them before an event is appended, so what they held at
-//! that moment is frozen into the (hashed) event and later changes never rewrite history.
+//! `sent` to `campaign_signals` are campaign analytics: derived data, not proof. `verify` and
+//! `rebuild` concern the event chains and the consent view only; losing these trees loses
+//! statistics, never a consent decision. Attribution reads them before an event is appended, so
+//! what they held at that moment is frozen into the (hashed) event and later changes never
+//! rewrite history.
 //!
 //! `dedupe` remembers only the messages that acted (an event or a reply): a redelivered chat
 //! message costs nothing durable, and a redelivered STOP finds its id.

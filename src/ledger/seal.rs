@@ -8,7 +8,7 @@
 //! An `Erased` event's identifiers are sealed under a notice key of their own instead, since
 //! the person's keys go in the same batch and the feeds still have to tell subscribers whom
 //! to forget; the notice key is destroyed once every feed that follows the partition has
-//! published the event and its reply records ([`Ledger::release_notices`]).
+//! published the event and its reply records (`Ledger::release_notices`).
 
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,7 @@ impl Ledger {
         })
     }
 
-    /// A stored event with its personal fields opened ([`ERASED`] where a key is gone).
+    /// A stored event with its personal fields opened (`[erased]` where a key is gone).
     pub fn open_event(&self, stored: ConsentEvent) -> Result<ConsentEvent> {
         let (tenant, id) = (stored.tenant.clone(), stored.event_id);
         field::open_event(&stored, |s| self.field_key(&tenant, &id, s))
