@@ -14,6 +14,7 @@ use std::time::Instant;
 use consent_ledger::config::{ConfigFile, Settings};
 use consent_ledger::ledger::Ledger;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
+use consent_ledger::rgpd::MasterKey;
 
 mod webhooks;
 
@@ -39,7 +40,7 @@ fn main() {
     let batch: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let input = traffic(records);
     let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = Ledger::open(&dir.path().join("ledger")).expect("ledger");
+    let ledger = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).expect("ledger");
     let file = ConfigFile {
         batch_size: Some(batch),
         ..ConfigFile::default()

@@ -16,6 +16,7 @@ use consent_ledger::api::webhooks::signature::meta_sign;
 use consent_ledger::app;
 use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
+use consent_ledger::rgpd::MasterKey;
 
 mod webhooks;
 
@@ -48,7 +49,7 @@ async fn main() {
     );
     let settings = Arc::new(Settings::from_file(toml::from_str(&config).unwrap()).unwrap());
     let data = dir.path().join("data");
-    let ledger = Arc::new(Ledger::open(&data.join("ledger")).unwrap());
+    let ledger = Arc::new(Ledger::open(&data.join("ledger"), MasterKey::generate()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/webhooks/whatsapp",

@@ -8,20 +8,28 @@ not a proof file. KEY is what `consent-ledger public-key` prints (base64 of the 
 Ed25519 key); without it the file is checked against the key it names, which proves that it
 is intact under that key only.
 
-Needs Python 3.8+ and one package, `cryptography` (pip install cryptography), for Ed25519.
-The checks, the same as `consent-ledger verify-export`:
+Needs Python 3.8+ and one package, `cryptography` (pip install cryptography), for Ed25519 and
+AES-256-GCM. The checks, the same as `consent-ledger verify-export`:
 
 1. The file is RFC 8785 canonical JSON plus a newline (so no byte can change unnoticed),
-   with "proof": "consent-ledger access export" and "version": 1.
+   with "proof": "consent-ledger access export" and "version": 1 or 2.
 2. Its "signature" is the key's Ed25519 signature over the canonical JSON of the file
    without "signature".
 3. Each chain segment's digests lead from its "prev_hash" to its signed head:
    h = SHA-256(h_hex + digest_hex), and the head's signature covers the canonical JSON of
    {"hash", "partition", "seq", "signed_at"}.
-4. Each event is of format 2, of the file's tenant, about one of its identifiers; its
-   content digest is SHA-256 of the canonical JSON of the event without "hash" and
-   "prev_hash"; SHA-256(prev_hash + digest) is its "hash"; the segment that covers it has
-   that digest at its place, and the chain reaches the event's hash there.
+4. Each event is of the file's format (version 1: 2, fields in clear; version 2: 3, personal
+   fields sealed), of the file's tenant, about the person (version 1: its contact, or a
+   link's linked_contact, is one of "identifiers"; version 2: the keyed hash its sealed
+   contact or linked_contact carries is one of "refs"); its content digest is SHA-256 of the
+   canonical JSON of the event without "hash" and "prev_hash"; SHA-256(prev_hash + digest)
+   is its "hash"; the segment that covers it has that digest at its place, and the chain
+   reaches the event's hash there.
+5. Version 2: "opened" is "events" with every sealed field opened with "keys" (or
+   "[erased]" where the file has no key for it). A sealed field is
+   "enc1:<kind>:<ref hex>:<base64 of nonce(12) + AES-256-GCM ciphertext>", its key named
+   "<kind>:<ref>" ("n:<event id>" for kind n), its associated data
+   "consent-ledger field v1\0" + kind + ref bytes + event id bytes + "\0" + field name.
 """
 
 import argparse
@@ -29,6 +37,7 @@ import base64
 import hashlib
 import json
 import sys
+import uuid
 
 MARKER = "consent-ledger access export"
 
@@ -70,6 +79,49 @@ def content_digest(event):
     return sha256_hex(canonical(body))
 
 
+FIELD_LABEL = b"consent-ledger field v1\0"
+ERASED = "[erased]"
+
+
+def open_field(value, event_id, name, keys):
+    if not isinstance(value, str) or not value.startswith("enc1:"):
+        return value
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    kind, ref, data = value[len("enc1:"):].split(":", 2)
+    key_name = f"n:{event_id}" if kind == "n" else f"{kind}:{ref}"
+    if key_name not in keys:
+        return ERASED
+    blob = base64.b64decode(data, validate=True)
+    context = uuid.UUID(event_id).bytes + b"\0" + name.encode()
+    aad = FIELD_LABEL + kind.encode() + bytes.fromhex(ref) + context
+    try:
+        plain = AESGCM(base64.b64decode(keys[key_name], validate=True)).decrypt(blob[:12], blob[12:], aad)
+    except (InvalidTag, ValueError):
+        return ERASED
+    return plain.decode()
+
+
+def open_event(e, keys):
+    o = json.loads(json.dumps(e))
+    eid = e["event_id"]
+    o["contact"] = open_field(e["contact"], eid, "contact", keys)
+    if e.get("linked_contact") is not None:
+        o["linked_contact"] = open_field(e["linked_contact"], eid, "linked_contact", keys)
+    if "linked" in e:
+        o["linked"] = [open_field(c, eid, f"linked/{i}", keys) for i, c in enumerate(e["linked"])]
+    if e["source"].get("text") is not None:
+        o["source"]["text"] = open_field(e["source"]["text"], eid, "source.text", keys)
+    return o
+
+
+def sealed_ref(value):
+    if isinstance(value, str) and value.startswith("enc1:"):
+        return value.split(":")[2]
+    return None
+
+
 def verify(raw, public_key=None):
     # A file that names itself a proof but no longer parses, or lost its marker field, was
     # one before somebody changed it.
@@ -84,8 +136,9 @@ def verify(raw, public_key=None):
         if names_itself:
             raise Tampered('its "proof" field was changed')
         raise NotAProof(f'no "proof": "{MARKER}" field')
-    if doc.get("version") != 1:
-        raise Tampered(f"unknown version {doc.get('version')!r}")
+    version = doc.get("version")
+    if version not in (1, 2):
+        raise Tampered(f"unknown version {version!r}")
     if canonical(doc) + b"\n" != raw:
         raise Tampered("the file is not in its canonical form (RFC 8785 JSON and a newline)")
     key = (public_key or doc["public_key"]).strip()
@@ -108,14 +161,29 @@ def verify(raw, public_key=None):
         check_signature(key, canonical(statement), head["signature"])
         segments.append(s)
 
+    if version == 2:
+        opened = doc.get("opened", [])
+        if len(opened) != len(doc["events"]):
+            raise Tampered("the opened events do not match the stored ones")
+        keys = doc.get("keys", {})
+        for e, shown in zip(doc["events"], opened):
+            if open_event(e, keys) != shown:
+                raise Tampered(f"event {e.get('event_id')} does not open to what the file shows of it")
+
     identifiers = set(doc["identifiers"])
+    refs = set(doc.get("refs", []))
+    fmt = 2 if version == 1 else 3
     for e in doc["events"]:
         eid = e.get("event_id")
-        if e.get("format") != 2:
-            raise Tampered(f"event {eid} has format {e.get('format')!r}, expected 2")
+        if e.get("format") != fmt:
+            raise Tampered(f"event {eid} has format {e.get('format')!r}, expected {fmt}")
         if e["tenant"] != doc["tenant"]:
             raise Tampered(f"event {eid} is of another tenant")
-        about = e["contact"] in identifiers or (e["type"] == "IdentityLinked" and e.get("linked_contact") in identifiers)
+        if version == 1:
+            names = lambda c: c in identifiers  # noqa: E731
+        else:
+            names = lambda c: sealed_ref(c) in refs  # noqa: E731
+        about = names(e["contact"]) or (e["type"] == "IdentityLinked" and names(e.get("linked_contact")))
         if not about:
             raise Tampered(f"event {eid} is about none of the file's identifiers")
         digest = content_digest(e)

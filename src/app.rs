@@ -40,6 +40,43 @@ pub enum AppError {
     ShutdownTimedOut(u64),
 }
 
+/// Erases the message texts past retention (`[rgpd] retention_days`) at start, then once a
+/// day, until `stop`. A failed run is logged and tried again the next day.
+async fn retention_daily(
+    ledger: Arc<Ledger>,
+    retention: chrono::Duration,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let l = ledger.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let expired = l.expired_texts(chrono::Utc::now() - retention)?;
+            l.erase_texts(&expired).map(|keys| (expired.len(), keys))
+        })
+        .await;
+        match run {
+            Ok(Ok((people, keys))) if keys > 0 => {
+                tracing::info!(people, keys, "erased the message texts past retention");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot apply the retention of message texts")
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(24 * 60 * 60)) => {}
+            () = &mut stop => break,
+        }
+    }
+}
+
+/// The retention of message texts (validated when the settings loaded).
+fn retention_of(settings: &Settings) -> chrono::Duration {
+    let default = chrono::Duration::days(i64::from(crate::config::DEFAULT_RETENTION_DAYS));
+    settings.file.rgpd.retention().unwrap_or(default)
+}
+
 /// Webhook secrets written `env:NAME` are read from the process environment.
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -59,10 +96,12 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let metrics = Metrics::new();
     let webhooks = Webhooks::into_ledger(&settings, ledger.clone(), data_dir, &metrics, &env_var)?;
+    let retention = retention_of(&settings);
     let state = AppState::new(ledger.clone(), settings, metrics).with_webhooks(webhooks);
     state.readiness().set_ready();
     // The relay outlives the server, so what the last requests recorded is published too.
     let served = Shutdown::new();
+    tokio::spawn(retention_daily(ledger.clone(), retention, served.wait()));
     let relay = tokio::spawn(relay_files_on_commit(
         ledger,
         FileSinks::in_dir(data_dir, None),
@@ -107,6 +146,11 @@ pub async fn run(
         trigger.trigger();
     });
     let consumed = Shutdown::new();
+    tokio::spawn(retention_daily(
+        ledger.clone(),
+        retention_of(&settings),
+        stop.wait(),
+    ));
     let http = match listener {
         Some(listener) => {
             let webhooks = Webhooks::onto_kafka(&settings, &kafka_config, &metrics, &env_var)?;
@@ -170,6 +214,7 @@ mod tests {
 
     use super::*;
     use crate::config::ConfigFile;
+    use crate::rgpd::MasterKey;
 
     /// One HTTP/1.1 request on a fresh connection; the status line of the answer.
     fn status_line(addr: std::net::SocketAddr, path: &str) -> String {
@@ -187,7 +232,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn serve_answers_on_port_zero_and_returns_when_shut_down() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+        let ledger =
+            Arc::new(Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap());
         let settings = Arc::new(Settings::from_file(ConfigFile::default()).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -30,6 +30,7 @@
 //! - [`template`]: the WhatsApp template linter (opt-out footer and STOP button).
 //! - [`report`]: the HTML page of the campaign statistics (`stats --html`, `/campaigns.html`).
 //! - [`init`]: the starter config `consent-ledger init` writes, STOP automation included.
+//! - [`rgpd`]: erasure by crypto-shredding: the master key, data keys, keyed hashes.
 //! - [`metrics`], [`schemas`]: Prometheus metrics; the JSON Schemas of every record.
 
 pub mod api;
@@ -43,6 +44,7 @@ pub mod pipeline;
 pub mod proof;
 pub mod query;
 pub mod report;
+pub mod rgpd;
 pub mod schemas;
 pub mod shutdown;
 pub mod template;

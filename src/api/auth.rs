@@ -11,6 +11,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 
+use sha2::Digest as _;
+
 use super::problem::Problem;
 use super::AppState;
 use crate::config::ApiPrincipal;
@@ -23,9 +25,11 @@ pub enum Access {
     Write,
 }
 
-/// The authenticated caller.
+/// The authenticated caller, and which configured token it used: the first 12 hex digits of
+/// the token's SHA-256, as `api_tokens_sha256` lists it (not a secret, and enough to tell a
+/// tenant's tokens apart in the `Erased` events it asks for).
 #[derive(Debug, Clone)]
-pub struct Caller(pub ApiPrincipal);
+pub struct Caller(pub ApiPrincipal, String);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
@@ -55,11 +59,17 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(limiter) = &state.limiter {
             limiter.check(token)?;
         }
-        Ok(Caller(principal.clone()))
+        let digest = sha2::Sha256::digest(token.as_bytes());
+        Ok(Caller(principal.clone(), hex::encode(&digest[..6])))
     }
 }
 
 impl Caller {
+    /// Who asked, as an `Erased` event records it.
+    pub fn requested_by(&self) -> String {
+        format!("api:{}", self.1)
+    }
+
     /// Whether this caller may do `access` on `tenant` (the raw path segment): the tenant id
     /// the handler then works for. The path is checked here, once; a tenant token's own id
     /// was checked when the config loaded.

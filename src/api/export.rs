@@ -1,5 +1,5 @@
 //! The audit log of one tenant, streamed: every event with its proof fields, as JSON lines
-//! (the stored bytes, which `verify` hashes) or CSV (the CLI's `export --format csv` columns),
+//! (personal fields opened, `[erased]` where a key was destroyed) or CSV (the CLI's `export --format csv` columns),
 //! written by [`query::export`] like the CLI's `export`.
 
 use axum::extract::State;
@@ -43,7 +43,8 @@ pub struct ExportQuery {
 /// The tenant's audit log, streamed.
 ///
 /// Every event in log order (partition, then chain order) with its proof fields. JSON lines
-/// are the exact stored bytes of each event, so their `hash` can be checked independently.
+/// show each event with its personal fields opened; the hashes cover the stored, sealed form
+/// (`consent-ledger verify` checks them; an access export carries both forms).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/export", tag = "consent",
     params(("tenant" = String, Path, description = "Tenant id"), ExportQuery),
     security(("bearer" = [])),

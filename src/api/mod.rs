@@ -5,6 +5,7 @@
 //! ```text
 //! /v1/tenants/{tenant}/…   auth::Caller (bearer token → tenant or admin) → handler
 //!     consent.rs  status and history of one contact (query/, shared with the CLI)
+//!     erase.rs    erasure of a person (ledger::Ledger::erase, like the CLI's `erase`)
 //!     check/      audience filter (query::Audience), JSON or NDJSON, streamed (stream.rs)
 //!     events/     record.rs: record one decision (pipeline::commit); feed.rs: the long poll
 //!     imports/    bulk CSV / NDJSON import (pipeline::commit), read and checked row by row
@@ -29,6 +30,7 @@ mod auth;
 mod campaigns;
 mod check;
 mod consent;
+mod erase;
 mod events;
 mod export;
 mod imports;
@@ -173,6 +175,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tenants/{tenant}/contacts/{contact}/consent",
             get(consent::get_consent),
+        )
+        .route(
+            "/tenants/{tenant}/contacts/{contact}",
+            axum::routing::delete(erase::erase),
         )
         .route(
             "/tenants/{tenant}/contacts/{contact}/history",

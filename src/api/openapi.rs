@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    campaigns, check, consent, events, export, imports, ops, problem, templates, webhooks,
+    campaigns, check, consent, erase, events, export, imports, ops, problem, templates, webhooks,
 };
 use crate::domain::analytics::TenantStats;
 use crate::domain::event::ConsentEvent;
@@ -30,6 +30,7 @@ use crate::query::StatusRecord;
         consent::get_consent,
         consent::get_history,
         consent::get_access_export,
+        erase::erase,
         check::check,
         events::record::record,
         events::feed::feed,

@@ -7,9 +7,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use consent_ledger::ledger::migrate::migrate;
+use consent_ledger::ledger::LedgerError;
+use consent_ledger::rgpd::MasterKey;
 
-pub fn run(dir: &Path) -> Result<ExitCode> {
-    let report = migrate(dir)?;
+pub fn run(dir: &Path, master: MasterKey) -> Result<ExitCode> {
+    let report = migrate(dir, master).map_err(|e| match e {
+        e @ LedgerError::WrongMasterKey { .. } => {
+            anyhow::Error::from(super::UsageError(e.to_string()))
+        }
+        e => e.into(),
+    })?;
     let mut out = super::stdout();
     writeln!(
         out,

@@ -3,6 +3,7 @@
 //! and formats the answer; none holds logic the HTTP API would need too.
 
 mod check;
+mod erase;
 mod export;
 mod history;
 mod ingest;
@@ -11,6 +12,8 @@ mod lint_template;
 mod migrate;
 mod proof;
 mod rebuild;
+mod retention;
+mod rotate_master_key;
 mod run;
 mod schemas;
 mod serve;
@@ -21,19 +24,20 @@ mod verify;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, BufWriter, StdoutLock, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
-use consent_ledger::config::Settings;
+use consent_ledger::config::{MasterKeySource, Settings};
 use consent_ledger::domain::contact::Contact;
 use consent_ledger::domain::event::Purpose;
 use consent_ledger::domain::tenant::TenantId;
-use consent_ledger::ledger::Ledger;
+use consent_ledger::ledger::{Ledger, LedgerError};
 use consent_ledger::query::{self, ExportFormat};
+use consent_ledger::rgpd::MasterKey;
 
 #[derive(Parser)]
 #[command(
@@ -209,6 +213,35 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         twilio_url: Option<String>,
     },
+    /// Erase a person (RGPD Art. 17): destroys the keys of every identifier linked to C,
+    /// appends the `Erased` event (printed) and keeps each identifier on the suppression
+    /// list, out of marketing until it opts in again. Exit 1 when the ledger never saw C.
+    Erase {
+        #[arg(long)]
+        tenant: String,
+        /// Any identifier of the person.
+        #[arg(long)]
+        contact: String,
+        /// Why (kept in clear in the chain, with who asked: write no personal data in it).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Erase the message texts of people whose last event is older than [rgpd]
+    /// retention_days (default 1095), by destroying their text keys. `serve` and `run` do it
+    /// at start and daily; this runs it now.
+    Retention {
+        /// List who would be erased, erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Rewrap every stored key under a new master key, in one transaction. Afterwards only the
+    /// new key opens the ledger: the embedded default's DATA_DIR/master.key is replaced; a
+    /// configured key must be changed on every instance.
+    RotateMasterKey {
+        /// The new key (base64 of 32 bytes), mode 0600; else CONSENT_LEDGER_NEW_MASTER_KEY.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
     /// Write the JSON Schemas of every record type to DIR.
     Schemas {
         #[arg(default_value = "schemas")]
@@ -269,8 +302,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             output,
             force,
         } => return init::run(language, tenant, output.as_deref(), *force),
-        // The ledger cannot be opened before it is migrated.
-        Command::Migrate => return migrate::run(&cli.data_dir.join("ledger")),
         // Offline: the file and, at most, a key.
         Command::VerifyExport { file, public_key } => {
             return proof::verify_export(file, public_key.as_deref())
@@ -278,7 +309,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         _ => {}
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
-    let ledger = Ledger::open(&cli.data_dir.join("ledger"))?;
+    let (master, source) = settings
+        .file
+        .rgpd
+        .master_key(&cli.data_dir)
+        .map_err(|e| UsageError(e.to_string()))?;
+    warn_embedded_master_key(&cli.command, &source);
+    // The ledger cannot be opened before it is migrated; migrating needs its keys.
+    if let Command::Migrate = &cli.command {
+        return migrate::run(&cli.data_dir.join("ledger"), master);
+    }
+    if let Command::RotateMasterKey { new_key_file } = &cli.command {
+        let new = rotate_master_key::new_key(new_key_file.as_deref())?;
+        let old_check = master.key_check();
+        let ledger = open_ledger(&cli.data_dir, master)?;
+        return rotate_master_key::run(ledger, old_check, new, &source);
+    }
+    let ledger = open_ledger(&cli.data_dir, master)?;
     ledger.sign_with(
         settings
             .file
@@ -332,6 +379,19 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             export::run(&ledger, tenant.as_deref(), format)
         }
         Command::PublicKey => proof::public_key(&ledger),
+        Command::Retention { dry_run } => retention::run(&ledger, &settings, dry_run),
+        Command::Erase {
+            tenant,
+            contact,
+            reason,
+        } => erase::run(
+            &ledger,
+            &settings,
+            &cli.data_dir,
+            &tenant,
+            &contact,
+            &reason,
+        ),
         Command::Verify { json } => verify::run(&ledger, json),
         Command::Rebuild => rebuild::run(&ledger),
         Command::Stats {
@@ -345,9 +405,33 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         | Command::LintTemplate { .. }
         | Command::Init { .. }
         | Command::VerifyExport { .. }
+        | Command::RotateMasterKey { .. }
         | Command::Migrate => {
             unreachable!("handled above")
         }
+    }
+}
+
+/// Opens the ledger; a wrong master key is the caller's to fix (exit 2), like a bad option.
+fn open_ledger(data_dir: &Path, master: MasterKey) -> Result<Ledger> {
+    Ledger::open(&data_dir.join("ledger"), master).map_err(|e| match e {
+        e @ LedgerError::WrongMasterKey { .. } => UsageError(e.to_string()).into(),
+        e => e.into(),
+    })
+}
+
+/// The embedded default's master key is for trying the product: said when it is created, and
+/// at each start of a service, once.
+fn warn_embedded_master_key(command: &Command, source: &MasterKeySource) {
+    let MasterKeySource::Embedded { path, created } = source else {
+        return;
+    };
+    let service = matches!(command, Command::Run { .. } | Command::Serve { .. });
+    if *created || service {
+        tracing::warn!(
+            path = %path.display(),
+            "the master key is the embedded default in the data dir; production keeps it elsewhere ([rgpd] master_key_file or CONSENT_LEDGER_MASTER_KEY) and backs it up apart from the data: without it no personal field can be read"
+        );
     }
 }
 

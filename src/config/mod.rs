@@ -19,7 +19,10 @@ mod tests;
 
 pub use api::{ApiConfig, ApiPrincipal, Rate};
 pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
-pub use rgpd::{RgpdConfig, SIGNING_KEY_ENV};
+pub use rgpd::{
+    read_master_key_file, write_private, MasterKeySource, RgpdConfig, DEFAULT_RETENTION_DAYS,
+    MASTER_KEY_ENV, SIGNING_KEY_ENV,
+};
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
 pub use webhooks::{
     Secret, TwilioConfig, TwilioKeys, WebhookKeys, WebhooksConfig, WhatsappConfig, WhatsappKeys,
@@ -110,6 +113,7 @@ impl Settings {
         if let Ok(region) = std::env::var("CONSENT_LEDGER_DEFAULT_REGION") {
             file.defaults.region = Some(region);
         }
+        file.rgpd.retention()?;
         let default = Arc::new(tenant::compile(&file.defaults, None)?);
         let mut tenants = HashMap::new();
         let mut phone_ids = HashMap::new();

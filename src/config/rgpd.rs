@@ -1,7 +1,9 @@
-//! The `[rgpd]` table: where the ledger's signing key comes from. The key signs chain heads
-//! and access exports; whoever holds it can sign a forged history, so it is read from the
-//! environment or a file only its owner can read, and the embedded default (a key created in
-//! the data dir) is for trying the product, not for production.
+//! The `[rgpd]` table: where the ledger's signing key and master key come from. The signing
+//! key signs chain heads and access exports; whoever holds it can sign a forged history. The
+//! master key wraps every data key; whoever holds it with a copy of the data dir reads every
+//! personal field, and losing it is erasing everyone. So both are read from the environment
+//! or a file only its owner can read, and the embedded default (keys created in the data dir)
+//! is for trying the product, not for production.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -13,11 +15,29 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use crate::proof::Signer;
+use crate::rgpd::MasterKey;
 
 /// The environment variable that holds the signing key (base64 of its 32-byte seed).
 pub const SIGNING_KEY_ENV: &str = "CONSENT_LEDGER_SIGNING_KEY";
 /// The embedded default's key file, in the data dir.
 pub const DEFAULT_KEY_FILE: &str = "signing.key";
+/// The environment variable that holds the master key (base64 of its 32 bytes).
+pub const MASTER_KEY_ENV: &str = "CONSENT_LEDGER_MASTER_KEY";
+/// The embedded default's master key file, in the data dir.
+pub const DEFAULT_MASTER_KEY_FILE: &str = "master.key";
+
+/// Where the master key came from: `rotate-master-key` replaces the embedded default's file
+/// itself, and services warn at start while it is in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    Env,
+    File(PathBuf),
+    /// `DATA_DIR/master.key`; `created` on this start.
+    Embedded {
+        path: PathBuf,
+        created: bool,
+    },
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,7 +45,16 @@ pub struct RgpdConfig {
     /// A file holding the signing key (base64 of its 32-byte seed), mode 0600 or stricter.
     /// The same key for every instance of one deployment.
     pub signing_key_file: Option<PathBuf>,
+    /// A file holding the master key (base64 of its 32 bytes), mode 0600 or stricter. Keep a
+    /// copy apart from the data dir's backups: without it no personal field can be read.
+    pub master_key_file: Option<PathBuf>,
+    /// Days after a person's last event (in event time) until their message texts are erased
+    /// by destroying their text keys (default 1095: the CNIL keeps opposition data 3 years).
+    pub retention_days: Option<u32>,
 }
+
+/// The default retention of message texts, in days.
+pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
 
 impl RgpdConfig {
     /// The signing key: from `CONSENT_LEDGER_SIGNING_KEY`, else `signing_key_file`, else the
@@ -60,20 +89,114 @@ impl RgpdConfig {
     }
 }
 
+impl RgpdConfig {
+    /// The retention of message texts, checked: at least one day.
+    pub fn retention(&self) -> Result<chrono::Duration, ConfigError> {
+        match self.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS) {
+            0 => Err(ConfigError::Invalid(
+                "rgpd.retention_days must be at least 1".into(),
+            )),
+            days => Ok(chrono::Duration::days(i64::from(days))),
+        }
+    }
+
+    /// The master key: from `CONSENT_LEDGER_MASTER_KEY`, else `master_key_file`, else the
+    /// embedded default's `DATA_DIR/master.key`, created (0600) on first use. The caller warns
+    /// about the embedded default (see [`MasterKeySource`]), once, at start.
+    pub fn master_key(&self, data_dir: &Path) -> Result<(MasterKey, MasterKeySource), ConfigError> {
+        if let Ok(value) = std::env::var(MASTER_KEY_ENV) {
+            return Ok((parse_master(&value, MASTER_KEY_ENV)?, MasterKeySource::Env));
+        }
+        if let Some(path) = &self.master_key_file {
+            let key = read_master_key_file(path)?;
+            return Ok((key, MasterKeySource::File(path.clone())));
+        }
+        let path = data_dir.join(DEFAULT_MASTER_KEY_FILE);
+        if path.exists() {
+            let key = read_master_key_file(&path)?;
+            return Ok((
+                key,
+                MasterKeySource::Embedded {
+                    path,
+                    created: false,
+                },
+            ));
+        }
+        let key = MasterKey::generate();
+        std::fs::create_dir_all(data_dir).map_err(|e| master_error(&path, e))?;
+        write_private(&path, &key.to_base64(), true).map_err(|e| master_error(&path, e))?;
+        Ok((
+            key,
+            MasterKeySource::Embedded {
+                path,
+                created: true,
+            },
+        ))
+    }
+}
+
+/// Reads a master key file, refusing one that others may read.
+pub fn read_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let text = read_private(path, "master key").map_err(|e| match e {
+        Private::Io(e) => master_error(path, e),
+        Private::Mode(detail) => ConfigError::Invalid(detail),
+    })?;
+    parse_master(&text, &path.display().to_string())
+}
+
+/// Writes `text` to a new file readable by its owner only, fsynced; `create_new` refuses to
+/// replace an existing file.
+pub fn write_private(path: &Path, text: &str, create_new: bool) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .create_new(create_new)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
+}
+
+fn parse_master(text: &str, from: &str) -> Result<MasterKey, ConfigError> {
+    MasterKey::from_base64(text).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "the master key in {from} is not base64 of 32 bytes"
+        ))
+    })
+}
+
+fn master_error(path: &Path, e: std::io::Error) -> ConfigError {
+    ConfigError::Invalid(format!("master key file {}: {e}", path.display()))
+}
+
 fn key_error(path: &Path, e: std::io::Error) -> ConfigError {
     ConfigError::Invalid(format!("signing key file {}: {e}", path.display()))
 }
 
-fn read_key_file(path: &Path) -> Result<Signer, ConfigError> {
-    let meta = std::fs::metadata(path).map_err(|e| key_error(path, e))?;
+enum Private {
+    Io(std::io::Error),
+    Mode(String),
+}
+
+/// The text of a key file, refused when its mode lets anyone but its owner read it.
+fn read_private(path: &Path, what: &str) -> Result<String, Private> {
+    let meta = std::fs::metadata(path).map_err(Private::Io)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(ConfigError::Invalid(format!(
-            "signing key file {} has mode {mode:o}: it must be readable by its owner only (chmod 600)",
+        return Err(Private::Mode(format!(
+            "{what} file {} has mode {mode:o}: it must be readable by its owner only (chmod 600)",
             path.display()
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| key_error(path, e))?;
+    std::fs::read_to_string(path).map_err(Private::Io)
+}
+
+fn read_key_file(path: &Path) -> Result<Signer, ConfigError> {
+    let text = read_private(path, "signing key").map_err(|e| match e {
+        Private::Io(e) => key_error(path, e),
+        Private::Mode(detail) => ConfigError::Invalid(detail),
+    })?;
     parse_seed(&text, &path.display().to_string())
 }
 
@@ -113,10 +236,58 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let config = RgpdConfig {
             signing_key_file: Some(path.clone()),
+            ..RgpdConfig::default()
         };
         let err = config.signer(dir.path()).unwrap_err().to_string();
         assert!(err.contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(config.signer(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn the_embedded_master_key_is_created_private_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RgpdConfig::default();
+        let (first, source) = config.master_key(dir.path()).unwrap();
+        let path = dir.path().join(DEFAULT_MASTER_KEY_FILE);
+        assert_eq!(
+            source,
+            MasterKeySource::Embedded {
+                path: path.clone(),
+                created: true
+            }
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, source) = config.master_key(dir.path()).unwrap();
+        assert_eq!(again.key_check(), first.key_check());
+        assert_eq!(
+            source,
+            MasterKeySource::Embedded {
+                path,
+                created: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_master_key_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master");
+        std::fs::write(&path, MasterKey::generate().to_base64().as_str()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let config = RgpdConfig {
+            master_key_file: Some(path.clone()),
+            ..RgpdConfig::default()
+        };
+        let err = config.master_key(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("master key file") && err.contains("chmod 600"),
+            "{err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, source) = config.master_key(dir.path()).unwrap();
+        assert_eq!(source, MasterKeySource::File(path));
+        assert!(!dir.path().join(DEFAULT_MASTER_KEY_FILE).exists());
     }
 }

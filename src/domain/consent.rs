@@ -32,7 +32,7 @@ impl Status {
         match event_type {
             EventType::OptedOut => Some(Status::OptedOut),
             EventType::OptedIn => Some(Status::OptedIn),
-            EventType::IdentityLinked => None,
+            EventType::IdentityLinked | EventType::Erased => None,
         }
     }
 }

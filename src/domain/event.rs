@@ -16,10 +16,16 @@ use super::tenant::TenantId;
 /// message a new id and break deduplication for every subscriber.
 pub const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_2b9e_4d3a_5f70_8e21_9a4b_c0d7_e3f1);
 
-/// The format of events this build writes. Format 2 hashes RFC 8785 canonical JSON in a
-/// digest chain (see [`ConsentEvent::compute_hash`]); format 1 (no `format` field) hashed
-/// serde's field order and is only read, by `migrate`, which rewrites it.
-pub const FORMAT: u8 = 2;
+/// The format of events this build writes. Format 3 is format 2's hash over the stored form,
+/// whose personal fields (identifiers, message text) are sealed under data keys
+/// ([`crate::rgpd::field`]), so the chain verifies after the keys are destroyed. Format 2
+/// hashes RFC 8785 canonical JSON in a digest chain (see [`ConsentEvent::compute_hash`]), with
+/// fields in clear; format 1 (no `format` field) hashed serde's field order. Both are only
+/// read, by `migrate`, which rewrites them.
+pub const FORMAT: u8 = 3;
+
+/// The format `migrate` re-hashes layout-2 events into before sealing them.
+pub const FORMAT_2: u8 = 2;
 
 /// `prev_hash` of the first event of a chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -33,6 +39,11 @@ pub enum EventType {
     /// Two identifiers of one person, seen together in one record: consent then follows the
     /// person (DESIGN.md invariant 6). Carries no purpose of its own.
     IdentityLinked,
+    /// The person was erased (RGPD Art. 17): their keys were destroyed in the same batch and
+    /// each of their identifiers put on the suppression list. `contact` is the identifier the
+    /// request named, `linked` the person's others; `erasure` says who asked and why. Sets no
+    /// consent state of its own: the suppression list keeps them out of marketing.
+    Erased,
 }
 
 impl EventType {
@@ -41,6 +52,7 @@ impl EventType {
             EventType::OptedOut => "OptedOut",
             EventType::OptedIn => "OptedIn",
             EventType::IdentityLinked => "IdentityLinked",
+            EventType::Erased => "Erased",
         }
     }
 }
@@ -115,6 +127,18 @@ pub enum SourceKind {
     /// An opt-out the SMS provider matched itself (Twilio's `OptOutType=STOP`); `keyword` is
     /// the provider's word.
     Provider,
+    /// An erasure the business asked for (`erase`, `DELETE …/contacts/{c}`): `Erased` events.
+    Erasure,
+}
+
+/// Who asked for an erasure and why: the proof that the business, as controller, asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Erasure {
+    /// `cli:<user>` (the operating-system user who ran `erase`) or `api:<token>` (the first
+    /// 12 hex digits of the SHA-256 of the tenant token, as `api_tokens_sha256` lists it).
+    pub requested_by: String,
+    /// The reason the business gave. Kept in clear in the chain: it holds no personal data.
+    pub reason: String,
 }
 
 /// How `campaign_id` was found, so an analyst knows how much to trust it.
@@ -200,6 +224,10 @@ pub struct ConsentEvent {
     /// so events of unlinked contacts keep their bytes and hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked: Vec<Contact>,
+    /// `Erased` only: who asked and why. Written only when set, so other events keep their
+    /// bytes and hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<Erasure>,
     /// `hash` of the previous event of this partition (64 zeros for the first).
     pub prev_hash: String,
     /// Hex SHA-256 of the canonical bytes: this event serialized with `hash` set to "".
@@ -362,6 +390,7 @@ pub(crate) mod tests {
             linked_contact: None,
             link_source: None,
             linked: Vec::new(),
+            erasure: None,
             prev_hash: String::new(),
             hash: String::new(),
         }

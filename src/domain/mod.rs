@@ -7,6 +7,7 @@ pub mod clock;
 pub mod consent;
 pub mod contact;
 pub mod decide;
+pub mod erasure;
 pub mod event;
 pub mod inbound;
 pub mod keywords;

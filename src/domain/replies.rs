@@ -56,6 +56,7 @@ impl Messages {
             ReplyKind::OptOutConfirmation => &self.opt_out_confirmation,
             ReplyKind::OptInConfirmation => &self.opt_in_confirmation,
             ReplyKind::Help => &self.help,
+            ReplyKind::Erased => "",
         }
     }
 }
@@ -100,6 +101,9 @@ pub enum ReplyKind {
     OptOutConfirmation,
     OptInConfirmation,
     Help,
+    /// Not a message: the person `to` was erased (RGPD Art. 17). Never send it; drop what
+    /// is queued for `to` and any copy of their data. `text` is empty.
+    Erased,
 }
 
 impl ReplyKind {
@@ -108,6 +112,7 @@ impl ReplyKind {
             ReplyKind::OptOutConfirmation => "opt_out_confirmation",
             ReplyKind::OptInConfirmation => "opt_in_confirmation",
             ReplyKind::Help => "help",
+            ReplyKind::Erased => "erased",
         }
     }
 }

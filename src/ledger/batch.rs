@@ -10,7 +10,7 @@ use sled::Transactional;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::person::{events_of, neighbours, PersonView};
+use super::person::{events_of, neighbours, Id, Members, PersonView};
 use super::sent::{keys as sent_keys, lookup_floor};
 use super::{keys, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
@@ -20,6 +20,7 @@ use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::inbound::{DeliveryStatus, SentCategory};
 use crate::domain::replies::OutboundMessage;
 use crate::domain::tenant::TenantId;
+use crate::rgpd::DataKey;
 
 pub struct Staged<'a> {
     ledger: &'a Ledger,
@@ -27,13 +28,17 @@ pub struct Staged<'a> {
     /// Each identifier's own fold, as the `consent` tree will hold it.
     own: HashMap<(TenantId, Contact), ContactConsent>,
     dirty: HashSet<(TenantId, Contact)>,
-    /// Links staged in this batch, both ways, and the `links` rows to write.
-    links: HashMap<(TenantId, Contact), Vec<Contact>>,
+    /// Links staged in this batch, both ways, by keyed hash, and the `links` rows to write.
+    links: HashMap<(TenantId, Id), Vec<(Id, Contact)>>,
     link_rows: Vec<(Vec<u8>, Vec<u8>)>,
     seen: HashSet<Vec<u8>>,
     dedupe: Vec<(Vec<u8>, Vec<u8>)>,
     heads: BTreeMap<u32, ChainHead>,
+    /// The batch's events opened (what its reads see), and as they are stored (sealed).
     events: Vec<ConsentEvent>,
+    stored: Vec<Vec<u8>>,
+    /// The keyed hashes of each staged event's `contact` and `linked_contact`.
+    event_ids: Vec<(Id, Option<Id>)>,
     /// Last reply seq per partition, and the replies staged: (partition, seq, JSON).
     reply_heads: BTreeMap<u32, u64>,
     replies: Vec<(u32, u64, Vec<u8>)>,
@@ -43,6 +48,15 @@ pub struct Staged<'a> {
     sent_by_contact: BTreeMap<Vec<u8>, SentRef>,
     delivery: BTreeMap<Vec<u8>, DeliveryRecord>,
     signals: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys this batch used, and those it created (wrapped, to store with it).
+    pub(super) key_cache: HashMap<Vec<u8>, DataKey>,
+    pub(super) new_keys: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `meta` rows of notice keys waiting for the feeds.
+    pub(super) notices: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `keys` slots to delete: the data keys an erasure destroys.
+    pub(super) destroy: BTreeSet<Vec<u8>>,
+    /// `suppressed` rows to write (`Some`) or delete (`None`: an opt-in lifted it).
+    pub(super) suppress: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 /// What a commit wrote.
@@ -65,13 +79,24 @@ impl<'a> Staged<'a> {
             dedupe: Vec::new(),
             heads: BTreeMap::new(),
             events: Vec::new(),
+            stored: Vec::new(),
+            event_ids: Vec::new(),
             reply_heads: BTreeMap::new(),
             replies: Vec::new(),
             sent: BTreeMap::new(),
             sent_by_contact: BTreeMap::new(),
             delivery: BTreeMap::new(),
             signals: Vec::new(),
+            key_cache: HashMap::new(),
+            new_keys: BTreeMap::new(),
+            notices: Vec::new(),
+            destroy: BTreeSet::new(),
+            suppress: BTreeMap::new(),
         }
+    }
+
+    pub(super) fn ledger(&self) -> &'a Ledger {
+        self.ledger
     }
 
     /// Stages a sent record; false when `(tenant, message id)` is already known, so a
@@ -81,12 +106,13 @@ impl<'a> Staged<'a> {
         if self.sent.contains_key(&key) || self.ledger.sent.contains_key(&key)? {
             return Ok(false);
         }
-        let by_contact = sent_keys::sent_by_contact(
-            tenant,
-            sent.contact.as_str(),
-            sent.sent_at,
-            &sent.message_id,
-        );
+        let id = self.ledger.digest(tenant, &sent.contact)?;
+        let by_contact = sent_keys::sent_by_contact(tenant, &id, sent.sent_at, &sent.message_id);
+        // Analytics need the recipient only to tell recipients apart: its keyed hash does.
+        let sent = SentRef {
+            contact: Contact::from_stored(hex::encode(id)),
+            ..sent
+        };
         self.sent_by_contact.insert(by_contact, sent.clone());
         self.sent.insert(key, sent);
         Ok(true)
@@ -110,9 +136,10 @@ impl<'a> Staged<'a> {
         window: Duration,
     ) -> Result<Option<SentRef>> {
         let not_before = lookup_floor(at, window);
-        let mut low = sent_keys::contact_prefix(tenant, contact.as_str());
+        let id = self.ledger.digest(tenant, contact)?;
+        let mut low = sent_keys::contact_prefix(tenant, &id);
         low.extend_from_slice(&sent_keys::time(not_before));
-        let high = sent_keys::sent_by_contact_upto(tenant, contact.as_str(), at);
+        let high = sent_keys::sent_by_contact_upto(tenant, &id, at);
         let staged = self
             .sent_by_contact
             .range(low..high)
@@ -172,43 +199,77 @@ impl<'a> Staged<'a> {
         Ok(self.person(tenant, contact)?.consent)
     }
 
-    /// The person behind `contact`: the ledger's links and events plus this batch's.
+    /// The person behind `contact`: the ledger's links and events plus this batch's, and its
+    /// suppression as this batch leaves it.
     pub fn person(&mut self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
-        let members = self.members(tenant, contact)?;
+        let view = self.person_unsuppressed(tenant, contact)?;
+        Ok(match self.suppression(tenant, contact)? {
+            Some(s) => s.apply(view),
+            None => view,
+        })
+    }
+
+    fn person_unsuppressed(&mut self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
+        let members = self.member_ids(tenant, contact)?;
         if members.len() == 1 {
             return Ok(PersonView::alone(self.own(tenant, contact)?));
         }
-        let events = events_of(&members, |c| {
-            let mut history = self.ledger.history(tenant, c)?;
+        let events = events_of(&members, |id| {
+            let mut history = self.ledger.history_of(tenant, id)?;
             history.extend(
                 self.events
                     .iter()
-                    .filter(|e| &e.tenant == tenant && e.names(c))
-                    .cloned(),
+                    .zip(&self.event_ids)
+                    .filter(|(e, (c, l))| {
+                        &e.tenant == tenant && (c == id || l.as_ref() == Some(id))
+                    })
+                    .map(|(e, _)| e.clone()),
             );
             Ok(history)
         })?;
         Ok(PersonView::of(contact, &events))
     }
 
-    /// Every identifier of `contact`'s person, itself included.
-    pub fn members(&self, tenant: &TenantId, contact: &Contact) -> Result<BTreeSet<Contact>> {
-        neighbours(contact, |c| {
-            let mut direct = self.ledger.direct_links(tenant, c)?;
-            if let Some(staged) = self.links.get(&(tenant.clone(), c.clone())) {
-                direct.extend(staged.iter().cloned());
+    /// Every identifier of `contact`'s person by keyed hash, itself included, with the
+    /// identifier where it can be read.
+    pub(super) fn member_ids(&self, tenant: &TenantId, contact: &Contact) -> Result<Members> {
+        let id = self.ledger.digest(tenant, contact)?;
+        neighbours((id, Some(contact.clone())), |i| {
+            let mut direct = self.ledger.direct_links(tenant, i)?;
+            if let Some(staged) = self.links.get(&(tenant.clone(), *i)) {
+                direct.extend(staged.iter().map(|(o, c)| (*o, Some(c.clone()))));
             }
             Ok(direct)
         })
     }
 
+    /// Every identifier of `contact`'s person the ledger can read, itself included.
+    pub fn members(&self, tenant: &TenantId, contact: &Contact) -> Result<BTreeSet<Contact>> {
+        Ok(self
+            .member_ids(tenant, contact)?
+            .into_values()
+            .flatten()
+            .collect())
+    }
+
+    /// Whether `a` and `b` are already identifiers of one person (compared by keyed hash,
+    /// so it holds when one of them can no longer be read).
+    pub fn same_person(&self, tenant: &TenantId, a: &Contact, b: &Contact) -> Result<bool> {
+        let b = self.ledger.digest(tenant, b)?;
+        Ok(self.member_ids(tenant, a)?.contains_key(&b))
+    }
+
     /// Whether a link event for exactly this pair exists, in the ledger or this batch.
     pub fn linked_directly(&self, tenant: &TenantId, a: &Contact, b: &Contact) -> Result<bool> {
+        let (a, b) = (
+            self.ledger.digest(tenant, a)?,
+            self.ledger.digest(tenant, b)?,
+        );
         let staged = self
             .links
-            .get(&(tenant.clone(), a.clone()))
-            .is_some_and(|others| others.contains(b));
-        Ok(staged || self.ledger.direct_links(tenant, a)?.contains(b))
+            .get(&(tenant.clone(), a))
+            .is_some_and(|others| others.iter().any(|(o, _)| *o == b));
+        Ok(staged || self.ledger.links.contains_key(keys::link(tenant, &a, &b))?)
     }
 
     fn own(&mut self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
@@ -244,25 +305,37 @@ impl<'a> Staged<'a> {
     /// Seals `event` onto the chain of `partition` (its seq, `prev_hash` and hash are set
     /// here, never by the caller) and folds it into the staged consent view.
     pub fn append(&mut self, mut event: ConsentEvent, partition: u32) -> Result<ConsentEvent> {
-        let head = self.head(partition)?;
+        let seq = self.head(partition)?.seq + 1;
         event.partition = partition;
-        event.seq = head.seq + 1;
-        event.seal(&head.hash);
+        event.seq = seq;
+        let mut stored = self.seal_event(&event)?;
+        let head = self.head(partition)?;
+        stored.seal(&head.hash);
+        (event.prev_hash, event.hash) = (stored.prev_hash.clone(), stored.hash.clone());
         *head = ChainHead {
             seq: event.seq,
             hash: event.hash.clone(),
         };
-        if let Some(linked) = &event.linked_contact {
+        self.stored.push(stored.stored_bytes());
+        let contact_id = self.ledger.digest(&event.tenant, &event.contact)?;
+        let linked_id = match &event.linked_contact {
+            Some(l) => Some(self.ledger.digest(&event.tenant, l)?),
+            None => None,
+        };
+        self.event_ids.push((contact_id, linked_id));
+        if let (Some(linked), Some(l)) = (&event.linked_contact, linked_id) {
             let key = keys::event(event.partition, event.seq).to_vec();
-            for (a, b) in [(&event.contact, linked), (linked, &event.contact)] {
+            let c = contact_id;
+            for ((a, _), (b, b_contact)) in [
+                ((c, &event.contact), (l, linked)),
+                ((l, linked), (c, &event.contact)),
+            ] {
                 self.links
-                    .entry((event.tenant.clone(), a.clone()))
+                    .entry((event.tenant.clone(), a))
                     .or_default()
-                    .push(b.clone());
-                self.link_rows.push((
-                    keys::link(&event.tenant, a.as_str(), b.as_str()),
-                    key.clone(),
-                ));
+                    .push((b, b_contact.clone()));
+                self.link_rows
+                    .push((keys::link(&event.tenant, &a, &b), key.clone()));
             }
         } else {
             let before = self.own(&event.tenant, &event.contact)?;
@@ -271,20 +344,23 @@ impl<'a> Staged<'a> {
             self.own.insert(key.clone(), after);
             self.dirty.insert(key);
         }
+        self.lift_suppression(&event)?;
         self.events.push(event.clone());
         Ok(event)
     }
 
     /// Appends a reply to the reply log of `partition`, which the relays follow like the
     /// event log: the reply is durable with the event that earned it.
-    pub fn push_reply(&mut self, partition: u32, message: &OutboundMessage) -> Result<()> {
+    /// Returns the reply's seq in the partition's reply log.
+    pub fn push_reply(&mut self, partition: u32, message: &OutboundMessage) -> Result<u64> {
         let seq = match self.reply_heads.get(&partition) {
             Some(seq) => *seq,
             None => self.ledger.reply_head(partition)?,
         } + 1;
         self.reply_heads.insert(partition, seq);
-        self.replies.push((partition, seq, json(message)));
-        Ok(())
+        let stored = self.seal_reply(message)?;
+        self.replies.push((partition, seq, json(&stored)));
+        Ok(seq)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -294,6 +370,9 @@ impl<'a> Staged<'a> {
             && self.signals.is_empty()
             && self.dedupe.is_empty()
             && self.replies.is_empty()
+            && self.destroy.is_empty()
+            && self.new_keys.is_empty()
+            && self.suppress.is_empty()
     }
 
     /// Writes the batch atomically, then makes it durable.
@@ -313,25 +392,25 @@ impl<'a> Staged<'a> {
             delivery.push((k.clone(), json(d)));
         }
         signals.clone_from(&self.signals);
-        for e in &self.events {
-            events.push((keys::event(e.partition, e.seq).to_vec(), e.stored_bytes()));
-            for c in std::iter::once(&e.contact).chain(&e.linked_contact) {
-                by_contact.push((
-                    keys::by_contact(&e.tenant, c.as_str(), e.partition, e.seq),
-                    vec![],
-                ));
+        for ((e, stored), (c, linked)) in self.events.iter().zip(&self.stored).zip(&self.event_ids)
+        {
+            events.push((keys::event(e.partition, e.seq).to_vec(), stored.clone()));
+            for id in std::iter::once(c).chain(linked) {
+                by_contact.push((keys::by_contact(&e.tenant, id, e.partition, e.seq), vec![]));
             }
         }
         for key @ (tenant, contact) in &self.dirty {
             let c = &self.own[key];
+            let id = l.digest(tenant, contact)?;
             for p in Purpose::ALL {
                 let state = c.get(p);
                 if state.events > 0 {
                     let bytes = serde_json::to_vec(state).expect("plain struct");
-                    consent.push((keys::consent(tenant, contact.as_str(), p), bytes));
+                    consent.push((keys::consent(tenant, &id, p), bytes));
                 }
             }
         }
+        meta.extend(self.notices.iter().cloned());
         for (partition, head) in &self.heads {
             meta.push((
                 keys::head(*partition),
@@ -352,63 +431,53 @@ impl<'a> Staged<'a> {
             .map(|e| (keys::event(e.partition, e.seq), &e.tenant))
             .collect();
         let mut feed_head = l.feed_head()?;
-        let trees = (
+        // One transaction over every tree the batch writes: sled's tuples stop at 14 trees,
+        // so the trees go as a slice, in the order of `writes` and then the rest.
+        let trees = [
             &l.events,
             &l.by_contact,
             &l.consent,
-            &l.links,
             &l.meta,
             &l.dedupe,
-            &l.replies,
-            &l.feed,
-            &l.by_tenant,
             &l.sent,
             &l.sent_by_contact,
             &l.delivery,
             &l.campaign_signals,
-        );
-        trees
-            .transaction(
-                |(
-                    t_events,
-                    t_by_contact,
-                    t_consent,
-                    t_links,
-                    t_meta,
-                    t_dedupe,
-                    t_replies,
-                    t_feed,
-                    t_by_tenant,
-                    t_sent,
-                    t_sent_by_contact,
-                    t_delivery,
-                    t_signals,
-                )| {
-                    for (tree, rows) in [
-                        (t_events, &writes[0]),
-                        (t_by_contact, &writes[1]),
-                        (t_consent, &writes[2]),
-                        (t_meta, &writes[3]),
-                        (t_dedupe, &writes[4]),
-                        (t_sent, &writes[5]),
-                        (t_sent_by_contact, &writes[6]),
-                        (t_delivery, &writes[7]),
-                        (t_signals, &writes[8]),
-                        (t_replies, &writes[9]),
-                        (t_links, &writes[10]),
-                    ] {
-                        for (k, v) in rows {
-                            tree.insert(k.as_slice(), v.as_slice())?;
-                        }
+            &l.replies,
+            &l.links,
+            &l.feed,
+            &l.by_tenant,
+            &l.keys,
+            &l.suppressed,
+        ];
+        let (new_keys, destroy, suppress) = (&self.new_keys, &self.destroy, &self.suppress);
+        trees[..]
+            .transaction(|t| {
+                for (tree, rows) in t.iter().zip(&writes) {
+                    for (k, v) in rows {
+                        tree.insert(k.as_slice(), v.as_slice())?;
                     }
-                    for (i, (key, tenant)) in event_keys.iter().enumerate() {
-                        let position = feed_head + 1 + i as u64;
-                        t_feed.insert(&position.to_be_bytes(), key)?;
-                        t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
-                    }
-                    Ok(())
-                },
-            )
+                }
+                let (t_feed, t_by_tenant, t_keys, t_suppressed) = (&t[11], &t[12], &t[13], &t[14]);
+                for (i, (key, tenant)) in event_keys.iter().enumerate() {
+                    let position = feed_head + 1 + i as u64;
+                    t_feed.insert(&position.to_be_bytes(), key)?;
+                    t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
+                }
+                for (slot, wrapped) in new_keys {
+                    t_keys.insert(slot.as_slice(), wrapped.as_slice())?;
+                }
+                for slot in destroy {
+                    t_keys.remove(slot.as_slice())?;
+                }
+                for (key, row) in suppress {
+                    match row {
+                        Some(v) => t_suppressed.insert(key.as_slice(), v.as_slice())?,
+                        None => t_suppressed.remove(key.as_slice())?,
+                    };
+                }
+                Ok(())
+            })
             .map_err(|e: TransactionError<()>| match e {
                 TransactionError::Abort(()) => LedgerError::Corrupt {
                     tree: "meta",

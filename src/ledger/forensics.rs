@@ -3,6 +3,9 @@
 //! the only code allowed to touch sled.
 
 use super::{keys, Ledger, Result};
+use crate::domain::contact::Contact;
+use crate::domain::event::Purpose;
+use crate::domain::tenant::TenantId;
 
 impl Ledger {
     /// Raw stored bytes of one event.
@@ -38,8 +41,16 @@ pub fn swap_events(ledger: &Ledger, partition: u32, a: u64, b: u64) -> Result<()
 }
 
 /// Overwrites one consent row, as a bug in a projection would.
-pub fn overwrite_consent(ledger: &Ledger, key_text: &str, bytes: &[u8]) -> Result<()> {
-    let key = key_text.replace('/', "\0");
-    ledger.consent.insert(key.as_bytes(), bytes)?;
+pub fn overwrite_consent(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    contact: &Contact,
+    purpose: Purpose,
+    bytes: &[u8],
+) -> Result<()> {
+    let id = ledger.digest(tenant, contact)?;
+    ledger
+        .consent
+        .insert(keys::consent(tenant, &id, purpose), bytes)?;
     ledger.sync()
 }

@@ -7,7 +7,6 @@
 //! `message_id`). They become durable with the next batch's fsync.
 
 use super::{decode, keys, Ledger, Result};
-use crate::domain::event::ConsentEvent;
 use crate::domain::replies::OutboundMessage;
 
 /// What a relay publishes.
@@ -66,7 +65,9 @@ pub struct LogEntry {
     /// The Kafka key, so one person's records stay in order: `tenant:BSUID` when the event
     /// knows one, else `tenant:contact` (see [`ConsentEvent::kafka_key`]).
     pub key: String,
-    /// The record as JSON: the stored event, or the reply.
+    /// The record as JSON: the event or the reply, opened (identifiers in clear: the feeds
+    /// are where subscribers learn whom to stop). Empty for a reply to a person erased before
+    /// it was published: nothing is published, and the cursor moves past it.
     pub payload: Vec<u8>,
 }
 
@@ -110,13 +111,14 @@ impl Ledger {
             .unwrap_or(0))
     }
 
-    /// Records that `sink` has published `partition` up to `seq` included.
+    /// Records that `sink` has published `partition` up to `seq` included, and destroys the
+    /// notice keys every feed has now published.
     pub fn advance(&self, sink: Sink, stream: Stream, partition: u32, seq: u64) -> Result<()> {
         self.meta.insert(
             keys::cursor(sink.as_str(), stream.as_str(), partition),
             &seq.to_be_bytes(),
         )?;
-        Ok(())
+        self.release_notices(partition)
     }
 
     /// Up to `limit` entries `sink` has not published yet, oldest first in each partition.
@@ -136,16 +138,21 @@ impl Ledger {
                 if out.len() >= limit {
                     return Ok(out);
                 }
-                let (key, payload) = entry?;
+                let (key, stored) = entry?;
                 let seq = be_u64(&key[4..]);
-                let key = match stream {
+                let (key, payload) = match stream {
                     Stream::Events => {
-                        let e: ConsentEvent = decode("events", &payload)?;
-                        e.kafka_key()
+                        let e = self.open_event(decode("events", &stored)?)?;
+                        (e.kafka_key(), e.stored_bytes())
                     }
                     Stream::Replies => {
-                        let m: OutboundMessage = decode("replies", &payload)?;
-                        format!("{}:{}", m.tenant, m.to)
+                        match self.open_reply(decode::<OutboundMessage>("replies", &stored)?)? {
+                            Some(m) => (
+                                format!("{}:{}", m.tenant, m.to),
+                                serde_json::to_vec(&m).expect("plain struct"),
+                            ),
+                            None => (String::new(), Vec::new()),
+                        }
                     }
                 };
                 out.push(LogEntry {
@@ -153,7 +160,7 @@ impl Ledger {
                     partition,
                     seq,
                     key,
-                    payload: payload.to_vec(),
+                    payload,
                 });
             }
         }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::store::{open_db, sync_tree, version_of};
 use super::{keys, LedgerError, Result, SCHEMA_VERSION};
 use crate::domain::event::ConsentEvent;
+use crate::rgpd::MasterKey;
 
 /// What a migration did, step by step, for the operator to read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,8 +56,10 @@ pub(super) fn refuse_if_interrupted(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Migrates the ledger in `dir` to the current layout; a no-op on a current one.
-pub fn migrate(dir: &Path) -> Result<MigrateReport> {
+/// Migrates the ledger in `dir` to the current layout; a no-op on a current one. `master`
+/// opens (or, for a ledger written before keys existed, creates) the ledger's keys: layout 4
+/// seals personal fields under them.
+pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
     let staged = staging(dir);
     if !dir.exists() {
         if staged.exists() {
@@ -99,7 +102,11 @@ pub fn migrate(dir: &Path) -> Result<MigrateReport> {
         1 => v1_to_v2(dir, &staged)?,
         _ => copy(dir, &staged)?,
     };
-    steps.extend(v2_to_v3(&staged)?);
+    if from < 3 {
+        steps.extend(v2_to_v3(&staged)?);
+    }
+    steps.extend(v3_to_v4(&staged, master)?);
+    steps.extend(compact(&staged)?);
     let backup = sibling(dir, &format!("v{from}.bak"));
     if backup.exists() {
         return Err(err(
@@ -251,21 +258,14 @@ fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
     Ok(vec![format!("copied {total} entries")])
 }
 
-/// Layout 2 -> 3: the log gains `IdentityLinked` events and the `links` tree, and the view
-/// is folded with the opt-out winning ties; both derived trees are rebuilt from the log, which
-/// is not touched.
+/// Layout 2 -> 3: events of format 1 are re-hashed in format 2. The layout also gained
+/// `IdentityLinked` events, the `links` tree, the tenant index and a view folded with the
+/// opt-out winning ties: those derived trees are rebuilt from the log by the step to layout 4.
 fn v2_to_v3(dir: &Path) -> Result<Vec<String>> {
     let ledger = super::store::open_any_version(dir)?;
-    let mut steps = rehash(&ledger)?;
-    let report = ledger.rebuild()?;
-    ledger
-        .meta
-        .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    let steps = rehash(&ledger)?;
+    ledger.meta.insert(keys::SCHEMA, b"3")?;
     ledger.sync()?;
-    steps.push(format!(
-        "rebuilt the consent view, the links and the tenant index from {} events: {} consent rows changed (two events at one time: the opt-out now wins)",
-        report.events, report.changed
-    ));
     Ok(steps)
 }
 
@@ -297,7 +297,7 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
             seq: event.seq,
             hash: event.hash.clone(),
         };
-        event.format = crate::domain::event::FORMAT;
+        event.format = crate::domain::event::FORMAT_2;
         event.seal(&new.hash);
         *new = super::ChainHead {
             seq: event.seq,
@@ -326,4 +326,41 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
         steps.push(format!("re-hashed partition {partition}: {json}"));
     }
     Ok(steps)
+}
+
+/// Layout 3 -> 4: personal fields sealed. Every event is re-sealed in format 3 (its
+/// identifiers and text sealed under data keys created now, then re-hashed in chain order:
+/// the proof of each chain, old head to new head, is kept under `migration/v4/P`); every
+/// index that held an identifier is rebuilt under keyed hashes (`by_contact`, `consent`,
+/// `links`, `sent_by_contact`); sent records keep a keyed hash of their recipient; replies
+/// their recipient sealed. Heads signed before are dropped (they sign the old hashes; the
+/// proof ties those to the new ones), and the keys of identifiers on the suppression list are
+/// destroyed again, since their fields were in clear until now.
+fn v3_to_v4(dir: &Path, master: MasterKey) -> Result<Vec<String>> {
+    let ledger = super::store::open_unchecked(dir, master)?;
+    let mut steps = super::migrate_v4::seal_all(&ledger)?;
+    ledger
+        .meta
+        .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    ledger.sync()?;
+    steps.push(format!(
+        "storage layout {SCHEMA_VERSION}: personal fields sealed, indexes keyed by HMAC"
+    ));
+    Ok(steps)
+}
+
+/// Rewrites `dir` as a fresh database holding only its live entries: sled appends, so the
+/// fields sealed in place would otherwise stay in clear in the old copy's log segments.
+fn compact(dir: &Path) -> Result<Vec<String>> {
+    let fresh = sibling(dir, "compact");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh)
+            .map_err(|e| err(&fresh, format!("cannot remove a half-built copy: {e}")))?;
+    }
+    copy(dir, &fresh)?;
+    std::fs::remove_dir_all(dir).map_err(|e| err(dir, format!("cannot remove it: {e}")))?;
+    rename(&fresh, dir)?;
+    Ok(vec![
+        "rewrote the database without the values sealing replaced, so no copy of them is left in it".into(),
+    ])
 }

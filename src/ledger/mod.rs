@@ -1,26 +1,32 @@
 //! The ledger: the only code that touches sled. Trees (see DESIGN.md "Storage"):
 //!
+//! `id` is the keyed hash of an identifier (HMAC-SHA256 under the tenant's secret): no key
+//! holds an identifier, and no value but a sealed field's ciphertext (`seal.rs`).
+//!
 //! | tree         | key                                   | value                     |
 //! |--------------|---------------------------------------|---------------------------|
-//! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | sealed event JSON         |
-//! | `by_contact` | tenant \0 contact \0 partition ++ seq | empty                     |
+//! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | stored event JSON, personal fields sealed |
+//! | `by_contact` | tenant \0 id \0 partition ++ seq      | empty                     |
 //! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
-//! | `consent`    | tenant \0 contact \0 purpose          | `PurposeState` JSON       |
-//! | `links`      | tenant \0 contact \0 other identifier  | `IdentityLinked` event key|
-//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON    |
-//! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`  | chain heads, relay cursors|
+//! | `consent`    | tenant \0 id \0 purpose               | `PurposeState` JSON       |
+//! | `links`      | tenant \0 id \0 other id              | `IdentityLinked` event key|
+//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON, `to` sealed |
+//! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`, `notice/P/S` | chain heads, relay cursors, notice keys waiting |
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //! | `by_tenant`  | tenant \0 feed position (u64 BE)      | event key                 |
 //! | `signed_heads` | partition (u32 BE) ++ seq (u64 BE)  | `SignedHead` JSON         |
-//! | `sent`       | tenant \0 message id                  | `SentRef` JSON            |
-//! | `sent_by_contact` | tenant \0 contact \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
+//! | `sent`       | tenant \0 message id                  | `SentRef` JSON (recipient: id in hex) |
+//! | `sent_by_contact` | tenant \0 id \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
 //! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
 //! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
+//! | `keys`       | `index`, `d` tenant \0 id kind, `n` tenant \0 event id | wrapped keys (`keyring.rs`) |
+//! | `suppressed` | tenant \0 id                          | `Suppression` JSON (`erase.rs`) |
 //!
-//! The last four are campaign analytics: derived data, not proof. `verify` and `rebuild` concern
-//! the event chains and the consent view only; losing these trees loses statistics, never a
-//! consent decision. Attribution reads them before an event is appended, so what they held at
-//! that moment is frozen into the (hashed) event and later changes never rewrite history.
+//! `sent` to `campaign_signals` are campaign analytics: derived data, not proof. `verify` and
+//! `rebuild` concern the event chains and the consent view only; losing these trees loses
+//! statistics, never a consent decision. Attribution reads them before an event is appended, so
+//! what they held at that moment is frozen into the (hashed) event and later changes never
+//! rewrite history.
 //!
 //! `dedupe` remembers only the messages that acted (an event or a reply): a redelivered chat
 //! message costs nothing durable, and a redelivered STOP finds its id.
@@ -34,9 +40,14 @@
 //! a partition's next owner needs no local copy of them.
 
 mod batch;
+mod erase;
+mod keyring;
 pub mod log;
 pub mod migrate;
+mod migrate_v4;
 mod person;
+mod retention;
+mod seal;
 mod sent;
 mod signed;
 mod store;
@@ -46,8 +57,10 @@ mod verify;
 pub mod forensics;
 
 pub use batch::{Committed, Staged};
+pub use erase::{Erased, Suppression};
 pub use log::{LogEntry, Sink, Stream};
 pub use person::PersonView;
+pub use retention::Expired;
 pub use signed::SIGN_EVERY;
 pub use verify::{RebuildReport, VerifyReport};
 
@@ -57,6 +70,7 @@ use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::tenant::TenantId;
+use crate::rgpd::MasterKey;
 
 /// Version of the on-disk layout. A ledger of another version is refused at open, never half
 /// read; `consent-ledger migrate` brings an older one up to this version. Every change of a
@@ -68,7 +82,10 @@ use crate::domain::tenant::TenantId;
 /// - 3: `IdentityLinked` events and the `links` tree; the consent view folded with the
 ///   opt-out winning ties (a view of version 2 may differ where two events had one time);
 ///   the `by_tenant` index, so a tenant's reads cost in proportion to its own events.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: personal fields sealed (events of format 3, replies' recipients) under data keys in
+///   the `keys` tree; every index that held an identifier keyed by its HMAC instead; the
+///   `suppressed` tree.
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -94,6 +111,12 @@ pub enum LedgerError {
     Migrate { path: String, detail: String },
     #[error("cannot open the ledger at {path}: {detail}")]
     Open { path: String, detail: String },
+    #[error(
+        "the master key does not open the ledger at {path}: it is not the key this ledger was written with (the key-check value differs); nothing was written. Set CONSENT_LEDGER_MASTER_KEY or [rgpd] master_key_file to this ledger's key"
+    )]
+    WrongMasterKey { path: String },
+    #[error("the ledger was opened without its master key (only `migrate` does that)")]
+    Locked,
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
@@ -116,6 +139,10 @@ pub struct Ledger {
     sent_by_contact: sled::Tree,
     delivery: sled::Tree,
     campaign_signals: sled::Tree,
+    keys: sled::Tree,
+    suppressed: sled::Tree,
+    /// The master key and the index secret; `None` only for `migrate`'s raw open.
+    keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the
     /// batch, so two concurrent writers (the Kafka consumer and the HTTP API) must queue.
     writer: std::sync::Mutex<()>,
@@ -146,8 +173,10 @@ impl Default for ChainHead {
 }
 
 impl Ledger {
-    pub fn open(dir: &Path) -> Result<Ledger> {
-        store::open(dir)
+    /// Opens the ledger in `dir` with its master key: a wrong key is refused before anything
+    /// is written ([`LedgerError::WrongMasterKey`]).
+    pub fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
+        store::open(dir, master)
     }
 
     pub fn path(&self) -> &Path {
@@ -163,12 +192,10 @@ impl Ledger {
     /// The fold of this identifier's own events: the stored view, which `verify` checks
     /// against the log and the person's consent is computed from.
     pub fn own_consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
+        let id = self.digest(tenant, contact)?;
         let mut c = ContactConsent::default();
         for purpose in Purpose::ALL {
-            if let Some(bytes) =
-                self.consent
-                    .get(keys::consent(tenant, contact.as_str(), purpose))?
-            {
+            if let Some(bytes) = self.consent.get(keys::consent(tenant, &id, purpose))? {
                 *c.get_mut(purpose) = decode::<PurposeState>("consent", &bytes)?;
             }
         }
@@ -188,27 +215,13 @@ impl Ledger {
         }
     }
 
-    /// Every event of one contact, oldest first in event time (ties by append order).
+    /// Every event of one contact, opened, oldest first in event time (ties by append order).
     pub fn history(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<ConsentEvent>> {
-        let prefix = keys::contact_prefix(tenant, contact.as_str());
-        let mut out = Vec::new();
-        for entry in self.by_contact.scan_prefix(&prefix) {
-            let (key, _) = entry?;
-            let event_key = &key[prefix.len()..];
-            let bytes = self
-                .events
-                .get(event_key)?
-                .ok_or_else(|| LedgerError::Corrupt {
-                    tree: "by_contact",
-                    detail: "index points at a missing event".into(),
-                })?;
-            out.push(decode::<ConsentEvent>("events", &bytes)?);
-        }
-        out.sort_by_key(|e| (e.occurred_at, e.partition, e.seq));
-        Ok(out)
+        self.history_of(tenant, &self.digest(tenant, contact)?)
     }
 
-    /// Every event, partition by partition, in chain order.
+    /// Every event as stored (personal fields sealed: see [`Ledger::open_event`]), partition
+    /// by partition, in chain order.
     pub fn events(&self) -> impl Iterator<Item = Result<ConsentEvent>> + '_ {
         self.events.iter().map(|entry| {
             self.count_reads(1);
@@ -217,8 +230,9 @@ impl Ledger {
         })
     }
 
-    /// One tenant's events after feed position `after`, in append order, with their
-    /// positions: reads the tenant's index entries and events only, never another tenant's.
+    /// One tenant's events as stored after feed position `after`, in append order, with
+    /// their positions: reads the tenant's index entries and events only, never another
+    /// tenant's.
     pub fn tenant_events(
         &self,
         tenant: &TenantId,
@@ -287,8 +301,8 @@ impl Ledger {
         })
     }
 
-    /// Events appended after feed position `after`, in append order across all partitions,
-    /// with their feed positions: the cursor of consumers that do not read Kafka.
+    /// Events as stored appended after feed position `after`, in append order across all
+    /// partitions, with their feed positions: the cursor of consumers that do not read Kafka.
     pub fn feed_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, ConsentEvent)>> {
         let mut out = Vec::new();
         for entry in self.feed.range((after + 1).to_be_bytes()..) {
@@ -342,12 +356,14 @@ pub(crate) mod keys {
         k
     }
 
-    pub fn contact_prefix(tenant: &TenantId, contact: &str) -> Vec<u8> {
-        [tenant.as_str().as_bytes(), b"\0", contact.as_bytes(), b"\0"].concat()
+    /// `tenant \0 id \0`, where `id` is the keyed hash of an identifier
+    /// ([`crate::rgpd::TenantSecret::digest`]): index keys never hold the identifier itself.
+    pub fn contact_prefix(tenant: &TenantId, id: &[u8]) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", id, b"\0"].concat()
     }
 
-    pub fn by_contact(tenant: &TenantId, contact: &str, partition: u32, seq: u64) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+    pub fn by_contact(tenant: &TenantId, id: &[u8], partition: u32, seq: u64) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(&event(partition, seq));
         k
     }
@@ -363,14 +379,14 @@ pub(crate) mod keys {
         .concat()
     }
 
-    pub fn link(tenant: &TenantId, contact: &str, other: &str) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
-        k.extend_from_slice(other.as_bytes());
+    pub fn link(tenant: &TenantId, id: &[u8], other: &[u8]) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
+        k.extend_from_slice(other);
         k
     }
 
-    pub fn consent(tenant: &TenantId, contact: &str, purpose: Purpose) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+    pub fn consent(tenant: &TenantId, id: &[u8], purpose: Purpose) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(purpose.as_str().as_bytes());
         k
     }

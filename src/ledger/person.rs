@@ -3,7 +3,7 @@
 //! they mean. An identifier nobody linked (the common case) costs one empty prefix scan more
 //! than its own consent row.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 
@@ -35,30 +35,51 @@ impl PersonView {
     }
 
     /// The view from the person's events (consent and link events of every identifier).
+    /// Identifiers whose key was destroyed count in the fold but are named nowhere.
     pub fn of(asked: &Contact, events: &[ConsentEvent]) -> Self {
         let person = Person::new(asked, events);
+        let readable = |mut cs: Vec<Contact>| {
+            cs.retain(|c| c.as_str() != crate::rgpd::ERASED);
+            cs
+        };
         PersonView {
             consent: person.consent(),
             linked: Linked {
-                all: person.applies_to(EventType::OptedOut),
-                active: person.applies_to(EventType::OptedIn),
+                all: readable(person.applies_to(EventType::OptedOut)),
+                active: readable(person.applies_to(EventType::OptedIn)),
             },
             retired_at: person.retired_at(),
         }
     }
 }
 
-/// The identifiers directly linked to `contact`, read from a `links`-shaped source.
-pub(super) fn neighbours<F>(start: &Contact, mut direct: F) -> Result<BTreeSet<Contact>>
+/// A keyed hash of an identifier ([`Ledger::digest`]): what the `links` walk follows, since
+/// the index holds no identifier.
+pub(super) type Id = [u8; 32];
+
+/// The identifiers of a person by keyed hash, with the identifier itself where the ledger can
+/// still read it (a member whose key was destroyed is known by its hash only).
+pub(super) type Members = BTreeMap<Id, Option<Contact>>;
+
+/// Every identifier reachable from `start` through `direct` (a `links`-shaped source).
+pub(super) fn neighbours<F>(start: (Id, Option<Contact>), mut direct: F) -> Result<Members>
 where
-    F: FnMut(&Contact) -> Result<Vec<Contact>>,
+    F: FnMut(&Id) -> Result<Vec<(Id, Option<Contact>)>>,
 {
-    let mut seen = BTreeSet::from([start.clone()]);
-    let mut queue = VecDeque::from([start.clone()]);
-    while let Some(c) = queue.pop_front() {
-        for next in direct(&c)? {
-            if seen.insert(next.clone()) {
-                queue.push_back(next);
+    let mut seen = Members::from([start.clone()]);
+    let mut queue = VecDeque::from([start.0]);
+    while let Some(id) = queue.pop_front() {
+        for (next, contact) in direct(&id)? {
+            match seen.get_mut(&next) {
+                Some(known) => {
+                    if known.is_none() {
+                        *known = contact;
+                    }
+                }
+                None => {
+                    seen.insert(next, contact);
+                    queue.push_back(next);
+                }
             }
         }
     }
@@ -66,13 +87,13 @@ where
 }
 
 /// Every event of `members`, each once (a link event is indexed under both its identifiers).
-pub(super) fn events_of<F>(members: &BTreeSet<Contact>, mut history: F) -> Result<Vec<ConsentEvent>>
+pub(super) fn events_of<F>(members: &Members, mut history: F) -> Result<Vec<ConsentEvent>>
 where
-    F: FnMut(&Contact) -> Result<Vec<ConsentEvent>>,
+    F: FnMut(&Id) -> Result<Vec<ConsentEvent>>,
 {
     let mut out = BTreeMap::new();
-    for m in members {
-        for e in history(m)? {
+    for id in members.keys() {
+        for e in history(id)? {
             out.insert((e.partition, e.seq), e);
         }
     }
@@ -80,43 +101,76 @@ where
 }
 
 impl Ledger {
-    /// The identifiers `contact` is linked to directly.
+    /// The identifiers `id` is linked to directly, read from the link events the `links` rows
+    /// point at (the other side of each, opened when its key still exists).
     pub(super) fn direct_links(
         &self,
         tenant: &TenantId,
-        contact: &Contact,
-    ) -> Result<Vec<Contact>> {
-        let prefix = keys::contact_prefix(tenant, contact.as_str());
+        id: &Id,
+    ) -> Result<Vec<(Id, Option<Contact>)>> {
+        let prefix = keys::contact_prefix(tenant, id);
         let mut out = Vec::new();
         for entry in self.links.scan_prefix(&prefix) {
-            let (key, _) = entry?;
-            let other = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            out.push(Contact::from_stored(other));
+            let (key, event_key) = entry?;
+            let Ok(other) = Id::try_from(&key[prefix.len()..]) else {
+                continue;
+            };
+            let contact = match self.events.get(&event_key)? {
+                Some(bytes) => {
+                    let stored: ConsentEvent = super::decode("events", &bytes)?;
+                    self.link_side(&stored, &other)?
+                }
+                None => None,
+            };
+            out.push((other, contact));
         }
         Ok(out)
     }
 
+    /// The members of `contact`'s person.
+    pub(super) fn members_of(&self, tenant: &TenantId, contact: &Contact) -> Result<Members> {
+        let id = self.digest(tenant, contact)?;
+        neighbours((id, Some(contact.clone())), |i| {
+            self.direct_links(tenant, i)
+        })
+    }
+
     /// Every event of the person behind `contact` (each under the identifier it came with),
-    /// oldest first in event time, and the person's other identifiers.
+    /// oldest first in event time, and the person's other identifiers the ledger can read.
     pub fn person_history(
         &self,
         tenant: &TenantId,
         contact: &Contact,
     ) -> Result<(Vec<ConsentEvent>, Vec<Contact>)> {
-        let members = neighbours(contact, |c| self.direct_links(tenant, c))?;
-        let mut events = events_of(&members, |c| self.history(tenant, c))?;
+        let members = self.members_of(tenant, contact)?;
+        let mut events = events_of(&members, |id| self.history_of(tenant, id))?;
         events.sort_by_key(|e| (e.occurred_at, e.partition, e.seq));
-        let others = members.into_iter().filter(|c| c != contact).collect();
+        let others = members
+            .into_values()
+            .flatten()
+            .filter(|c| c != contact)
+            .collect();
         Ok((events, others))
     }
 
-    /// The person behind `contact`, as the ledger knows it now.
+    /// The keyed hashes of every identifier of the person behind `contact`, readable or not.
+    pub fn person_refs(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<Id>> {
+        Ok(self.members_of(tenant, contact)?.into_keys().collect())
+    }
+
+    /// The person behind `contact`, as the ledger knows it now; an identifier on the
+    /// suppression list answers opted out of marketing whatever its history says.
     pub fn person(&self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
-        let members = neighbours(contact, |c| self.direct_links(tenant, c))?;
-        if members.len() == 1 {
-            return Ok(PersonView::alone(self.own_consent(tenant, contact)?));
-        }
-        let events = events_of(&members, |c| self.history(tenant, c))?;
-        Ok(PersonView::of(contact, &events))
+        let members = self.members_of(tenant, contact)?;
+        let view = if members.len() == 1 {
+            PersonView::alone(self.own_consent(tenant, contact)?)
+        } else {
+            let events = events_of(&members, |id| self.history_of(tenant, id))?;
+            PersonView::of(contact, &events)
+        };
+        Ok(match self.suppression(tenant, contact)? {
+            Some(s) => s.apply(view),
+            None => view,
+        })
     }
 }

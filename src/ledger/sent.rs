@@ -27,13 +27,14 @@ pub(crate) mod keys {
         ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
     }
 
+    /// `id`: the recipient's keyed hash.
     pub fn sent_by_contact(
         tenant: &TenantId,
-        contact: &str,
+        id: &[u8],
         at: DateTime<Utc>,
         message_id: &str,
     ) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(&time(at));
         k.push(0);
         k.extend_from_slice(message_id.as_bytes());
@@ -41,8 +42,8 @@ pub(crate) mod keys {
     }
 
     /// Every key of `contact` with a time at or before `at` sorts below this.
-    pub fn sent_by_contact_upto(tenant: &TenantId, contact: &str, at: DateTime<Utc>) -> Vec<u8> {
-        let mut k = contact_prefix(tenant, contact);
+    pub fn sent_by_contact_upto(tenant: &TenantId, id: &[u8], at: DateTime<Utc>) -> Vec<u8> {
+        let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(&time(at));
         k.push(1);
         k
@@ -85,9 +86,10 @@ impl Ledger {
         not_before: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<Option<SentRef>> {
-        let mut low = keys::contact_prefix(tenant, contact.as_str());
+        let id = self.digest(tenant, contact)?;
+        let mut low = keys::contact_prefix(tenant, &id);
         low.extend_from_slice(&keys::time(not_before));
-        let high = keys::sent_by_contact_upto(tenant, contact.as_str(), at);
+        let high = keys::sent_by_contact_upto(tenant, &id, at);
         for entry in self.sent_by_contact.range(low..high).rev() {
             let (_, bytes) = entry?;
             let sent: SentRef = decode("sent_by_contact", &bytes)?;
@@ -126,9 +128,13 @@ impl Ledger {
                 continue;
             }
             if let Some(campaign_id) = event.campaign_id {
+                // Opt-outs are counted per recipient, told apart by keyed hash like sends.
+                let id = super::seal::field_ref(event.contact.as_str())
+                    .map(hex::encode)
+                    .unwrap_or_else(|| event.contact.to_string());
                 inputs.opt_outs.push(OptOut {
                     campaign_id,
-                    contact: event.contact,
+                    contact: Contact::from_stored(id),
                     occurred_at: event.occurred_at,
                 });
             }

@@ -3,7 +3,9 @@
 use std::fs::File;
 use std::path::Path;
 
+use super::keyring::Keyring;
 use super::{keys, Ledger, LedgerError, Result, SCHEMA_VERSION};
+use crate::rgpd::MasterKey;
 
 /// Opens (or creates) the sled database in `dir`, with a clear error when another process
 /// holds it.
@@ -45,19 +47,28 @@ fn cache_bytes() -> u64 {
         * 1024
 }
 
-pub(super) fn open(dir: &Path) -> Result<Ledger> {
+pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
     super::migrate::refuse_if_interrupted(dir)?;
     let db = open_db(dir)?;
     check_version(&db, dir)?;
-    with_trees(dir, db)
+    let keyring = super::keyring::unlock(&db, dir, master)?;
+    with_trees(dir, db, Some(keyring))
 }
 
-/// Opens a ledger whatever its version: only `migrate` does, on its own copy.
+/// Opens a ledger whatever its version, with its keys: only `migrate` does, on its own copy.
+pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
+    let db = open_db(dir)?;
+    let keyring = super::keyring::unlock(&db, dir, master)?;
+    with_trees(dir, db, Some(keyring))
+}
+
+/// Opens a ledger whatever its version and without its keys: only `migrate` does, on its
+/// own copy.
 pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {
-    with_trees(dir, open_db(dir)?)
+    with_trees(dir, open_db(dir)?, None)
 }
 
-fn with_trees(dir: &Path, db: sled::Db) -> Result<Ledger> {
+fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledger> {
     let ledger = Ledger {
         path: dir.to_path_buf(),
         events: db.open_tree("events")?,
@@ -74,6 +85,9 @@ fn with_trees(dir: &Path, db: sled::Db) -> Result<Ledger> {
         sent_by_contact: db.open_tree("sent_by_contact")?,
         delivery: db.open_tree("delivery")?,
         campaign_signals: db.open_tree("campaign_signals")?,
+        keys: db.open_tree("keys")?,
+        suppressed: db.open_tree("suppressed")?,
+        keyring,
         writer: std::sync::Mutex::new(()),
         keys_read: std::sync::OnceLock::new(),
         signer: std::sync::OnceLock::new(),

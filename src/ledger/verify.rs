@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::seal::field_ref;
 use super::{decode, keys, ChainHead, Ledger, Result};
 use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::event::{ConsentEvent, Purpose};
@@ -49,7 +50,7 @@ impl Ledger {
     fn fold_log(&self, report: &mut VerifyReport) -> Result<Folded> {
         let mut links = Index::new();
         let mut tenants: HashMap<Vec<u8>, TenantId> = HashMap::new();
-        let mut contacts: BTreeMap<(TenantId, String), ContactConsent> = BTreeMap::new();
+        let mut contacts: BTreeMap<(TenantId, [u8; 32]), ContactConsent> = BTreeMap::new();
         let mut last: BTreeMap<u32, ChainHead> = BTreeMap::new();
         for entry in self.events.iter() {
             let (key, bytes) = entry?;
@@ -98,10 +99,30 @@ impl Ledger {
                     .problems
                     .push(format!("{at}: stored bytes differ from the canonical form"));
             }
-            for c in std::iter::once(&event.contact).chain(&event.linked_contact) {
+            // Indexes name identifiers by the keyed hash their sealed field carries, so the
+            // checks need no key: they hold after an erasure too.
+            let Some(contact) = field_ref(event.contact.as_str()) else {
+                report
+                    .problems
+                    .push(format!("{at}: its contact is not sealed (stored in clear)"));
+                continue;
+            };
+            let linked = match &event.linked_contact {
+                Some(c) => match field_ref(c.as_str()) {
+                    Some(id) => Some(id),
+                    None => {
+                        report
+                            .problems
+                            .push(format!("{at}: its linked contact is not sealed"));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            for id in std::iter::once(&contact).chain(&linked) {
                 if !self.by_contact.contains_key(keys::by_contact(
                     &event.tenant,
-                    c.as_str(),
+                    id,
                     partition,
                     seq,
                 ))? {
@@ -111,10 +132,10 @@ impl Ledger {
                 }
             }
             tenants.insert(key.to_vec(), event.tenant.clone());
-            if let Some(linked) = &event.linked_contact {
-                for (a, b) in [(&event.contact, linked), (linked, &event.contact)] {
+            if let Some(linked) = &linked {
+                for (a, b) in [(&contact, linked), (linked, &contact)] {
                     links
-                        .entry(keys::link(&event.tenant, a.as_str(), b.as_str()))
+                        .entry(keys::link(&event.tenant, a, b))
                         .or_insert_with(|| key.to_vec());
                 }
             }
@@ -125,9 +146,7 @@ impl Ledger {
                     hash: event.hash.clone(),
                 },
             );
-            let slot = contacts
-                .entry((event.tenant.clone(), event.contact.as_str().to_string()))
-                .or_default();
+            let slot = contacts.entry((event.tenant.clone(), contact)).or_default();
             *slot = slot.apply(&event);
         }
         for entry in self.meta.scan_prefix(b"head/") {
@@ -200,19 +219,18 @@ impl Ledger {
         )?;
         for entry in self.consent.iter() {
             let (key, bytes) = entry?;
-            let label = String::from_utf8_lossy(&key).replace('\0', "/");
+            let label = index_label(&key);
             let stored: Option<PurposeState> = serde_json::from_slice(&bytes).ok();
             match (view.remove(key.as_ref()), stored) {
                 (_, None) => report
                     .problems
-                    .push(format!("consent {}: unreadable", mask_label(&label))),
-                (None, Some(_)) => report.problems.push(format!(
-                    "consent {}: not backed by any event",
-                    mask_label(&label)
-                )),
+                    .push(format!("consent {}: unreadable", label)),
+                (None, Some(_)) => report
+                    .problems
+                    .push(format!("consent {}: not backed by any event", label)),
                 (Some(folded), Some(stored)) if folded != stored => report.problems.push(format!(
                     "consent {}: view says {} but the log says {}",
-                    mask_label(&label),
+                    label,
                     stored.status.as_str(),
                     folded.status.as_str()
                 )),
@@ -220,13 +238,40 @@ impl Ledger {
             }
         }
         for key in view.keys() {
-            let label = String::from_utf8_lossy(key).replace('\0', "/");
-            report.problems.push(format!(
-                "consent {}: missing from the view",
-                mask_label(&label)
-            ));
+            let label = index_label(key);
+            report
+                .problems
+                .push(format!("consent {}: missing from the view", label));
         }
+        self.verify_suppressions(&mut report)?;
         Ok(report)
+    }
+
+    /// Every suppression entry names an `Erased` event of its tenant, so none can be added
+    /// (or moved to another tenant) without an erasure in the chain.
+    fn verify_suppressions(&self, report: &mut VerifyReport) -> Result<()> {
+        for entry in self.suppressed.iter() {
+            let (key, bytes) = entry?;
+            let Ok(s) = serde_json::from_slice::<super::Suppression>(&bytes) else {
+                report
+                    .problems
+                    .push("a suppression entry is unreadable".into());
+                continue;
+            };
+            let at = format!("partition {} seq {}", s.partition, s.seq);
+            let erased = self
+                .events
+                .get(keys::event(s.partition, s.seq))?
+                .and_then(|b| serde_json::from_slice::<ConsentEvent>(&b).ok())
+                .filter(|e| e.event_type == crate::domain::event::EventType::Erased)
+                .filter(|e| key.starts_with(&keys::tenant_prefix(&e.tenant)));
+            if erased.is_none() {
+                report.problems.push(format!(
+                    "a suppression entry names {at}, which is not an Erased event of its tenant"
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn rebuild(&self) -> Result<RebuildReport> {
@@ -276,7 +321,7 @@ fn compare_index(
     what: &str,
     report: &mut VerifyReport,
 ) -> Result<()> {
-    let label = |key: &[u8]| mask_label(&String::from_utf8_lossy(key).replace('\0', "/"));
+    let label = index_label;
     for entry in tree.iter() {
         let (key, value) = entry?;
         match expected.remove(key.as_ref()) {
@@ -319,18 +364,14 @@ fn parse_event_key(key: &[u8]) -> Option<(u32, u64)> {
     Some((partition, seq))
 }
 
-/// `tenant/+33612345678/marketing` → `tenant/+*********78/marketing`: verify output may be
-/// pasted into tickets.
-fn mask_label(label: &str) -> String {
-    label
-        .split('/')
-        .map(|part| {
-            if part.starts_with('+') {
-                crate::domain::contact::mask(part)
-            } else {
-                part.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// An index key as a problem names it: the tenant and the start of what follows in hex (an
+/// identifier's keyed hash: the identifier itself is in no key), safe to paste in a ticket.
+fn index_label(key: &[u8]) -> String {
+    let cut = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+    let id = key.get(cut + 1..cut + 7).unwrap_or_default();
+    format!(
+        "{}/{}…",
+        String::from_utf8_lossy(&key[..cut]),
+        hex::encode(id)
+    )
 }

@@ -350,18 +350,19 @@ impl Batch<'_, '_> {
     fn link(&mut self, r: &Resolved, partition: u32) -> Result<Option<Uuid>, LedgerError> {
         let mut last = None;
         for link in &r.links {
-            let mut members = self.staged.members(&r.tenant, &link.contact)?;
             // A change is recorded even between identifiers already known as one person,
             // since it retires the old one; any other link only when it joins two.
             let known = if link.source.retires_contact() {
                 self.staged
                     .linked_directly(&r.tenant, &link.contact, &link.linked)?
             } else {
-                members.contains(&link.linked)
+                self.staged
+                    .same_person(&r.tenant, &link.contact, &link.linked)?
             };
             if known {
                 continue;
             }
+            let mut members = self.staged.members(&r.tenant, &link.contact)?;
             members.extend(self.staged.members(&r.tenant, &link.linked)?);
             members.remove(&link.contact);
             let event = decide::link_event(r, link, members.into_iter().collect(), self.now);

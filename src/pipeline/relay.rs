@@ -65,6 +65,7 @@ pub fn drain(ledger: &Ledger, sinks: &mut FileSinks) -> Result<usize, RelayError
             }
             let lines = entries
                 .iter()
+                .filter(|e| !e.payload.is_empty())
                 .map(|e| String::from_utf8_lossy(&e.payload).into_owned());
             file.append(lines).map_err(output_err(file))?;
             advance(ledger, Sink::File, &entries)?;

@@ -3,6 +3,10 @@
 //! file is RFC 8785 canonical JSON signed as a whole, so a change of any byte is caught:
 //! a change of meaning by the signature, a change of form by the canonical-form check.
 
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -16,7 +20,9 @@ use crate::ledger::{Ledger, LedgerError};
 
 /// What the `proof` field of every proof file says; anything else is not one.
 pub const MARKER: &str = "consent-ledger access export";
-pub const VERSION: u32 = 1;
+/// Version 2: events sealed (format 3), with their opened form and the keys that open them.
+/// Version 1 files (format 2, fields in clear) still verify.
+pub const VERSION: u32 = 2;
 
 /// An access export with proofs (schemas/access-export.v1.json).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,8 +38,23 @@ pub struct ProofFile {
     pub generated_at: DateTime<Utc>,
     /// Base64 of the ledger's Ed25519 public key (`consent-ledger public-key`).
     pub public_key: String,
-    /// The person's events as stored (consent and link events), in chain order.
+    /// The person's events as stored (consent and link events), in chain order: their
+    /// personal fields sealed, which is what their hashes cover.
     pub events: Vec<ConsentEvent>,
+    /// The same events as the person reads them: each sealed field opened with `keys`, or
+    /// `[erased]` where its key was destroyed. A verifier opens `events` with `keys` and
+    /// must find exactly this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opened: Vec<ConsentEvent>,
+    /// The keys that open the sealed fields, base64, by name: `i:<ref>` (an identifier's
+    /// identity key), `t:<ref>` (its text key), `n:<event id>` (an `Erased` event's notice
+    /// key), where `<ref>` is the keyed hash a sealed field carries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, String>,
+    /// The keyed hashes of every identifier of the person (hex): each event names one of
+    /// them in its sealed `contact` or, for a link, `linked_contact`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
     /// For each partition, the chain segments that tie the events to signed heads.
     pub chains: Vec<Segment>,
     /// Base64 Ed25519 signature over the canonical JSON of this object without `signature`.
@@ -72,11 +93,26 @@ pub fn build(
     now: DateTime<Utc>,
 ) -> Result<ProofFile, ExportError> {
     let signer = ledger.signer().ok_or(ExportError::NoSigningKey)?;
-    let (mut events, linked) = ledger.person_history(tenant, contact)?;
-    if events.is_empty() {
+    let (mut opened, linked) = ledger.person_history(tenant, contact)?;
+    if opened.is_empty() {
         return Err(ExportError::Unknown(contact.masked()));
     }
-    events.sort_by_key(|e| (e.partition, e.seq));
+    opened.sort_by_key(|e| (e.partition, e.seq));
+    let mut events = Vec::with_capacity(opened.len());
+    let mut keys = BTreeMap::new();
+    for e in &opened {
+        let stored = ledger.event_at(e.partition, e.seq)?;
+        for (name, key) in ledger.field_keys(&stored)? {
+            keys.insert(name, B64.encode(key.bytes()));
+        }
+        events.push(stored);
+    }
+    let mut refs: Vec<String> = ledger
+        .person_refs(tenant, contact)?
+        .iter()
+        .map(hex::encode)
+        .collect();
+    refs.sort();
     let mut chains = Vec::new();
     let mut i = 0;
     while i < events.len() {
@@ -112,11 +148,26 @@ pub fn build(
         generated_at: now,
         public_key: signer.public_key(),
         events,
+        opened,
+        keys,
+        refs,
         chains,
         signature: String::new(),
     };
     file.signature = signer.sign(&unsigned_bytes(&file));
     Ok(file)
+}
+
+impl ProofFile {
+    /// The events as the person reads them: opened (version 2), or as stored (version 1,
+    /// whose fields were in clear).
+    pub fn readable(&self) -> &[ConsentEvent] {
+        if self.opened.is_empty() {
+            &self.events
+        } else {
+            &self.opened
+        }
+    }
 }
 
 /// The bytes the file's signature covers: its canonical JSON without `signature`.

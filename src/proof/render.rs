@@ -61,6 +61,18 @@ fn what(e: &ConsentEvent) -> String {
                     .to_string())
                 .unwrap_or_default()
         ),
+        EventType::Erased => format!(
+            "{} erased at the business's request ({})",
+            std::iter::once(&e.contact)
+                .chain(&e.linked)
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            e.erasure
+                .as_ref()
+                .map(|r| format!("{}: {}", r.requested_by, r.reason))
+                .unwrap_or_default()
+        ),
         t => {
             let purposes: Vec<&str> = e.purposes.iter().map(|p| p.as_str()).collect();
             let verb = if t == EventType::OptedOut {
@@ -105,7 +117,7 @@ pub fn text(file: &ProofFile) -> String {
     );
     let _ = writeln!(out, "Generated at {}", file.generated_at.to_rfc3339());
     let _ = writeln!(out);
-    for e in &file.events {
+    for e in file.readable() {
         let _ = writeln!(out, "{}  {}", e.occurred_at.to_rfc3339(), what(e));
         let _ = writeln!(out, "    {}", source(e));
         let _ = writeln!(
@@ -136,7 +148,7 @@ fn esc(s: &str) -> String {
 /// The export as a self-contained HTML page (no script, no external resource).
 pub fn html(file: &ProofFile) -> String {
     let mut rows = String::new();
-    for e in &file.events {
+    for e in file.readable() {
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",

@@ -6,7 +6,12 @@ use std::collections::BTreeMap;
 
 use super::export::{to_bytes, unsigned_bytes, ProofFile, MARKER, VERSION};
 use super::{check_signature, fingerprint};
-use crate::domain::event::{chain_hash, ConsentEvent, EventType, FORMAT};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use crate::domain::event::{chain_hash, ConsentEvent, EventType, FORMAT, FORMAT_2};
+use crate::rgpd::field::{self, Sealed};
+use crate::rgpd::DataKey;
 
 /// Why a file does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +65,7 @@ pub fn verify(bytes: &[u8], public_key: Option<&str>) -> Result<Verified, Verify
     }
     let file: ProofFile = serde_json::from_value(value)
         .map_err(|e| tampered(format!("a field is missing or malformed ({e})")))?;
-    if file.version != VERSION {
+    if !(1..=VERSION).contains(&file.version) {
         return Err(tampered(format!("unknown version {}", file.version)));
     }
     if to_bytes(&file) != bytes {
@@ -80,6 +85,9 @@ pub fn verify(bytes: &[u8], public_key: Option<&str>) -> Result<Verified, Verify
     for (i, s) in file.chains.iter().enumerate() {
         check_segment(&key, s)?;
         segments.insert((s.partition, s.from_seq), i);
+    }
+    if file.version >= 2 {
+        check_opened(&file)?;
     }
     for e in &file.events {
         check_event(&file, e)?;
@@ -148,9 +156,11 @@ fn check_segment(key: &str, s: &super::export::Segment) -> Result<(), VerifyErro
 
 /// The event is the person's, of a format this verifier reads, and hashes to its `hash`.
 fn check_event(file: &ProofFile, e: &ConsentEvent) -> Result<(), VerifyError> {
-    if e.format != FORMAT {
+    // Version 1 files hold events of format 2 (fields in clear), version 2 of format 3.
+    let format = if file.version == 1 { FORMAT_2 } else { FORMAT };
+    if e.format != format {
         return Err(tampered(format!(
-            "event {} has format {}, expected {FORMAT}",
+            "event {} has format {}, expected {format}",
             e.event_id, e.format
         )));
     }
@@ -160,7 +170,12 @@ fn check_event(file: &ProofFile, e: &ConsentEvent) -> Result<(), VerifyError> {
             e.event_id
         )));
     }
-    let names = |c: &str| file.identifiers.iter().any(|i| i == c);
+    // Version 2 names the person's identifiers by the keyed hashes sealed fields carry, which
+    // holds for fields whose key was destroyed too.
+    let names = |c: &str| match file.version {
+        1 => file.identifiers.iter().any(|i| i == c),
+        _ => field_ref_hex(c).is_some_and(|r| file.refs.contains(&r)),
+    };
     let about_person = names(e.contact.as_str())
         || (e.event_type == EventType::IdentityLinked
             && e.linked_contact.as_ref().is_some_and(|c| names(c.as_str())));
@@ -175,6 +190,42 @@ fn check_event(file: &ProofFile, e: &ConsentEvent) -> Result<(), VerifyError> {
             "event {} does not hash to its hash: it was edited",
             e.event_id
         )));
+    }
+    Ok(())
+}
+
+fn field_ref_hex(stored: &str) -> Option<String> {
+    Sealed::parse(stored).map(|s| hex::encode(s.key_ref))
+}
+
+/// The opened events are exactly the stored ones opened with the file's keys: every sealed
+/// field decrypts (under the key its reference names) to the text shown, or shows
+/// `[erased]` where the file has no key for it.
+fn check_opened(file: &ProofFile) -> Result<(), VerifyError> {
+    if file.opened.len() != file.events.len() {
+        return Err(tampered("the opened events do not match the stored ones"));
+    }
+    for (stored, shown) in file.events.iter().zip(&file.opened) {
+        let opened = field::open_event(stored, |sealed| {
+            let name = field::key_name(sealed, &stored.event_id);
+            Ok::<_, VerifyError>(match file.keys.get(&name) {
+                Some(b64) => {
+                    let bytes: [u8; 32] = B64
+                        .decode(b64)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| tampered(format!("key {name} is not base64 of 32 bytes")))?;
+                    Some(DataKey::from_bytes(zeroize::Zeroizing::new(bytes)))
+                }
+                None => None,
+            })
+        })?;
+        if &opened != shown {
+            return Err(tampered(format!(
+                "event {} does not open to what the file shows of it",
+                stored.event_id
+            )));
+        }
     }
     Ok(())
 }

@@ -170,6 +170,7 @@ mod tests {
     use super::*;
     use crate::config::{ConfigFile, Settings};
     use crate::pipeline::file::{ingest, FileSinks};
+    use crate::rgpd::MasterKey;
 
     const LIST: [&str; 6] = [
         "+33612345678",
@@ -183,7 +184,7 @@ mod tests {
     /// Checks LIST after +33612345678 said STOP; returns the verdict kinds and the counts.
     fn check_list(repeats: Repeats) -> (Vec<&'static str>, Counts) {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("ledger")).unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap();
         let settings = Settings::from_file(ConfigFile::default()).unwrap();
         let stop = serde_json::json!({"type": "inbound", "tenant": "shop", "channel": "sms",
             "message_id": "m1", "from": "+33612345678",
@@ -218,7 +219,7 @@ mod tests {
     #[test]
     fn two_whatsapp_user_ids_are_two_contacts() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("ledger")).unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap();
         let settings = Settings::from_file(ConfigFile::default()).unwrap();
         let shop = TenantId::new("shop").unwrap();
         let profile = settings.profile(&shop);

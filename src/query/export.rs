@@ -1,6 +1,8 @@
-//! The audit log: every event with its proof fields, as JSON lines (the stored bytes, which
-//! `verify` hashes, so a reader can check each `hash` independently) or CSV (for the people
-//! who open it in a spreadsheet). `export` and `GET /v1/tenants/{t}/export` write this.
+//! The audit log: every event with its proof fields, as JSON lines or CSV (for the people
+//! who open it in a spreadsheet), its personal fields opened (`[erased]` where a key was
+//! destroyed). The hashes cover the stored form, whose fields are sealed: `verify` checks
+//! them in place, and an access export carries both forms and the keys between them.
+//! `export` and `GET /v1/tenants/{t}/export` write this.
 
 use std::io::{self, Write};
 use std::str::FromStr;
@@ -76,6 +78,7 @@ pub fn export<W: Write + ?Sized>(
         if since.is_some_and(|s| event.recorded_at < s) {
             continue;
         }
+        let event = ledger.open_event(event)?;
         match format {
             ExportFormat::Jsonl => {
                 out.write_all(&event.stored_bytes())?;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use consent_ledger::api::{self, AppState};
+use consent_ledger::config::RgpdConfig;
 use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
@@ -57,7 +58,8 @@ impl Server {
     pub async fn with_config(toml: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let settings = Arc::new(Settings::from_file(toml::from_str(toml).unwrap()).unwrap());
-        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+        let ledger =
+            Arc::new(Ledger::open(&dir.path().join("ledger"), master_key(dir.path())).unwrap());
         ledger.sign_with(Signer::from_seed(SIGNING_SEED));
         let state = AppState::new(ledger, settings.clone(), Metrics::new());
         state.readiness().set_ready();
@@ -84,6 +86,10 @@ impl Server {
 
     pub fn get(&self, path: &str, token: &str) -> RequestBuilder {
         self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> RequestBuilder {
+        self.client.delete(self.url(path)).bearer_auth(token)
     }
 
     pub fn post(&self, path: &str, token: &str) -> RequestBuilder {
@@ -174,4 +180,9 @@ pub fn inbound(tenant: &str, id: &str, from: &str, at: &str, text: &str) -> Stri
                        "from": from, "received_at": at, "text": text})
     .to_string()
         + "\n"
+}
+
+/// The master key the CLI uses on the same data dir (the embedded default's file).
+fn master_key(data_dir: &std::path::Path) -> consent_ledger::rgpd::MasterKey {
+    RgpdConfig::default().master_key(data_dir).unwrap().0
 }

@@ -24,6 +24,18 @@ fn v2_env() -> Env {
     env
 }
 
+/// A copy of the layout-3 fixture (fields in clear), the same way.
+fn v3_env() -> Env {
+    let env = Env::with_config(
+        &std::fs::read_to_string(repo_file("examples/consent-ledger.toml")).unwrap(),
+    );
+    copy_dir(&repo_file("tests/fixtures/data-v3"), &env.data());
+    // git keeps no file mode but the executable bit; the key file must be the owner's only.
+    let key = env.data().join("signing.key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -62,7 +74,7 @@ fn a_layout_1_ledger_is_refused_with_a_message_that_says_to_migrate() {
         );
     }
     // Refused without a byte written: the migration still sees layout 1.
-    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 3"));
+    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 4"));
 }
 
 #[test]
@@ -169,7 +181,7 @@ fn a_layout_2_ledger_is_migrated_and_a_tie_it_stored_as_opted_in_becomes_opted_o
     assert!(stderr.contains("storage layout version 2"), "{stderr}");
     let events_before = std::fs::read_to_string(env.data().join("consent-events.jsonl")).unwrap();
     let out = env.ok(&["migrate"]);
-    assert!(out.contains("storage layout 2 -> 3"), "{out}");
+    assert!(out.contains("storage layout 2 -> 4"), "{out}");
     assert!(out.contains("1 consent rows changed"), "{out}");
     assert_eq!(
         env.status("acme", "+33611120001", "marketing")["status"],
@@ -184,4 +196,67 @@ fn a_layout_2_ledger_is_migrated_and_a_tie_it_stored_as_opted_in_becomes_opted_o
     env.ingest("");
     let events_after = std::fs::read_to_string(env.data().join("consent-events.jsonl")).unwrap();
     assert_eq!(events_before, events_after, "no event is published twice");
+}
+
+/// Layout 3 kept identifiers and texts in clear; layout 4 seals them, and the migration says
+/// how each chain's head moved, keeps every decision and link, and leaves earlier access
+/// exports verifiable.
+#[test]
+fn a_layout_3_ledger_is_sealed_by_migrate_and_its_old_exports_still_verify() {
+    let env = v3_env();
+    let (code, stderr) = stderr_of(
+        &env,
+        &["status", "--tenant", "acme", "--contact", "+33611130001"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("storage layout version 3"), "{stderr}");
+    let ledger = env.data().join("ledger");
+    assert!(!files_containing(&ledger, "+33611130001").is_empty());
+
+    let out = env.ok(&["migrate"]);
+    assert!(out.contains("storage layout 3 -> 4"), "{out}");
+    assert!(
+        out.contains("sealed the identifiers and texts of 12 events"),
+        "{out}"
+    );
+    assert!(out.contains("re-hashed partition 0"), "{out}");
+    assert!(out.contains("0 consent rows changed"), "{out}");
+    assert!(env.ok(&["verify"]).starts_with("ok: 12 events"));
+    for needle in ["+33611130001", "13491208655302741918", "STOP merci"] {
+        assert_eq!(
+            files_containing(&ledger, needle),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle}"
+        );
+    }
+    let s = env.status("acme", "+33611130001", "marketing");
+    assert_eq!(s["status"], "opted_out", "{s}");
+    assert_eq!(s["linked"], serde_json::json!(["FR.13491208655302741918"]));
+    let history = env.ok(&[
+        "history",
+        "--tenant",
+        "acme",
+        "--contact",
+        "+33611130001",
+        "--json",
+    ]);
+    assert!(
+        history.contains("STOP merci") && !history.contains("[erased]"),
+        "{history}"
+    );
+
+    let old_proof = repo_file("tests/fixtures/data-v3.proof.json");
+    env.ok(&["verify-export", old_proof.to_str().unwrap()]);
+    let new_proof = env.dir.path().join("proof.json");
+    env.ok(&[
+        "export",
+        "--tenant",
+        "acme",
+        "--contact",
+        "FR.13491208655302741918",
+        "--proof",
+        new_proof.to_str().unwrap(),
+    ]);
+    env.ok(&["verify-export", new_proof.to_str().unwrap()]);
+    assert!(env.ok(&["migrate"]).contains("nothing to do"));
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use consent_ledger::proof::{export, Signer};
 use serde_json::json;
 
 use crate::common::*;
@@ -170,4 +171,79 @@ fn an_export_of_a_contact_the_ledger_never_saw_is_refused() {
         Some(2),
         "--contact without --proof is a usage error"
     );
+}
+
+/// Sealed fields (issue 10, erasure): an export carries each event as stored and as the
+/// person reads it, with the keys between them; both verifiers open every sealed field and
+/// catch a plaintext that does not match. After an erasure the events still verify, their
+/// fields shown as `[erased]`, and an export made before it still verifies too.
+#[test]
+fn sealed_fields_open_to_what_the_export_shows_before_and_after_an_erasure() {
+    let env = Env::new();
+    let before = exported(&env);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&before).unwrap()).unwrap();
+    assert!(doc["events"][1]["contact"]
+        .as_str()
+        .unwrap()
+        .starts_with("enc1:i:"));
+    assert_eq!(doc["opened"][1]["source"]["text"], "STOP");
+    assert!(!doc["keys"].as_object().unwrap().is_empty());
+
+    // A plaintext changed and the file signed again with the ledger's own key: only the
+    // opening of the sealed field can tell.
+    let seed = std::fs::read_to_string(env.data().join("signing.key")).unwrap();
+    let seed: [u8; 32] =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, seed.trim())
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let mut file: export::ProofFile =
+        serde_json::from_slice(&std::fs::read(&before).unwrap()).unwrap();
+    file.opened[1].source.text = Some("STAP".into());
+    file.signature = Signer::from_seed(seed).sign(&export::unsigned_bytes(&file));
+    let forged = env.dir.path().join("forged.json");
+    std::fs::write(&forged, export::to_bytes(&file)).unwrap();
+    for verify in [verify_cli, verify_py] {
+        let (code, out) = verify(&forged, None);
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("does not open to what the file shows"),
+            "{out}"
+        );
+    }
+
+    env.ok(&[
+        "erase",
+        "--tenant",
+        PHONE_NUMBER_ID,
+        "--contact",
+        USER_ID,
+        "--reason",
+        "ticket",
+    ]);
+    let after = env.dir.path().join("after.json");
+    env.ok(&[
+        "export",
+        "--tenant",
+        PHONE_NUMBER_ID,
+        "--contact",
+        "+33612345678",
+        "--proof",
+        after.to_str().unwrap(),
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&after).unwrap()).unwrap();
+    let opened = doc["opened"].as_array().unwrap();
+    assert_eq!(opened.len(), 4, "the person's events and the erasure");
+    assert!(opened.iter().all(|e| e["contact"] == "[erased]"), "{doc}");
+    assert!(
+        doc["keys"].is_null(),
+        "no key is left to give: {}",
+        doc["keys"]
+    );
+    for verify in [verify_cli, verify_py] {
+        for file in [&before, &after] {
+            let (code, out) = verify(file, None);
+            assert_eq!(code, 0, "{}: {out}", file.display());
+        }
+    }
 }

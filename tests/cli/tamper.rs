@@ -4,6 +4,10 @@
 //! detection through the CLI, as an auditor would run it.
 
 use crate::common::*;
+use consent_ledger::config::RgpdConfig;
+use consent_ledger::domain::contact::Contact;
+use consent_ledger::domain::event::Purpose;
+use consent_ledger::domain::tenant::TenantId;
 use consent_ledger::ledger::{forensics, Ledger};
 
 fn ledger_with_events() -> Env {
@@ -26,7 +30,7 @@ fn ledger_with_events() -> Env {
 }
 
 fn tamper(env: &Env, damage: impl FnOnce(&Ledger)) {
-    let ledger = Ledger::open(&env.data().join("ledger")).unwrap();
+    let ledger = Ledger::open(&env.data().join("ledger"), master_key(&env.data())).unwrap();
     damage(&ledger);
 }
 
@@ -99,8 +103,9 @@ fn a_consent_view_that_disagrees_with_the_log_is_detected_and_rebuilt() {
     tamper(&env, |l| {
         let fake =
             br#"{"status":"opted_in","since":null,"event_id":null,"latest":null,"events":1}"#;
-        forensics::overwrite_consent(l, &format!("{PHONE_NUMBER_ID}/{contact}/marketing"), fake)
-            .unwrap();
+        let tenant = TenantId::new(PHONE_NUMBER_ID).unwrap();
+        let c = Contact::from_stored(contact.into());
+        forensics::overwrite_consent(l, &tenant, &c, Purpose::Marketing, fake).unwrap();
     });
     assert_ne!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
     verify_fails(&env, "view says opted_in but the log says");
@@ -108,4 +113,9 @@ fn a_consent_view_that_disagrees_with_the_log_is_detected_and_rebuilt() {
     assert!(rebuilt.contains("(1 rows changed)"), "{rebuilt}");
     assert!(env.ok(&["verify"]).starts_with("ok: "));
     assert_eq!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
+}
+
+/// The master key the CLI uses on the same data dir (the embedded default's file).
+fn master_key(data_dir: &std::path::Path) -> consent_ledger::rgpd::MasterKey {
+    RgpdConfig::default().master_key(data_dir).unwrap().0
 }

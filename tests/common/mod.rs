@@ -147,6 +147,29 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     }
 }
 
+/// Files under `dir` (recursively) whose bytes contain `needle`, but the feeds and the dead
+/// letters (`consent-events.jsonl`, `outbox.jsonl`, `dead-letter.jsonl`): the stated
+/// exceptions to "no file of the data dir holds an identifier in clear", since subscribers
+/// must learn whom to stop.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let feeds = ["consent-events.jsonl", "outbox.jsonl", "dead-letter.jsonl"];
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_containing(&path, needle));
+        } else if !feeds.iter().any(|f| path.ends_with(f))
+            && std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+        {
+            out.push(path);
+        }
+    }
+    out
+}
+
 pub fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }

@@ -14,6 +14,7 @@ mod api_openapi;
 mod api_query;
 mod api_serve;
 mod api_templates;
+mod erase;
 mod iss11;
 mod iss11_limits;
 mod raw;

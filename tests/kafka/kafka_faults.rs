@@ -11,6 +11,7 @@ use consent_ledger::config::{ConfigFile, KafkaConfig, Settings};
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
 use consent_ledger::pipeline::kafka;
+use consent_ledger::rgpd::MasterKey;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -36,7 +37,7 @@ fn harness(
         mock.create_topic(t, 3, 1).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+    let ledger = Arc::new(Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap());
     Harness { names, dir, ledger }
 }
 

@@ -11,6 +11,7 @@ use consent_ledger::domain::contact::Contact;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::metrics::Metrics;
 use consent_ledger::pipeline::kafka;
+use consent_ledger::rgpd::MasterKey;
 use rdkafka::mocking::MockCluster;
 use tokio::sync::watch;
 
@@ -34,7 +35,7 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
         mock.create_topic(t, 3, 1).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(&dir.path().join("ledger")).unwrap());
+    let ledger = Arc::new(Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap());
     let mut k = KafkaConfig {
         bootstrap_servers: bootstrap.clone(),
         group_id: names.group.clone(),

@@ -6,6 +6,7 @@
 mod common;
 
 mod end_to_end;
+mod erase;
 mod identity;
 mod iss11;
 mod kafka_faults;

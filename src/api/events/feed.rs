@@ -132,6 +132,7 @@ fn scan(
             return Ok((out, next, false));
         }
         next = position;
+        let event = ledger.open_event(event)?;
         out.push(FeedItem { position, event });
     }
     Ok((out, next.max(head), true))

@@ -190,6 +190,7 @@ pub fn link_event(
         linked_contact: Some(link.linked.clone()),
         link_source: Some(link.source),
         linked: others,
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     }
@@ -314,6 +315,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
         linked_contact: None,
         link_source: None,
         linked: state.linked.for_event(event_type),
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     };
@@ -372,6 +374,7 @@ fn decide_record(state: State<'_>, tenant: &TenantId, record: &ConsentRecord) ->
         linked_contact: None,
         link_source: None,
         linked: state.linked.for_event(event_type),
+        erasure: None,
         prev_hash: String::new(),
         hash: String::new(),
     };

@@ -104,7 +104,7 @@ impl<'a> Person<'a> {
 
     fn counts(&self, e: &ConsentEvent) -> bool {
         match e.event_type {
-            EventType::IdentityLinked => false,
+            EventType::IdentityLinked | EventType::Erased => false,
             EventType::OptedOut => true,
             EventType::OptedIn if &e.contact == self.asked => true,
             EventType::OptedIn => [self.asked, &e.contact]

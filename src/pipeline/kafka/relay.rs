@@ -120,8 +120,10 @@ impl Relay {
         Ok(published.len())
     }
 
+    /// Whether each entry was acknowledged; an empty one (a reply to a person erased before
+    /// it went out) is not sent and counts as done.
     async fn publish(&self, entries: &[LogEntry]) -> Vec<bool> {
-        let sends = entries.iter().map(|e| {
+        let sends = entries.iter().filter(|e| !e.payload.is_empty()).map(|e| {
             let (topic, partition) = self.route(e);
             let mut record = FutureRecord::to(topic)
                 .key(e.key.as_str())
@@ -131,23 +133,27 @@ impl Relay {
             }
             self.producer.send(record, Duration::from_secs(30))
         });
-        let results = join_all(sends).await;
+        let mut results = join_all(sends).await.into_iter();
         entries
             .iter()
-            .zip(results)
-            .map(|(e, result)| match result {
-                Ok(_) => {
-                    let topic = self.route(e).0.to_string();
-                    self.metrics
-                        .published
-                        .get_or_create(&TopicLabels { topic })
-                        .inc();
-                    true
+            .map(|e| {
+                if e.payload.is_empty() {
+                    return true;
                 }
-                Err((error, _)) => {
-                    self.metrics.publish_errors.inc();
-                    tracing::debug!(%error, "publish refused");
-                    false
+                match results.next().expect("one result per entry sent") {
+                    Ok(_) => {
+                        let topic = self.route(e).0.to_string();
+                        self.metrics
+                            .published
+                            .get_or_create(&TopicLabels { topic })
+                            .inc();
+                        true
+                    }
+                    Err((error, _)) => {
+                        self.metrics.publish_errors.inc();
+                        tracing::debug!(%error, "publish refused");
+                        false
+                    }
                 }
             })
             .collect()

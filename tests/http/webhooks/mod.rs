@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use consent_ledger::app;
+use consent_ledger::config::RgpdConfig;
 use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
 use reqwest::{Client, Response};
@@ -53,7 +54,7 @@ impl Hooked {
         let dir = tempfile::tempdir().unwrap();
         let settings = Arc::new(Settings::from_file(toml::from_str(toml).unwrap()).unwrap());
         let data = dir.path().join("data");
-        let ledger = Arc::new(Ledger::open(&data.join("ledger")).unwrap());
+        let ledger = Arc::new(Ledger::open(&data.join("ledger"), master_key(&data)).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,4 +171,9 @@ fn the_openapi_document_describes_the_receivers_without_a_token() {
             "{method} {path}: the signature is the authentication"
         );
     }
+}
+
+/// The master key the CLI uses on the same data dir (the embedded default's file).
+fn master_key(data_dir: &std::path::Path) -> consent_ledger::rgpd::MasterKey {
+    RgpdConfig::default().master_key(data_dir).unwrap().0
 }

@@ -1,0 +1,279 @@
+//! The `keys` tree: the index secret and every data key, each wrapped by the master key, and
+//! the master key's key-check value in `meta`. Nothing here is ever written in clear.
+//!
+//! | key                                      | value                          |
+//! |------------------------------------------|--------------------------------|
+//! | `index`                                  | wrapped index secret           |
+//! | `d` tenant \0 HMAC(identifier) kind byte | wrapped data key (`i`, `t`)    |
+//! | `n` tenant \0 event id                   | wrapped notice key of an `Erased` event |
+//!
+//! A data key belongs to one identifier, not to a person: links may arrive after the events
+//! they join, and an event's fields stay under the key they were written with. Erasing a
+//! person destroys the keys of every identifier linked to the one asked about, which is the
+//! per-person key of DESIGN.md realised as per-identifier keys destroyed together.
+
+use std::path::Path;
+
+use sled::transaction::TransactionError;
+use sled::Transactional;
+
+use super::{Ledger, LedgerError, Result};
+use crate::domain::contact::Contact;
+use crate::domain::tenant::TenantId;
+use crate::rgpd::{DataKey, IndexSecret, KeyKind, MasterKey, TenantSecret};
+
+/// `meta` key of the master key's key-check value.
+const KEY_CHECK: &[u8] = b"key_check";
+/// `keys` key of the wrapped index secret.
+const INDEX: &[u8] = b"index";
+
+/// The unlocked keys of an open ledger.
+pub(super) struct Keyring {
+    master: MasterKey,
+    index: IndexSecret,
+    /// Tenant secrets derived so far: one HKDF per tenant, not per lookup.
+    secrets: std::sync::Mutex<std::collections::HashMap<TenantId, TenantSecret>>,
+}
+
+impl Keyring {
+    fn new(master: MasterKey, index: IndexSecret) -> Self {
+        Keyring {
+            master,
+            index,
+            secrets: Default::default(),
+        }
+    }
+}
+
+/// The `keys` slot of the notice key of the `Erased` event `event_id`.
+pub(super) fn notice_slot(tenant: &TenantId, event_id: &uuid::Uuid) -> Vec<u8> {
+    [
+        b"n",
+        tenant.as_str().as_bytes(),
+        b"\0",
+        event_id.as_bytes().as_slice(),
+    ]
+    .concat()
+}
+
+/// The `keys` slot of one identifier's data key of `kind`.
+pub(super) fn slot(tenant: &TenantId, digest: &[u8; 32], kind: KeyKind) -> Vec<u8> {
+    let mut k = data_prefix(tenant, digest);
+    k.push(kind.tag());
+    k
+}
+
+fn data_prefix(tenant: &TenantId, digest: &[u8; 32]) -> Vec<u8> {
+    [b"d", tenant.as_str().as_bytes(), b"\0", digest.as_slice()].concat()
+}
+
+/// Checks `master` against the ledger's key-check value and unwraps the index secret; on a
+/// ledger that has none yet (new, or written before keys existed), creates both. A wrong key
+/// is refused before anything is written.
+pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Keyring> {
+    let meta = db.open_tree("meta")?;
+    let keys = db.open_tree("keys")?;
+    if let Some(check) = meta.get(KEY_CHECK)? {
+        if !master.matches(&check) {
+            return Err(LedgerError::WrongMasterKey {
+                path: dir.display().to_string(),
+            });
+        }
+        let wrapped = keys
+            .get(INDEX)?
+            .ok_or_else(|| corrupt("the index secret is missing"))?;
+        let index = master
+            .unwrap(INDEX, &wrapped)
+            .ok_or_else(|| corrupt("the index secret does not unwrap under the master key"))?;
+        return Ok(Keyring::new(master, IndexSecret::from_bytes(index)));
+    }
+    if !keys.is_empty() {
+        return Err(corrupt(
+            "data keys are stored but the key-check value is missing",
+        ));
+    }
+    let index = IndexSecret::generate();
+    let wrapped = master.wrap(INDEX, index.bytes());
+    let check = master.key_check();
+    (&meta, &keys)
+        .transaction(|(meta, keys)| {
+            meta.insert(KEY_CHECK, check.as_slice())?;
+            keys.insert(INDEX, wrapped.as_slice())?;
+            Ok(())
+        })
+        .map_err(abort)?;
+    db.flush()?;
+    super::store::sync_tree(dir)?;
+    Ok(Keyring::new(master, index))
+}
+
+fn corrupt(detail: &str) -> LedgerError {
+    LedgerError::Corrupt {
+        tree: "keys",
+        detail: detail.into(),
+    }
+}
+
+fn abort(e: TransactionError<()>) -> LedgerError {
+    match e {
+        TransactionError::Abort(()) => corrupt("the key transaction aborted"),
+        TransactionError::Storage(s) => LedgerError::Storage(s),
+    }
+}
+
+impl Ledger {
+    fn keyring(&self) -> Result<&Keyring> {
+        self.keyring.as_ref().ok_or(LedgerError::Locked)
+    }
+
+    /// The tenant's secret for keyed hashes of identifiers.
+    pub fn tenant_secret(&self, tenant: &TenantId) -> Result<TenantSecret> {
+        let keyring = self.keyring()?;
+        let mut secrets = keyring
+            .secrets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(secrets
+            .entry(tenant.clone())
+            .or_insert_with(|| keyring.index.tenant(tenant))
+            .clone())
+    }
+
+    /// The keyed hash of `contact` in `tenant`: what indexes and sealed fields name it by.
+    pub fn digest(&self, tenant: &TenantId, contact: &Contact) -> Result<[u8; 32]> {
+        Ok(self.tenant_secret(tenant)?.digest(contact.as_str()))
+    }
+
+    /// The key stored in `slot`, unwrapped; `None` when there is none (destroyed, or never
+    /// created).
+    pub(super) fn stored_key(&self, slot: &[u8]) -> Result<Option<DataKey>> {
+        let Some(wrapped) = self.keys.get(slot)? else {
+            return Ok(None);
+        };
+        let key = self
+            .keyring()?
+            .master
+            .unwrap(slot, &wrapped)
+            .ok_or_else(|| corrupt("a data key does not unwrap under the master key"))?;
+        Ok(Some(DataKey::from_bytes(key)))
+    }
+
+    /// `key` wrapped for `slot`, to store in the batch that first uses it.
+    pub(super) fn wrap_key(&self, slot: &[u8], key: &DataKey) -> Result<Vec<u8>> {
+        Ok(self.keyring()?.master.wrap(slot, key.bytes()))
+    }
+
+    /// `contact`'s data key of `kind`; `None` when it was destroyed (erasure, retention) or
+    /// never created.
+    pub fn data_key(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+        kind: KeyKind,
+    ) -> Result<Option<DataKey>> {
+        let digest = self.digest(tenant, contact)?;
+        self.stored_key(&slot(tenant, &digest, kind))
+    }
+
+    /// Data keys stored (every identifier and kind).
+    pub fn data_key_count(&self) -> usize {
+        self.keys.scan_prefix(b"d").count()
+    }
+
+    /// Rewraps the index secret and every data key under `new`, and replaces the key-check
+    /// value, in one transaction, then makes it durable: after it only `new` opens the ledger.
+    /// Returns the number of data keys rewrapped. Consumes the ledger, whose keyring holds the
+    /// old key.
+    pub fn rotate_master_key(self, new: &MasterKey) -> Result<usize> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let keyring = self.keyring()?;
+        let mut rewrapped = Vec::with_capacity(self.keys.len());
+        for entry in self.keys.iter() {
+            let (slot, wrapped) = entry?;
+            let key = keyring
+                .master
+                .unwrap(&slot, &wrapped)
+                .ok_or_else(|| corrupt("a stored key does not unwrap under the master key"))?;
+            rewrapped.push((slot.to_vec(), new.wrap(&slot, &key)));
+        }
+        let check = new.key_check();
+        (&self.meta, &self.keys)
+            .transaction(|(meta, keys)| {
+                for (slot, wrapped) in &rewrapped {
+                    keys.insert(slot.as_slice(), wrapped.as_slice())?;
+                }
+                meta.insert(KEY_CHECK, check.as_slice())?;
+                Ok(())
+            })
+            .map_err(abort)?;
+        self.sync()?;
+        Ok(rewrapped
+            .iter()
+            .filter(|(slot, _)| slot.starts_with(b"d"))
+            .count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(s: &str) -> Contact {
+        Contact::from_stored(s.into())
+    }
+
+    /// Stores a new data key of `kind` for `c`, as the first batch that seals a field does.
+    fn create(l: &Ledger, t: &TenantId, c: &Contact, kind: KeyKind) -> DataKey {
+        let slot = slot(t, &l.digest(t, c).unwrap(), kind);
+        let key = DataKey::generate();
+        l.keys
+            .insert(&slot, l.wrap_key(&slot, &key).unwrap())
+            .unwrap();
+        key
+    }
+
+    #[test]
+    fn a_wrong_master_key_is_refused_and_rotation_moves_every_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger");
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let tenant = TenantId::new("acme").unwrap();
+        let c = contact("+33612345678");
+        let key = {
+            let l = Ledger::open(&path, MasterKey::from_bytes(old)).unwrap();
+            let k = create(&l, &tenant, &c, KeyKind::Text);
+            assert_eq!(l.data_key_count(), 1);
+            *k.bytes()
+        };
+        let err = Ledger::open(&path, MasterKey::from_bytes(new))
+            .err()
+            .unwrap();
+        assert!(matches!(err, LedgerError::WrongMasterKey { .. }), "{err}");
+        let l = Ledger::open(&path, MasterKey::from_bytes(old)).unwrap();
+        assert_eq!(l.rotate_master_key(&MasterKey::from_bytes(new)).unwrap(), 1);
+        assert!(Ledger::open(&path, MasterKey::from_bytes(old)).is_err());
+        let l = Ledger::open(&path, MasterKey::from_bytes(new)).unwrap();
+        let back = l.data_key(&tenant, &c, KeyKind::Text).unwrap().unwrap();
+        assert_eq!(*back.bytes(), key);
+        assert!(l
+            .data_key(&tenant, &c, KeyKind::Identity)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_stored_keys_hold_neither_the_identifier_nor_a_key_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let k = create(&l, &tenant, &contact("+33612345678"), KeyKind::Identity);
+        for entry in l.keys.iter() {
+            let (slot, value) = entry.unwrap();
+            assert!(!slot.windows(8).any(|w| w == b"12345678"));
+            assert!(!value.windows(16).any(|w| w == &k.bytes()[..16]));
+        }
+    }
+}
