@@ -19,6 +19,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::pipeline::file::FileSinks;
 use crate::pipeline::kafka::{self, KafkaModeError};
+use crate::pipeline::purge::purge_at_start;
 use crate::pipeline::relay::relay_files_on_commit;
 use crate::shutdown::Shutdown;
 
@@ -95,6 +96,12 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let addr = listener.local_addr()?;
     let metrics = Metrics::new();
+    // Before the webhook receivers can append to it.
+    if let Ok(keep) = settings.file.rgpd.dead_letter_retention() {
+        if let Err(e) = purge_at_start(&data_dir.join("dead-letter.jsonl"), keep) {
+            tracing::error!(error = %e, "cannot purge the dead letters' originals");
+        }
+    }
     let webhooks = Webhooks::into_ledger(&settings, ledger.clone(), data_dir, &metrics, &env_var)?;
     let retention = retention_of(&settings);
     let state = AppState::new(ledger.clone(), settings, metrics).with_webhooks(webhooks);

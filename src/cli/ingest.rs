@@ -9,6 +9,7 @@ use anyhow::Result;
 use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
 use consent_ledger::pipeline::file::{ingest, FileSinks};
+use consent_ledger::pipeline::purge::purge_at_start;
 
 pub fn run(
     ledger: &Ledger,
@@ -19,6 +20,8 @@ pub fn run(
     dead_letter: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let mut sinks = FileSinks::in_dir(data_dir, dead_letter);
+    let keep = settings.file.rgpd.dead_letter_retention()?;
+    purge_at_start(sinks.dead_letter.path(), keep)?;
     let summary = ingest(ledger, settings, super::open_input(file)?, file, &mut sinks)?;
     let mut out = super::stdout();
     if json {

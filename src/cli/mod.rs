@@ -227,10 +227,11 @@ pub enum Command {
         reason: String,
     },
     /// Erase the message texts of people whose last event is older than [rgpd]
-    /// retention_days (default 1095), by destroying their text keys. `serve` and `run` do it
-    /// at start and daily; this runs it now.
+    /// retention_days (default 1095), by destroying their text keys, and purge the originals
+    /// of dead letters older than [rgpd] dead_letter_days (default 30). `serve` and `run` do
+    /// the first at start and daily, `serve` and `ingest` the second at start; this runs both now.
     Retention {
-        /// List who would be erased, erase nothing.
+        /// List what would be erased and purged; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -379,7 +380,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             export::run(&ledger, tenant.as_deref(), format)
         }
         Command::PublicKey => proof::public_key(&ledger),
-        Command::Retention { dry_run } => retention::run(&ledger, &settings, dry_run),
+        Command::Retention { dry_run } => {
+            retention::run(&ledger, &settings, &cli.data_dir, dry_run)
+        }
         Command::Erase {
             tenant,
             contact,

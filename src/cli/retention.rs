@@ -1,17 +1,25 @@
 //! `consent-ledger retention`: erases the message texts of people past `[rgpd]
-//! retention_days`, or with `--dry-run` lists them.
+//! retention_days` and purges the originals of dead letters past `[rgpd] dead_letter_days`,
+//! or with `--dry-run` lists what it would do.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use consent_ledger::config::Settings;
 use consent_ledger::ledger::Ledger;
+use consent_ledger::pipeline::purge::purge_originals;
 
 use super::UsageError;
 
-pub fn run(ledger: &Ledger, settings: &Settings, dry_run: bool) -> Result<ExitCode> {
+pub fn run(
+    ledger: &Ledger,
+    settings: &Settings,
+    data_dir: &Path,
+    dry_run: bool,
+) -> Result<ExitCode> {
     let retention = settings
         .file
         .rgpd
@@ -55,6 +63,24 @@ pub fn run(ledger: &Ledger, settings: &Settings, dry_run: bool) -> Result<ExitCo
             cutoff.to_rfc3339()
         )?;
     }
+    // The data dir's lock is held: no service appends to the dead-letter file meanwhile.
+    let keep = settings
+        .file
+        .rgpd
+        .dead_letter_retention()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let now = chrono::Utc::now();
+    let path = data_dir.join("dead-letter.jsonl");
+    let found = purge_originals(&path, now - keep, now, dry_run)?;
+    writeln!(
+        out,
+        "{} the originals of {} of {} dead letters in {}, rejected before {}",
+        if dry_run { "would purge" } else { "purged" },
+        found.purged,
+        found.lines,
+        path.display(),
+        (now - keep).to_rfc3339()
+    )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,10 @@ pub struct KafkaConfig {
     pub create_topics: bool,
     pub partitions: i32,
     pub replication_factor: i32,
+    /// The `retention.ms` of `consent.events`, in days, when the service creates the topic
+    /// (default 7; 0 leaves the broker's default). The feed carries identifiers in clear, so
+    /// that subscribers know whom to stop: it should not keep them longer than they need.
+    pub consent_events_retention_days: u32,
     /// After SIGTERM or SIGINT, how long `run` may take to commit the batch in flight, publish
     /// what the log gained and answer the requests in flight, before it exits whatever is
     /// still pending (exit code 1; nothing acknowledged is lost, the rest is read again on
@@ -66,6 +70,7 @@ impl Default for KafkaConfig {
             create_topics: true,
             partitions: 3,
             replication_factor: 1,
+            consent_events_retention_days: 7,
             shutdown_timeout_secs: 30,
             properties: BTreeMap::new(),
         }

@@ -20,8 +20,8 @@ mod tests;
 pub use api::{ApiConfig, ApiPrincipal, Rate};
 pub use kafka::{KafkaConfig, KafkaConfigError, Topics};
 pub use rgpd::{
-    read_master_key_file, write_private, MasterKeySource, RgpdConfig, DEFAULT_RETENTION_DAYS,
-    MASTER_KEY_ENV, SIGNING_KEY_ENV,
+    read_master_key_file, write_private, MasterKeySource, RgpdConfig, DEFAULT_DEAD_LETTER_DAYS,
+    DEFAULT_RETENTION_DAYS, MASTER_KEY_ENV, SIGNING_KEY_ENV,
 };
 pub use tenant::{AnomalyConfig, TenantConfig, TenantProfile};
 pub use webhooks::{
@@ -114,6 +114,7 @@ impl Settings {
             file.defaults.region = Some(region);
         }
         file.rgpd.retention()?;
+        file.rgpd.dead_letter_retention()?;
         let default = Arc::new(tenant::compile(&file.defaults, None)?);
         let mut tenants = HashMap::new();
         let mut phone_ids = HashMap::new();

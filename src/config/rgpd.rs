@@ -51,10 +51,17 @@ pub struct RgpdConfig {
     /// Days after a person's last event (in event time) until their message texts are erased
     /// by destroying their text keys (default 1095: the CNIL keeps opposition data 3 years).
     pub retention_days: Option<u32>,
+    /// Days a dead letter keeps the original record it rejected (default 30): long enough to
+    /// fix and replay it, then the original (a number, a text) is purged. Also the
+    /// `retention.ms` of the dead-letter topic the service creates.
+    pub dead_letter_days: Option<u32>,
 }
 
 /// The default retention of message texts, in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 1095;
+
+/// The default time a dead letter keeps its original, in days.
+pub const DEFAULT_DEAD_LETTER_DAYS: u32 = 30;
 
 impl RgpdConfig {
     /// The signing key: from `CONSENT_LEDGER_SIGNING_KEY`, else `signing_key_file`, else the
@@ -95,6 +102,16 @@ impl RgpdConfig {
         match self.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS) {
             0 => Err(ConfigError::Invalid(
                 "rgpd.retention_days must be at least 1".into(),
+            )),
+            days => Ok(chrono::Duration::days(i64::from(days))),
+        }
+    }
+
+    /// How long dead letters keep their originals, checked: at least one day.
+    pub fn dead_letter_retention(&self) -> Result<chrono::Duration, ConfigError> {
+        match self.dead_letter_days.unwrap_or(DEFAULT_DEAD_LETTER_DAYS) {
+            0 => Err(ConfigError::Invalid(
+                "rgpd.dead_letter_days must be at least 1".into(),
             )),
             days => Ok(chrono::Duration::days(i64::from(days))),
         }

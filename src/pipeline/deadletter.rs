@@ -30,6 +30,13 @@ pub struct DeadLetter {
     /// The original record as hex, when it is not valid UTF-8.
     pub original_hex: Option<String>,
     pub rejected_at: DateTime<Utc>,
+    /// SHA-256 of the original, lowercase hex, once the original was purged (`[rgpd]
+    /// dead_letter_days` after `rejected_at`): what a replay from the source is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sha256: Option<String>,
+    /// When the original was purged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
@@ -67,6 +74,8 @@ impl DeadLetter {
             original,
             original_hex,
             rejected_at: now,
+            original_sha256: None,
+            purged_at: None,
         }
     }
 }

@@ -87,3 +87,63 @@ fn a_retention_of_zero_days_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("retention_days"));
 }
+
+/// Rewrites the `rejected_at` of every dead letter in the data dir to `days` ago: how old
+/// dead letters look after that long, without waiting for it.
+fn age_dead_letters(env: &Env, days: i64) {
+    let path = env.data().join("dead-letter.jsonl");
+    let then = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    let aged: Vec<String> = read_jsonl(&path)
+        .into_iter()
+        .map(|mut d| {
+            d["rejected_at"] = Value::from(then.clone());
+            d.to_string()
+        })
+        .collect();
+    std::fs::write(&path, aged.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn dead_letters_lose_their_originals_after_dead_letter_days_and_keep_the_rest() {
+    let env = Env::with_config("[rgpd]\ndead_letter_days = 30\n");
+    let now = chrono::Utc::now().timestamp();
+    // A record whose sender is no phone number: dead-lettered with its original line.
+    let bad = wa_text("12", "wamid.D1", now, "STOP from a bad sender 33699000001");
+    env.ingest(&(bad.clone() + "\n"));
+    age_dead_letters(&env, 40);
+    // A recent one, rejected after the old one aged.
+    env.ingest(&(wa_text("13", "wamid.D2", now, "STOP recent 33699000002") + "\n"));
+    // ingest purged the old original at its start, before writing the new dead letter.
+    let dead = env.lines_of("dead-letter.jsonl");
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead[0]["original"].is_null(), "{}", dead[0]);
+    assert_eq!(dead[0]["code"], dead[1]["code"]);
+    assert_eq!(dead[0]["original_sha256"].as_str().unwrap().len(), 64);
+    assert!(dead[0]["purged_at"].is_string());
+    assert!(dead[1]["original"]
+        .as_str()
+        .unwrap()
+        .contains("33699000002"));
+    assert_eq!(
+        files_containing(&env.data(), "33699000001"),
+        Vec::<std::path::PathBuf>::new()
+    );
+
+    // The retention command does the same to the second once it is old, after a dry run.
+    age_dead_letters(&env, 40);
+    let dry = env.ok(&["retention", "--dry-run"]);
+    assert!(
+        dry.contains("would purge the originals of 1 of 2 dead letters"),
+        "{dry}"
+    );
+    assert!(env.lines_of("dead-letter.jsonl")[1]["original"].is_string());
+    let run = env.ok(&["retention"]);
+    assert!(
+        run.contains("purged the originals of 1 of 2 dead letters"),
+        "{run}"
+    );
+    assert_eq!(
+        files_containing(&env.data(), "33699000002"),
+        Vec::<std::path::PathBuf>::new()
+    );
+}

@@ -11,4 +11,5 @@ mod identity;
 mod iss11;
 mod kafka_faults;
 mod kafka_sent;
+mod topic_retention;
 mod webhooks;

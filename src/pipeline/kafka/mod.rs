@@ -60,7 +60,12 @@ pub async fn run(
 ) -> Result<(), KafkaModeError> {
     k.validate().map_err(KafkaModeError::Config)?;
     tracing::info!(bootstrap_servers = %k.bootstrap_servers, group_id = %k.group_id, topic = %k.topics.inbound, "starting Kafka consumer");
-    let consent_partitions = topics::ensure_topics(&k, &stop).await?;
+    let dead_letter_days = settings
+        .file
+        .rgpd
+        .dead_letter_days
+        .unwrap_or(crate::config::DEFAULT_DEAD_LETTER_DAYS);
+    let consent_partitions = topics::ensure_topics(&k, dead_letter_days, &stop).await?;
     let log = ledger.clone();
     let relay = Relay {
         ledger: ledger.clone(),

@@ -21,11 +21,21 @@ pub(super) fn client_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// `retention.ms` for `days` (0: none set, the broker's default applies).
+fn retention_ms(days: u32) -> Option<String> {
+    (days > 0).then(|| (u64::from(days) * 24 * 60 * 60 * 1000).to_string())
+}
+
 /// Creates the topics the service writes to, retrying while the brokers are unreachable.
+/// `consent.events` and the dead-letter topic get a retention (`consent_events_retention_days`,
+/// `dead_letter_days`): both carry personal data. Existing topics are left as they are.
 pub(super) async fn ensure_topics(
     k: &KafkaConfig,
+    dead_letter_days: u32,
     stop: &watch::Receiver<bool>,
 ) -> Result<i32, KafkaModeError> {
+    let events_ms = retention_ms(k.consent_events_retention_days);
+    let dead_letter_ms = retention_ms(dead_letter_days);
     let admin: AdminClient<DefaultClientContext> = client_config(k).create()?;
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -41,11 +51,22 @@ pub(super) async fn ensure_topics(
             ]
             .into_iter()
             .map(|t| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     t,
                     k.partitions,
                     TopicReplication::Fixed(k.replication_factor),
-                )
+                );
+                let retention = if *t == k.topics.consent_events {
+                    events_ms.as_deref()
+                } else if *t == k.topics.dead_letter {
+                    dead_letter_ms.as_deref()
+                } else {
+                    None
+                };
+                match retention {
+                    Some(ms) => topic.set("retention.ms", ms),
+                    None => topic,
+                }
             })
             .collect();
             let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
