@@ -113,6 +113,11 @@ def open_event(e, keys):
         o["linked"] = [open_field(c, eid, f"linked/{i}", keys) for i, c in enumerate(e["linked"])]
     if e["source"].get("text") is not None:
         o["source"]["text"] = open_field(e["source"]["text"], eid, "source.text", keys)
+    o["source"]["message_id"] = open_field(e["source"]["message_id"], eid, "source.message_id", keys)
+    if e["source"].get("context_message_id") is not None:
+        o["source"]["context_message_id"] = open_field(
+            e["source"]["context_message_id"], eid, "source.context_message_id", keys
+        )
     return o
 
 

@@ -102,15 +102,18 @@ impl<'a> Staged<'a> {
     /// Stages a sent record; false when `(tenant, message id)` is already known, so a
     /// redelivered record neither counts twice nor moves the original send.
     pub fn stage_sent(&mut self, tenant: &TenantId, sent: SentRef) -> Result<bool> {
-        let key = sent_keys::sent(tenant, &sent.message_id);
+        let mid = self.ledger.message_digest(tenant, &sent.message_id)?;
+        let key = sent_keys::sent(tenant, &mid);
         if self.sent.contains_key(&key) || self.ledger.sent.contains_key(&key)? {
             return Ok(false);
         }
         let id = self.ledger.digest(tenant, &sent.contact)?;
-        let by_contact = sent_keys::sent_by_contact(tenant, &id, sent.sent_at, &sent.message_id);
-        // Analytics need the recipient only to tell recipients apart: its keyed hash does.
+        let by_contact = sent_keys::sent_by_contact(tenant, &id, sent.sent_at, &mid);
+        // Analytics need the recipient and the message id only to tell them apart and to join
+        // sends to statuses and replies: their keyed hashes do.
         let sent = SentRef {
             contact: Contact::from_stored(hex::encode(id)),
+            message_id: hex::encode(mid),
             ..sent
         };
         self.sent_by_contact.insert(by_contact, sent.clone());
@@ -120,7 +123,8 @@ impl<'a> Staged<'a> {
 
     /// The sent record of `message_id`, in this batch or the ledger.
     pub fn sent_message(&self, tenant: &TenantId, message_id: &str) -> Result<Option<SentRef>> {
-        if let Some(s) = self.sent.get(&sent_keys::sent(tenant, message_id)) {
+        let mid = self.ledger.message_digest(tenant, message_id)?;
+        if let Some(s) = self.sent.get(&sent_keys::sent(tenant, &mid)) {
             return Ok(Some(s.clone()));
         }
         self.ledger.sent_message(tenant, message_id)
@@ -164,7 +168,8 @@ impl<'a> Staged<'a> {
     /// Merges a delivery status into what is known of its message, whether or not the sent
     /// record has arrived yet: `stats` joins the two by message id when it reads them.
     pub fn stage_delivery(&mut self, tenant: &TenantId, status: &DeliveryStatus) -> Result<()> {
-        let key = sent_keys::sent(tenant, &status.message_id);
+        let mid = self.ledger.message_digest(tenant, &status.message_id)?;
+        let key = sent_keys::sent(tenant, &mid);
         if !self.delivery.contains_key(&key) {
             let stored = self
                 .ledger
@@ -187,11 +192,13 @@ impl<'a> Staged<'a> {
         kind: SignalKind,
         message_id: &str,
         occurred_at: DateTime<Utc>,
-    ) {
+    ) -> Result<()> {
+        let mid = self.ledger.message_digest(tenant, message_id)?;
         self.signals.push((
-            sent_keys::signal(tenant, campaign_id, kind.as_str(), message_id),
+            sent_keys::signal(tenant, campaign_id, kind.as_str(), &mid),
             serde_json::to_vec(&occurred_at).expect("a time serializes"),
         ));
+        Ok(())
     }
 
     /// The consent of an identifier: its person's, with what this batch staged.
@@ -284,14 +291,23 @@ impl<'a> Staged<'a> {
 
     /// Whether `(tenant, message id, kind)` was already handled, in the ledger or this batch.
     pub fn is_seen(&self, tenant: &TenantId, message_id: &str, kind: &str) -> Result<bool> {
-        let key = keys::dedupe(tenant, message_id, kind);
+        let mid = self.ledger.message_digest(tenant, message_id)?;
+        let key = keys::dedupe(tenant, &mid, kind);
         Ok(self.seen.contains(&key) || self.ledger.dedupe.contains_key(&key)?)
     }
 
-    pub fn mark_seen(&mut self, tenant: &TenantId, message_id: &str, kind: &str, value: &[u8]) {
-        let key = keys::dedupe(tenant, message_id, kind);
+    pub fn mark_seen(
+        &mut self,
+        tenant: &TenantId,
+        message_id: &str,
+        kind: &str,
+        value: &[u8],
+    ) -> Result<()> {
+        let mid = self.ledger.message_digest(tenant, message_id)?;
+        let key = keys::dedupe(tenant, &mid, kind);
         self.seen.insert(key.clone());
         self.dedupe.push((key, value.to_vec()));
+        Ok(())
     }
 
     fn head(&mut self, partition: u32) -> Result<&mut ChainHead> {

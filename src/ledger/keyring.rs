@@ -144,6 +144,13 @@ impl Ledger {
         Ok(self.tenant_secret(tenant)?.digest(contact.as_str()))
     }
 
+    /// The keyed hash of a message id in `tenant`: what `dedupe`, `sent`, `delivery` and
+    /// `campaign_signals` are keyed by, since a WhatsApp message id carries its sender's
+    /// number. The same HMAC as identifiers', so one secret covers every index.
+    pub fn message_digest(&self, tenant: &TenantId, message_id: &str) -> Result<[u8; 32]> {
+        Ok(self.tenant_secret(tenant)?.digest(message_id))
+    }
+
     /// The key stored in `slot`, unwrapped; `None` when there is none (destroyed, or never
     /// created).
     pub(super) fn stored_key(&self, slot: &[u8]) -> Result<Option<DataKey>> {

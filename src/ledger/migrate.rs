@@ -57,8 +57,8 @@ pub(super) fn refuse_if_interrupted(dir: &Path) -> Result<()> {
 }
 
 /// Migrates the ledger in `dir` to the current layout; a no-op on a current one. `master`
-/// opens (or, for a ledger written before keys existed, creates) the ledger's keys: layout 4
-/// seals personal fields under them.
+/// opens (or, for a ledger written before keys existed, creates) the ledger's keys: layouts 4
+/// and 5 seal personal fields under them.
 pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
     let staged = staging(dir);
     if !dir.exists() {
@@ -105,7 +105,7 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
     if from < 3 {
         steps.extend(v2_to_v3(&staged)?);
     }
-    steps.extend(v3_to_v4(&staged, master)?);
+    steps.extend(seal(&staged, master, from)?);
     steps.extend(compact(&staged)?);
     let backup = sibling(dir, &format!("v{from}.bak"));
     if backup.exists() {
@@ -328,6 +328,17 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
     Ok(steps)
 }
 
+/// The steps that need the keys, from layout `from` (3 or 4) on, on one open of the copy.
+fn seal(dir: &Path, master: MasterKey, from: u32) -> Result<Vec<String>> {
+    let ledger = super::store::open_unchecked(dir, master)?;
+    let mut steps = Vec::new();
+    if from < 4 {
+        steps.extend(v3_to_v4(&ledger)?);
+    }
+    steps.extend(v4_to_v5(&ledger)?);
+    Ok(steps)
+}
+
 /// Layout 3 -> 4: personal fields sealed. Every event is re-sealed in format 3 (its
 /// identifiers and text sealed under data keys created now, then re-hashed in chain order:
 /// the proof of each chain, old head to new head, is kept under `migration/v4/P`); every
@@ -336,15 +347,28 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
 /// their recipient sealed. Heads signed before are dropped (they sign the old hashes; the
 /// proof ties those to the new ones), and the keys of identifiers on the suppression list are
 /// destroyed again, since their fields were in clear until now.
-fn v3_to_v4(dir: &Path, master: MasterKey) -> Result<Vec<String>> {
-    let ledger = super::store::open_unchecked(dir, master)?;
-    let mut steps = super::migrate_v4::seal_all(&ledger)?;
+fn v3_to_v4(ledger: &super::Ledger) -> Result<Vec<String>> {
+    let mut steps = super::migrate_v4::seal_all(ledger)?;
+    ledger.meta.insert(keys::SCHEMA, b"4")?;
+    ledger.sync()?;
+    steps.push("storage layout 4: personal fields sealed, indexes keyed by HMAC".into());
+    Ok(steps)
+}
+
+/// Layout 4 -> 5: message ids sealed. Every event's `source.message_id` and
+/// `source.context_message_id` are sealed under the identity key of the identifier they came
+/// with (`[erased]` where that key was destroyed), then each chain is re-hashed (proof under
+/// `migration/v5/P`); replies' `in_reply_to` sealed like their recipient; `dedupe`, `sent`,
+/// `sent_by_contact`, `delivery` and `campaign_signals` re-keyed by the message id's HMAC.
+/// Heads signed before are dropped, as in the step to layout 4.
+fn v4_to_v5(ledger: &super::Ledger) -> Result<Vec<String>> {
+    let mut steps = super::migrate_v5::seal_message_ids(ledger)?;
     ledger
         .meta
         .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
     ledger.sync()?;
     steps.push(format!(
-        "storage layout {SCHEMA_VERSION}: personal fields sealed, indexes keyed by HMAC"
+        "storage layout {SCHEMA_VERSION}: message ids sealed, indexes of message ids keyed by HMAC"
     ));
     Ok(steps)
 }

@@ -80,7 +80,7 @@ pub(super) fn seal_all(ledger: &Ledger) -> Result<Vec<String>> {
         };
         let json = serde_json::to_vec(&s).expect("plain struct");
         sent_by_contact.push((
-            sent_keys::sent_by_contact(&tenant, &id, s.sent_at, &s.message_id),
+            sent_keys::sent_by_contact(&tenant, &id, s.sent_at, s.message_id.as_bytes()),
             json.clone(),
         ));
         sent.push((key.to_vec(), json));

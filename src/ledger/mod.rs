@@ -1,24 +1,25 @@
 //! The ledger: the only code that touches sled. Trees (see DESIGN.md "Storage"):
 //!
-//! `id` is the keyed hash of an identifier (HMAC-SHA256 under the tenant's secret): no key
-//! holds an identifier, and no value but a sealed field's ciphertext (`seal.rs`).
+//! `id` is the keyed hash of an identifier and `mid` that of a message id (HMAC-SHA256 under
+//! the tenant's secret; a WhatsApp message id carries its sender's number): no key holds an
+//! identifier or a message id, and no value but a sealed field's ciphertext (`seal.rs`).
 //!
 //! | tree         | key                                   | value                     |
 //! |--------------|---------------------------------------|---------------------------|
 //! | `events`     | partition (u32 BE) ++ seq (u64 BE)    | stored event JSON, personal fields sealed |
 //! | `by_contact` | tenant \0 id \0 partition ++ seq      | empty                     |
-//! | `dedupe`     | tenant \0 message id \0 kind          | event id or empty         |
+//! | `dedupe`     | tenant \0 mid \0 kind                 | event id or empty         |
 //! | `consent`    | tenant \0 id \0 purpose               | `PurposeState` JSON       |
 //! | `links`      | tenant \0 id \0 other id              | `IdentityLinked` event key|
-//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON, `to` sealed |
+//! | `replies`    | partition (u32 BE) ++ seq (u64 BE)    | `OutboundMessage` JSON, `to` and `in_reply_to` sealed |
 //! | `meta`       | `head/P`, `reply_head/P`, `cursor/…`, `notice/P/S` | chain heads, relay cursors, notice keys waiting |
 //! | `feed`       | feed position (u64 BE), from 1        | event key                 |
 //! | `by_tenant`  | tenant \0 feed position (u64 BE)      | event key                 |
 //! | `signed_heads` | partition (u32 BE) ++ seq (u64 BE)  | `SignedHead` JSON         |
-//! | `sent`       | tenant \0 message id                  | `SentRef` JSON (recipient: id in hex) |
-//! | `sent_by_contact` | tenant \0 id \0 sent_at ms (i64 BE, sign flipped) \0 message id | `SentRef` JSON |
-//! | `delivery`   | tenant \0 message id                  | `DeliveryRecord` JSON     |
-//! | `campaign_signals` | tenant \0 campaign \0 kind \0 message id | occurred_at JSON |
+//! | `sent`       | tenant \0 mid                         | `SentRef` JSON (recipient: id, message id: mid, in hex) |
+//! | `sent_by_contact` | tenant \0 id \0 sent_at ms (i64 BE, sign flipped) \0 mid | `SentRef` JSON |
+//! | `delivery`   | tenant \0 mid                         | `DeliveryRecord` JSON     |
+//! | `campaign_signals` | tenant \0 campaign \0 kind \0 mid | occurred_at JSON |
 //! | `keys`       | `index`, `d` tenant \0 id kind, `n` tenant \0 event id | wrapped keys (`keyring.rs`) |
 //! | `suppressed` | tenant \0 id                          | `Suppression` JSON (`erase.rs`) |
 //!
@@ -45,6 +46,7 @@ mod keyring;
 pub mod log;
 pub mod migrate;
 mod migrate_v4;
+mod migrate_v5;
 mod person;
 mod retention;
 mod seal;
@@ -85,7 +87,10 @@ use crate::rgpd::MasterKey;
 /// - 4: personal fields sealed (events of format 3, replies' recipients) under data keys in
 ///   the `keys` tree; every index that held an identifier keyed by its HMAC instead; the
 ///   `suppressed` tree.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: message ids sealed in events and replies; `dedupe`, `sent`, `sent_by_contact`,
+///   `delivery` and `campaign_signals` keyed by the message id's HMAC, and sent records hold
+///   that HMAC instead of the id (a WhatsApp message id carries its sender's number).
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -203,9 +208,8 @@ impl Ledger {
     }
 
     pub fn is_seen(&self, tenant: &TenantId, message_id: &str, kind: &str) -> Result<bool> {
-        Ok(self
-            .dedupe
-            .contains_key(keys::dedupe(tenant, message_id, kind))?)
+        let mid = self.message_digest(tenant, message_id)?;
+        Ok(self.dedupe.contains_key(keys::dedupe(tenant, &mid, kind))?)
     }
 
     pub fn chain_head(&self, partition: u32) -> Result<ChainHead> {
@@ -368,11 +372,12 @@ pub(crate) mod keys {
         k
     }
 
-    pub fn dedupe(tenant: &TenantId, message_id: &str, kind: &str) -> Vec<u8> {
+    /// `mid`: the message id's keyed hash ([`super::Ledger::message_digest`]).
+    pub fn dedupe(tenant: &TenantId, mid: &[u8], kind: &str) -> Vec<u8> {
         [
             tenant.as_str().as_bytes(),
             b"\0",
-            message_id.as_bytes(),
+            mid,
             b"\0",
             kind.as_bytes(),
         ]

@@ -5,6 +5,11 @@
 //! event opened, with `[erased]` for a field whose key was destroyed. A reply is stored with
 //! its recipient sealed the same way.
 //!
+//! Message ids (`source.message_id`, `source.context_message_id`, a reply's `in_reply_to`)
+//! are sealed under the sender's identity key too: a WhatsApp message id is base64 of bytes
+//! that include the sender's number, so it is an identifier in disguise. An `Erased` event's
+//! own message id (`erasure:<request id>`) is the ledger's and stays in clear.
+//!
 //! An `Erased` event's identifiers are sealed under a notice key of their own instead, since
 //! the person's keys go in the same batch and the feeds still have to tell subscribers whom
 //! to forget; the notice key is destroyed once every feed that follows the partition has
@@ -143,6 +148,9 @@ impl Ledger {
             return Ok(None);
         };
         m.to = Contact::from_stored(to);
+        m.in_reply_to = self
+            .open_field(&m.tenant, &context, "in_reply_to", &m.in_reply_to)?
+            .unwrap_or_else(|| field::ERASED.to_string());
         Ok(Some(m))
     }
 
@@ -250,11 +258,32 @@ impl Staged<'_> {
             s.source.text =
                 Some(self.seal_field(tenant, &e.contact, KeyKind::Text, id, "source.text", t)?);
         }
+        if e.event_type != EventType::Erased {
+            let m = &e.source.message_id;
+            s.source.message_id = self.seal_field(
+                tenant,
+                &e.contact,
+                KeyKind::Identity,
+                id,
+                "source.message_id",
+                m,
+            )?;
+            if let Some(m) = &e.source.context_message_id {
+                s.source.context_message_id = Some(self.seal_field(
+                    tenant,
+                    &e.contact,
+                    KeyKind::Identity,
+                    id,
+                    "source.context_message_id",
+                    m,
+                )?);
+            }
+        }
         Ok(s)
     }
 
-    /// The stored form of a reply: its recipient sealed (an erasure record's under the
-    /// `Erased` event's notice key).
+    /// The stored form of a reply: its recipient and the message it answers sealed (an
+    /// erasure record's under the `Erased` event's notice key).
     pub(super) fn seal_reply(&mut self, m: &OutboundMessage) -> Result<OutboundMessage> {
         let mut s = m.clone();
         let (kind, context) = match (m.kind, m.event_id) {
@@ -269,6 +298,14 @@ impl Staged<'_> {
             "to",
             m.to.as_str(),
         )?);
+        s.in_reply_to = self.seal_field(
+            &m.tenant,
+            &m.to,
+            kind,
+            &context,
+            "in_reply_to",
+            &m.in_reply_to,
+        )?;
         Ok(s)
     }
 }

@@ -16,8 +16,10 @@ pub(crate) mod keys {
 
     use crate::domain::tenant::TenantId;
 
-    pub fn sent(tenant: &TenantId, message_id: &str) -> Vec<u8> {
-        [tenant.as_str().as_bytes(), b"\0", message_id.as_bytes()].concat()
+    /// `mid`: the message id's keyed hash; the key of `sent` and `delivery` alike, so that
+    /// `stats` joins them.
+    pub fn sent(tenant: &TenantId, mid: &[u8]) -> Vec<u8> {
+        [tenant.as_str().as_bytes(), b"\0", mid].concat()
     }
 
     pub use super::super::keys::{contact_prefix, tenant_prefix};
@@ -28,16 +30,11 @@ pub(crate) mod keys {
     }
 
     /// `id`: the recipient's keyed hash.
-    pub fn sent_by_contact(
-        tenant: &TenantId,
-        id: &[u8],
-        at: DateTime<Utc>,
-        message_id: &str,
-    ) -> Vec<u8> {
+    pub fn sent_by_contact(tenant: &TenantId, id: &[u8], at: DateTime<Utc>, mid: &[u8]) -> Vec<u8> {
         let mut k = contact_prefix(tenant, id);
         k.extend_from_slice(&time(at));
         k.push(0);
-        k.extend_from_slice(message_id.as_bytes());
+        k.extend_from_slice(mid);
         k
     }
 
@@ -49,7 +46,7 @@ pub(crate) mod keys {
         k
     }
 
-    pub fn signal(tenant: &TenantId, campaign: &str, kind: &str, message_id: &str) -> Vec<u8> {
+    pub fn signal(tenant: &TenantId, campaign: &str, kind: &str, mid: &[u8]) -> Vec<u8> {
         [
             tenant.as_str().as_bytes(),
             b"\0",
@@ -57,7 +54,7 @@ pub(crate) mod keys {
             b"\0",
             kind.as_bytes(),
             b"\0",
-            message_id.as_bytes(),
+            mid,
         ]
         .concat()
     }
@@ -72,7 +69,8 @@ pub(crate) fn lookup_floor(at: DateTime<Utc>, window: Duration) -> DateTime<Utc>
 impl Ledger {
     /// The sent record of `message_id`, if a campaign reported it.
     pub fn sent_message(&self, tenant: &TenantId, message_id: &str) -> Result<Option<SentRef>> {
-        match self.sent.get(keys::sent(tenant, message_id))? {
+        let mid = self.message_digest(tenant, message_id)?;
+        match self.sent.get(keys::sent(tenant, &mid))? {
             Some(bytes) => decode("sent", &bytes).map(Some),
             None => Ok(None),
         }
@@ -101,7 +99,8 @@ impl Ledger {
     }
 
     pub fn delivery(&self, tenant: &TenantId, message_id: &str) -> Result<Option<DeliveryRecord>> {
-        match self.delivery.get(keys::sent(tenant, message_id))? {
+        let mid = self.message_digest(tenant, message_id)?;
+        match self.delivery.get(keys::sent(tenant, &mid))? {
             Some(bytes) => decode("delivery", &bytes).map(Some),
             None => Ok(None),
         }

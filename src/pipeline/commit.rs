@@ -316,7 +316,7 @@ impl Batch<'_, '_> {
         let decision = decide::decide(state, command);
         if let Some(signal) = &decision.signal {
             self.staged
-                .stage_signal(&r.tenant, &signal.campaign_id, signal.kind, id, r.time.at);
+                .stage_signal(&r.tenant, &signal.campaign_id, signal.kind, id, r.time.at)?;
         }
         self.summary.count(decision.outcome);
         let acted = decision.acted() || linked.is_some();
@@ -332,12 +332,11 @@ impl Batch<'_, '_> {
         }
         if acted {
             let value = event_id.map(|e| e.as_bytes().to_vec()).unwrap_or_default();
-            self.staged.mark_seen(&r.tenant, id, MESSAGE, &value);
+            self.staged.mark_seen(&r.tenant, id, MESSAGE, &value)?;
         }
         tracing::debug!(
             tenant = %r.tenant,
             contact = %r.contact.masked(),
-            message_id = %id,
             outcome = ?decision.outcome,
             "message processed"
         );
@@ -402,7 +401,7 @@ impl Batch<'_, '_> {
             });
         };
         self.staged
-            .mark_seen(tenant, &record.key, kind, event.event_id.as_bytes());
+            .mark_seen(tenant, &record.key, kind, event.event_id.as_bytes())?;
         tracing::debug!(
             tenant = %tenant,
             contact = %record.contact.masked(),

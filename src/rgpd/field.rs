@@ -1,4 +1,4 @@
-//! Sealed fields: how a personal field (an identifier, a message text) is kept in a stored
+//! Sealed fields: how a personal field (an identifier, a message text, a message id) is kept in a stored
 //! event. `enc1:<kind>:<ref>:<data>`: the key kind (`i` identity, `t` text, `n` the notice
 //! key of an `Erased` event), the keyed hash
 //! of the identifier whose data key seals it (hex, 64 digits: which key to ask for, and the
@@ -145,6 +145,10 @@ pub fn open_event<E>(
     if let Some(t) = &e.source.text {
         e.source.text = Some(open("source.text", t)?);
     }
+    e.source.message_id = open("source.message_id", &e.source.message_id)?;
+    if let Some(m) = &e.source.context_message_id {
+        e.source.context_message_id = Some(open("source.context_message_id", m)?);
+    }
     Ok(e)
 }
 
@@ -165,6 +169,10 @@ pub fn sealed_fields(stored: &ConsentEvent) -> Vec<(String, Sealed)> {
     }
     if let Some(t) = &stored.source.text {
         add("source.text".into(), t);
+    }
+    add("source.message_id".into(), &stored.source.message_id);
+    if let Some(m) = &stored.source.context_message_id {
+        add("source.context_message_id".into(), m);
     }
     out
 }

@@ -14,6 +14,35 @@ const NUMBER: &str = "33612000001";
 const E164: &str = "+33612000001";
 const USER_ID: &str = "FR.13491208655302741918";
 
+/// A message id built the way WhatsApp builds them: `wamid.` and base64 of a Thrift-like
+/// record that holds the sender's number (decode one in tests/fixtures/webhooks/meta: bytes
+/// `1c 18 0b`, the 11 digits, `15 02 00 12 18 14`, a 20-character id, `00`).
+fn wamid(number: &str, id: &str) -> String {
+    use base64::Engine;
+    assert_eq!(id.len(), 20);
+    let bytes = [
+        &[0x1c, 0x18, number.len() as u8][..],
+        number.as_bytes(),
+        &[0x15, 0x02, 0x00, 0x12, 0x18, 0x14],
+        id.as_bytes(),
+        &[0x00],
+    ]
+    .concat();
+    format!(
+        "wamid.{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The number a WhatsApp message id carries, decoded the way anyone holding it could.
+fn number_in(wamid: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(wamid.strip_prefix("wamid.").unwrap())
+        .unwrap();
+    String::from_utf8(bytes[3..3 + bytes[2] as usize].to_vec()).unwrap()
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -22,7 +51,15 @@ fn now() -> i64 {
 fn opted_in_person() -> Env {
     let env = Env::new();
     let t = now() - 600;
-    let s = env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.E1", t, "START") + "\n"));
+    let s = env.ingest(
+        &(wa_user_text(
+            Some(NUMBER),
+            Some(USER_ID),
+            &wamid(NUMBER, "3EB0C1A2B3C4D5E6F701"),
+            t,
+            "START",
+        ) + "\n"),
+    );
     assert_eq!(s["links"], 1, "{s}");
     assert_eq!(env.status(T, USER_ID, "marketing")["may_send"], true);
     env
@@ -209,9 +246,26 @@ fn erased_events(env: &Env) -> usize {
 fn after_erase_history_shows_erased_fields_and_no_file_of_the_data_dir_holds_the_person() {
     let env = opted_in_person();
     let t = now() - 300;
-    env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), "wamid.E9", t, "Stop please") + "\n"));
+    let ids = [
+        wamid(NUMBER, "3EB0C1A2B3C4D5E6F701"),
+        wamid(NUMBER, "3EB0C1A2B3C4D5E6F709"),
+    ];
+    env.ingest(&(wa_user_text(Some(NUMBER), Some(USER_ID), &ids[1], t, "Stop please") + "\n"));
+    let history = env.ok(&["history", "--tenant", T, "--contact", E164, "--json"]);
+    assert!(
+        ids.iter().all(|id| history.contains(id.as_str())),
+        "{history}"
+    );
     erase(&env, USER_ID, "ticket 9");
-    for needle in [NUMBER, "13491208655302741918", "Stop please"] {
+    let mut needles: Vec<String> = [NUMBER, "13491208655302741918", "Stop please"]
+        .map(String::from)
+        .into();
+    for id in &ids {
+        assert_eq!(number_in(id), NUMBER);
+        needles.push(id.trim_start_matches("wamid.").to_string());
+        needles.push(number_in(id));
+    }
+    for needle in &needles {
         let found = files_containing(&env.data(), needle);
         assert!(found.is_empty(), "{needle} in clear in {found:?}");
     }
@@ -223,6 +277,9 @@ fn after_erase_history_shows_erased_fields_and_no_file_of_the_data_dir_holds_the
     assert_eq!(events.len(), 4, "{history}");
     for e in events {
         assert_eq!(e["contact"], "[erased]", "{e}");
+        if e["type"] != "Erased" {
+            assert_eq!(e["source"]["message_id"], "[erased]", "{e}");
+        }
         if e["source"]["text"].is_string() {
             assert_eq!(e["source"]["text"], "[erased]", "{e}");
         }

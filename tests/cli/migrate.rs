@@ -26,13 +26,22 @@ fn v2_env() -> Env {
 
 /// A copy of the layout-3 fixture (fields in clear), the same way.
 fn v3_env() -> Env {
+    fixture_env("tests/fixtures/data-v3")
+}
+
+fn fixture_env(dir: &str) -> Env {
     let env = Env::with_config(
         &std::fs::read_to_string(repo_file("examples/consent-ledger.toml")).unwrap(),
     );
-    copy_dir(&repo_file("tests/fixtures/data-v3"), &env.data());
-    // git keeps no file mode but the executable bit; the key file must be the owner's only.
-    let key = env.data().join("signing.key");
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    copy_dir(&repo_file(dir), &env.data());
+    // git keeps no file mode but the executable bit; key files must be the owner's only.
+    for name in ["signing.key", "master.key"] {
+        let key = env.data().join(name);
+        if key.exists() {
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+    }
     env
 }
 
@@ -74,7 +83,7 @@ fn a_layout_1_ledger_is_refused_with_a_message_that_says_to_migrate() {
         );
     }
     // Refused without a byte written: the migration still sees layout 1.
-    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 4"));
+    assert!(env.ok(&["migrate"]).contains("storage layout 1 -> 5"));
 }
 
 #[test]
@@ -181,7 +190,7 @@ fn a_layout_2_ledger_is_migrated_and_a_tie_it_stored_as_opted_in_becomes_opted_o
     assert!(stderr.contains("storage layout version 2"), "{stderr}");
     let events_before = std::fs::read_to_string(env.data().join("consent-events.jsonl")).unwrap();
     let out = env.ok(&["migrate"]);
-    assert!(out.contains("storage layout 2 -> 4"), "{out}");
+    assert!(out.contains("storage layout 2 -> 5"), "{out}");
     assert!(out.contains("1 consent rows changed"), "{out}");
     assert_eq!(
         env.status("acme", "+33611120001", "marketing")["status"],
@@ -214,7 +223,7 @@ fn a_layout_3_ledger_is_sealed_by_migrate_and_its_old_exports_still_verify() {
     assert!(!files_containing(&ledger, "+33611130001").is_empty());
 
     let out = env.ok(&["migrate"]);
-    assert!(out.contains("storage layout 3 -> 4"), "{out}");
+    assert!(out.contains("storage layout 3 -> 5"), "{out}");
     assert!(
         out.contains("sealed the identifiers and texts of 12 events"),
         "{out}"
@@ -258,5 +267,114 @@ fn a_layout_3_ledger_is_sealed_by_migrate_and_its_old_exports_still_verify() {
         new_proof.to_str().unwrap(),
     ]);
     env.ok(&["verify-export", new_proof.to_str().unwrap()]);
+    assert!(env.ok(&["migrate"]).contains("nothing to do"));
+}
+
+/// The message ids of the layout-4 fixture: WhatsApp's carry the sender's number.
+fn v4_message_ids() -> Vec<String> {
+    let mut ids = Vec::new();
+    for file in [
+        "examples/whatsapp-webhooks.jsonl",
+        "tests/fixtures/data-v4.campaign.jsonl",
+    ] {
+        let text = std::fs::read_to_string(repo_file(file)).unwrap();
+        for part in text.split("\"wamid.").skip(1) {
+            ids.push(part[..part.find('"').unwrap()].to_string());
+        }
+    }
+    ids
+}
+
+/// Layout 4 kept message ids in clear (in events, replies and the keys of `dedupe`, `sent`,
+/// `delivery`, `campaign_signals`); layout 5 seals them under the sender's identity key and
+/// keys those indexes by HMAC. Deduplication, attribution and statistics read the same after,
+/// and an erased person's message ids read `[erased]`.
+#[test]
+fn a_layout_4_ledger_gets_its_message_ids_sealed_by_migrate() {
+    let env = fixture_env("tests/fixtures/data-v4");
+    let (code, stderr) = stderr_of(
+        &env,
+        &["status", "--tenant", "acme", "--contact", "+33677788899"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("storage layout version 4"), "{stderr}");
+    let ledger = env.data().join("ledger");
+    let ids = v4_message_ids();
+    assert!(ids.len() > 10, "{ids:?}");
+    let in_clear = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .filter(|id| !files_containing(&ledger, id).is_empty())
+            .cloned()
+            .collect()
+    };
+    assert!(
+        in_clear(&ids).len() > 5,
+        "layout 4 kept message ids in clear"
+    );
+
+    let out = env.ok(&["migrate"]);
+    assert!(out.contains("storage layout 4 -> 5"), "{out}");
+    assert!(out.contains("sealed the message ids of 14 events"), "{out}");
+    assert!(out.contains("re-hashed partition 0"), "{out}");
+    assert!(env.ok(&["verify"]).starts_with("ok: 14 events"));
+    assert_eq!(in_clear(&ids), Vec::<String>::new());
+
+    let history: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "history",
+        "--tenant",
+        "acme",
+        "--contact",
+        "+33677788899",
+        "--json",
+    ]))
+    .unwrap();
+    let stop = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["campaign_id"] == "promo-dec")
+        .expect("the STOP answering the campaign");
+    assert_eq!(
+        stop["source"]["message_id"],
+        "wamid.HBgLMzM2Nzc3ODg4OTkVAgASGBQzRUIwQTRGMUMyRDNFNEY1QTZCOAA="
+    );
+    assert_eq!(
+        stop["source"]["context_message_id"],
+        "wamid.HBgLMzM2Nzc3ODg4OTkVAgASGBQzRUIwQTRGMUMyRDNFNEY1QTZCNwA="
+    );
+    let erased = env.ok(&[
+        "history",
+        "--tenant",
+        "acme",
+        "--contact",
+        "+33612345678",
+        "--json",
+    ]);
+    let erased: serde_json::Value = serde_json::from_str(&erased).unwrap();
+    for e in erased.as_array().unwrap() {
+        if e["type"] != "Erased" {
+            assert_eq!(e["source"]["message_id"], "[erased]", "{e}");
+        }
+    }
+
+    let stats = env.ok(&["stats", "--tenant", "acme"]);
+    let promo = stats.lines().find(|l| l.starts_with("promo-dec")).unwrap();
+    assert_eq!(
+        promo.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["promo-dec", "1", "1", "1"],
+        "{stats}"
+    );
+    let campaign =
+        std::fs::read_to_string(repo_file("tests/fixtures/data-v4.campaign.jsonl")).unwrap();
+    let again = env.ingest(&campaign);
+    assert_eq!(
+        (&again["duplicates"], &again["sent"], &again["opted_out"]),
+        (&2.into(), &0.into(), &0.into()),
+        "the sent record and the STOP are found by their keyed hashes: {again}"
+    );
+    assert!(
+        env.ok(&["stats", "--tenant", "acme"]).contains(promo),
+        "sent once"
+    );
     assert!(env.ok(&["migrate"]).contains("nothing to do"));
 }
