@@ -211,6 +211,8 @@ fn holdout_meets_the_recall_and_precision_targets() {
             t.precision()
         );
     }
+    // holdout8 missed the recall target at its only measurement (2026-12-06: recall 73.9%,
+    // precision 98.4%); reported above and in the README, not asserted.
     // tune7's precision (88.0%) counts against the rules ten messages that its collector labelled
     // possible opt-outs but that ask to stop messages ("arrêtez de m'envoyer des réponses
     // automatiques, je veux parler à un conseiller", a bare "annuler"): the rules take the side
