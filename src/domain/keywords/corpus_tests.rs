@@ -1,10 +1,10 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune7` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune8` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%), then tuned on. The next fresh set goes in as `holdout8`: its misses are
-//! listed and, until the lead decides, its figures reported rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%), then tuned on. The next fresh set goes in as `holdout9`: its
+//! misses are listed and its figures reported rather than asserted.
 
 use std::collections::BTreeMap;
 
@@ -108,8 +108,11 @@ fn corpus_is_well_formed_and_big_enough() {
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
         assert!(
-            ["tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "holdout", "holdout8"]
-                .contains(&c.split.as_str()),
+            [
+                "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "holdout",
+                "holdout9"
+            ]
+            .contains(&c.split.as_str()),
             "{c:?}: split"
         );
         assert!(!c.source.trim().is_empty(), "{c:?}: no source");
@@ -170,7 +173,8 @@ fn holdout_meets_the_recall_and_precision_targets() {
     ];
     let mut totals: BTreeMap<&str, Tally> = BTreeMap::new();
     for split in [
-        "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "holdout", "holdout8",
+        "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "holdout",
+        "holdout9",
     ] {
         for code in KeywordSet::builtin_languages() {
             if let Some(t) = tallies.get(&(code.to_string(), split.to_string())) {
@@ -202,7 +206,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
         holdout.precision()
     );
     // The former held-out sets, tuned on since their measurement, must stay at the targets.
-    for split in ["tune2", "tune3", "tune4", "tune5", "tune6"] {
+    for split in ["tune2", "tune3", "tune4", "tune5", "tune6", "tune8"] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.recall() >= MIN_RECALL && t.precision() >= MIN_PRECISION,
@@ -211,8 +215,6 @@ fn holdout_meets_the_recall_and_precision_targets() {
             t.precision()
         );
     }
-    // holdout8 missed the recall target at its only measurement (2026-12-06: recall 73.9%,
-    // precision 98.4%); reported above and in the README, not asserted.
     // tune7's precision (88.0%) counts against the rules ten messages that its collector labelled
     // possible opt-outs but that ask to stop messages ("arrêtez de m'envoyer des réponses
     // automatiques, je veux parler à un conseiller", a bare "annuler"): the rules take the side

@@ -222,7 +222,7 @@ impl KeywordSet {
             })
         };
         let other_object =
-            |end: usize| (end..n.min(end + 3)).any(|i| self.extra.other_objects.contains(w.tok(i)));
+            |end: usize| (end..n.min(end + 4)).any(|i| self.extra.other_objects.contains(w.tok(i)));
         let allowed = |start: usize, end: usize| {
             (end == n || !self.extra.not_before.contains(w.tok(end)))
                 && !negated(start)
@@ -277,8 +277,11 @@ impl KeywordSet {
     /// Reads the message again with each typo of a keyword corrected; if that is an opt-out,
     /// the message is one, marked `typo` for review.
     pub(super) fn typo(&self, w: &Words) -> Option<Classification> {
-        // "opt outt", "un subscribe": a keyword split by a stray space, typo or not.
-        if (2..=3).contains(&w.spans.len()) {
+        // "opt outt", "un subscribe": a keyword split by a stray space, typo or not; and
+        // "R E M O V E   M E": a message typed a letter at a time.
+        let n = w.spans.len();
+        let spelled = n >= 3 && (0..n).all(|i| w.tok(i).chars().count() == 1);
+        if (2..=3).contains(&n) || spelled {
             let joined: String = (0..w.spans.len()).map(|i| w.tok(i)).collect();
             let keyword = if self.entries.contains_key(joined.as_str()) {
                 Some(joined.as_str())
@@ -288,6 +291,27 @@ impl KeywordSet {
             if let Some(c) = keyword.and_then(|k| self.exact(k, Rule::Typo)) {
                 if matches!(c, Classification::OptOut { .. }) {
                     return Some(c);
+                }
+            }
+            if spelled {
+                // The word breaks are gone: an opt-out keyword or phrase spelled the same, the
+                // first by key so that the answer never depends on the map's order.
+                let hit = self
+                    .entries
+                    .iter()
+                    .filter(|(key, _)| key.replace(' ', "") == joined)
+                    .filter_map(|(key, e)| {
+                        Some((key, e.role(Intent::OptOut).or(e.phrase.as_ref())?))
+                    })
+                    .min_by(|a, b| a.0.cmp(b.0))
+                    .map(|(_, h)| h);
+                if let Some(h) = hit {
+                    return Some(Classification::OptOut {
+                        scope: h.scope,
+                        keyword: h.display.clone(),
+                        rule: Rule::Typo,
+                        language: self.language(h),
+                    });
                 }
             }
         }

@@ -261,3 +261,15 @@ fn a_class_name_with_a_digit_is_a_class() {
         Classification::OptOut { .. }
     ));
 }
+
+/// A message typed a letter at a time (holdout8's "R E M O V E   M E"): the letters spell a
+/// keyword or a phrase once the spaces are gone. "S T O P" was left as chat before; a spelled
+/// STOP is still a STOP, marked `typo` for review.
+#[test]
+fn a_message_spelled_a_letter_at_a_time_opts_out_for_review() {
+    assert_rule(
+        &["R E M O V E   M E", "s t o p", "S T O P", "S.T.O.P"],
+        Some(Rule::Typo),
+    );
+    assert_rule(&["o k", "h i t h e r e"], None);
+}

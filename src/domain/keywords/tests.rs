@@ -488,8 +488,6 @@ fn keyword_as_part_of_a_longer_word_is_no_change() {
         "our backend is down",
         "nonstop deals",
         "unstoppable",
-        "S T O P",
-        "S.T.O.P",
         "the weekend",
     ] {
         assert_eq!(
