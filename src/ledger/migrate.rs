@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::store::{open_db, sync_tree, version_of};
+use super::store::{reopen_db, sync_tree, version_of};
 use super::{keys, LedgerError, Result, SCHEMA_VERSION};
 use crate::domain::event::ConsentEvent;
 use crate::rgpd::MasterKey;
@@ -77,7 +77,7 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
         return Err(err(dir, "there is no ledger here"));
     }
     let from = {
-        let old = open_db(dir)?;
+        let old = reopen_db(dir)?;
         version_of(&old)?.ok_or_else(|| err(dir, "not a consent-ledger database"))?
     };
     if from == SCHEMA_VERSION {
@@ -153,8 +153,8 @@ enum V1Target {
 /// consumer group's committed offsets decide where consumption resumes); dedupe entries are
 /// all kept, so that no message processed before is processed twice.
 fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = open_db(dir)?;
-    let new = open_db(to)?;
+    let old = reopen_db(dir)?;
+    let new = reopen_db(to)?;
     let mut steps = Vec::new();
     for name in [
         "events",
@@ -241,8 +241,8 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
 
 /// Copies every tree as it is, for migrations that rewrite only derived trees afterwards.
 fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = open_db(dir)?;
-    let new = open_db(to)?;
+    let old = reopen_db(dir)?;
+    let new = reopen_db(to)?;
     let mut total = 0u64;
     for name in old.tree_names() {
         let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
@@ -281,13 +281,47 @@ pub struct RehashProof {
     pub scheme: String,
 }
 
+/// A chain's old head, new head and event count, as a migration re-hashed it.
+pub(super) type Rehashed = (super::ChainHead, super::ChainHead, u64);
+
+/// Records each re-hashed chain: its new head in `meta`, and under `migration/v{layout}/P` the
+/// proof that links its old head to the new one (also printed as a step), so that whoever
+/// holds the old chain can check the new one continues it.
+pub(super) fn record_rehash(
+    ledger: &super::Ledger,
+    layout: u32,
+    scheme: &str,
+    chains: std::collections::BTreeMap<u32, Rehashed>,
+    steps: &mut Vec<String>,
+) -> Result<()> {
+    for (partition, (old_head, new_head, events)) in chains {
+        ledger.meta.insert(
+            keys::head(partition),
+            serde_json::to_vec(&new_head).expect("plain struct"),
+        )?;
+        let proof = RehashProof {
+            partition,
+            events,
+            old_head,
+            new_head,
+            scheme: scheme.into(),
+        };
+        let json = serde_json::to_string(&proof).expect("plain struct");
+        ledger.meta.insert(
+            format!("migration/v{layout}/{partition:010}"),
+            json.as_bytes(),
+        )?;
+        steps.push(format!("re-hashed partition {partition}: {json}"));
+    }
+    Ok(())
+}
+
 /// Events of format 1 are re-sealed in format 2 (RFC 8785 canonical JSON in a digest chain),
 /// partition by partition, in chain order. The proof of each chain is kept in `meta` under
 /// `migration/v3/P` and printed.
 fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
-    type Chain = (super::ChainHead, super::ChainHead, u64);
     let mut steps = Vec::new();
-    let mut chains: std::collections::BTreeMap<u32, Chain> = Default::default();
+    let mut chains: std::collections::BTreeMap<u32, Rehashed> = Default::default();
     let mut batch = sled::Batch::default();
     for entry in ledger.events.iter() {
         let (key, bytes) = entry?;
@@ -307,24 +341,13 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
         batch.insert(key, event.stored_bytes());
     }
     ledger.events.apply_batch(batch)?;
-    for (partition, (old_head, new_head, events)) in chains {
-        ledger.meta.insert(
-            keys::head(partition),
-            serde_json::to_vec(&new_head).expect("plain struct"),
-        )?;
-        let proof = RehashProof {
-            partition,
-            events,
-            old_head,
-            new_head,
-            scheme: "format 1 (serde field order) -> format 2 (RFC 8785 digest chain)".into(),
-        };
-        let json = serde_json::to_string(&proof).expect("plain struct");
-        ledger
-            .meta
-            .insert(format!("migration/v3/{partition:010}"), json.as_bytes())?;
-        steps.push(format!("re-hashed partition {partition}: {json}"));
-    }
+    record_rehash(
+        ledger,
+        3,
+        "format 1 (serde field order) -> format 2 (RFC 8785 digest chain)",
+        chains,
+        &mut steps,
+    )?;
     Ok(steps)
 }
 

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::keyring::{notice_slot, slot};
-use super::migrate::RehashProof;
 use super::sent::keys as sent_keys;
 use super::{decode, keys, ChainHead, Ledger, Result};
 use crate::domain::analytics::SentRef;
@@ -120,24 +119,13 @@ pub(super) fn seal_all(ledger: &Ledger) -> Result<Vec<String>> {
         ledger.events.len(),
         ledger.replies.len()
     ));
-    for (partition, (old_head, new_head, events)) in chains {
-        ledger.meta.insert(
-            keys::head(partition),
-            serde_json::to_vec(&new_head).expect("plain struct"),
-        )?;
-        let proof = RehashProof {
-            partition,
-            events,
-            old_head,
-            new_head,
-            scheme: "format 2 (fields in clear) -> format 3 (personal fields sealed; same digest chain over the stored form)".into(),
-        };
-        let json = serde_json::to_string(&proof).expect("plain struct");
-        ledger
-            .meta
-            .insert(format!("migration/v4/{partition:010}"), json.as_bytes())?;
-        steps.push(format!("re-hashed partition {partition}: {json}"));
-    }
+    super::migrate::record_rehash(
+        ledger,
+        4,
+        "format 2 (fields in clear) -> format 3 (personal fields sealed; same digest chain over the stored form)",
+        chains,
+        &mut steps,
+    )?;
     let report = ledger.rebuild()?;
     let mut changed = 0;
     let mut seen = 0;

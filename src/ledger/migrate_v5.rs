@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use super::keyring::{notice_slot, slot};
-use super::migrate::RehashProof;
 use super::sent::keys as sent_keys;
 use super::{decode, keys, ChainHead, Ledger, Result};
 use crate::domain::analytics::SentRef;
@@ -102,24 +101,13 @@ pub(super) fn seal_message_ids(ledger: &Ledger) -> Result<Vec<String>> {
         ledger.replies.len(),
         counts.join(", ")
     ));
-    for (partition, (old_head, new_head, events)) in chains {
-        ledger.meta.insert(
-            keys::head(partition),
-            serde_json::to_vec(&new_head).expect("plain struct"),
-        )?;
-        let proof = RehashProof {
-            partition,
-            events,
-            old_head,
-            new_head,
-            scheme: "format 3, message ids in clear -> format 3, message ids sealed (same digest chain over the stored form)".into(),
-        };
-        let json = serde_json::to_string(&proof).expect("plain struct");
-        ledger
-            .meta
-            .insert(format!("migration/v5/{partition:010}"), json.as_bytes())?;
-        steps.push(format!("re-hashed partition {partition}: {json}"));
-    }
+    super::migrate::record_rehash(
+        ledger,
+        5,
+        "format 3, message ids in clear -> format 3, message ids sealed (same digest chain over the stored form)",
+        chains,
+        &mut steps,
+    )?;
     Ok(steps)
 }
 

@@ -10,10 +10,36 @@ use crate::rgpd::MasterKey;
 /// Opens (or creates) the sled database in `dir`, with a clear error when another process
 /// holds it.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
+    create_dir(dir)?;
+    sled_open(dir).map_err(|e| open_error(dir, e))
+}
+
+/// [`open_db`] for a database this process closed a moment before, as `migrate` does step
+/// after step on its copy: sled releases its file lock from a background thread once the last
+/// handle is gone, so a reopen can find the lock still held for a while (it failed
+/// `migrate` about one run in five under load). It retries for a few seconds; a lock held by
+/// another process still ends in the same clear error.
+pub(super) fn reopen_db(dir: &Path) -> Result<sled::Db> {
+    create_dir(dir)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled_open(dir) {
+            Err(e) if lock_held(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.map_err(|e| open_error(dir, e)),
+        }
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
         path: dir.display().to_string(),
         detail: e.to_string(),
-    })?;
+    })
+}
+
+fn sled_open(dir: &Path) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(dir)
         .cache_capacity(cache_bytes())
@@ -21,15 +47,24 @@ pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
         // flushes and fsyncs explicitly at each batch boundary instead.
         .flush_every_ms(None)
         .open()
-        .map_err(|e| LedgerError::Open {
-            path: dir.display().to_string(),
-            detail: match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    "it is locked by another consent-ledger process".to_string()
-                }
-                other => other.to_string(),
-            },
-        })
+}
+
+/// sled reports a held lock as an I/O error, of kind `WouldBlock` or wrapped in its own text.
+fn lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
+}
+
+fn open_error(dir: &Path, e: sled::Error) -> LedgerError {
+    LedgerError::Open {
+        path: dir.display().to_string(),
+        detail: if lock_held(&e) {
+            "it is locked by another consent-ledger process".to_string()
+        } else {
+            e.to_string()
+        },
+    }
 }
 
 /// sled's page cache, in bytes. Its default (1 GiB) let a soak run's memory grow with the data
@@ -57,7 +92,7 @@ pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
 
 /// Opens a ledger whatever its version, with its keys: only `migrate` does, on its own copy.
 pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
-    let db = open_db(dir)?;
+    let db = reopen_db(dir)?;
     let keyring = super::keyring::unlock(&db, dir, master)?;
     with_trees(dir, db, Some(keyring))
 }
@@ -65,7 +100,7 @@ pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
 /// Opens a ledger whatever its version and without its keys: only `migrate` does, on its
 /// own copy.
 pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {
-    with_trees(dir, open_db(dir)?, None)
+    with_trees(dir, reopen_db(dir)?, None)
 }
 
 fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledger> {
@@ -166,4 +201,31 @@ pub(super) fn sync_tree(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| err(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `migrate` failed about one run in five with "could not acquire lock": it reopened its
+    /// copy while sled was still releasing the lock of the handle it had just dropped. A
+    /// reopen waits for the release; a plain open reports the lock at once, clearly.
+    #[test]
+    fn migrate_reopening_its_copy_waits_for_the_lock_of_the_handle_it_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = open_db(dir.path()).unwrap();
+        match open_db(dir.path()) {
+            Err(LedgerError::Open { detail, .. }) => {
+                assert!(detail.contains("locked by another"), "{detail}")
+            }
+            other => panic!("a held lock must be an error: {other:?}"),
+        }
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let reopened = reopen_db(dir.path());
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 }
