@@ -255,6 +255,17 @@ pub enum Command {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A service that could not start because of its configuration (a webhook secret `env:NAME`
+/// that is unset) is a usage error, exit 2; anything else that stops it is a failure, exit 1.
+pub(crate) fn app_error(e: consent_ledger::app::AppError) -> anyhow::Error {
+    use consent_ledger::api::webhooks::WebhookError;
+    use consent_ledger::app::AppError;
+    match e {
+        AppError::Webhooks(WebhookError::Config(c)) => UsageError(c.to_string()).into(),
+        other => other.into(),
+    }
+}
+
 /// Logs go to stderr, so stdout stays the command's answer; the services log at info.
 pub fn init_logging(command: &Command) {
     let default_level = match command {

@@ -27,7 +27,9 @@ pub fn run(ledger: Ledger, settings: Settings, listen: Option<String>) -> Result
             None => None,
         };
         let (ledger, settings) = (Arc::new(ledger), Arc::new(settings));
-        app::run(listener, ledger, settings, shutdown.wait()).await?;
+        app::run(listener, ledger, settings, shutdown.wait())
+            .await
+            .map_err(super::app_error)?;
         Ok(ExitCode::SUCCESS)
     })
 }

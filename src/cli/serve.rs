@@ -22,7 +22,9 @@ pub fn run(ledger: Ledger, settings: Settings, listen: &str, data_dir: &Path) ->
             .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")))?;
         super::announce(&listener)?;
         let (ledger, settings) = (Arc::new(ledger), Arc::new(settings));
-        app::serve(listener, ledger, settings, data_dir, shutdown.wait()).await?;
+        app::serve(listener, ledger, settings, data_dir, shutdown.wait())
+            .await
+            .map_err(super::app_error)?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -48,10 +48,12 @@ fn every_stop_answered_200_survives_kill_9_of_serve() {
 }
 
 #[test]
-fn serve_does_not_start_without_a_webhook_secret_it_names() {
+fn serve_without_a_webhook_secret_it_names_is_a_usage_error_exit_2() {
     let env = Env::with_config(&config());
     let out = env.run(&["serve", "--listen", "127.0.0.1:0"]);
-    assert!(!out.status.success());
+    // A configuration the process cannot run with is a usage error (2), as the README says,
+    // not a failure of a running service (1).
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TEST_WA_VERIFY"), "{stderr}");
     // Commands that serve no webhook do not need it.
