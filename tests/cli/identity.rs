@@ -159,9 +159,11 @@ fn after_a_number_change_the_old_identifiers_stay_suppressed_until_they_opt_in_t
         ]
         .join("\n"),
     );
-    // The first message links number and user ID; the notice links old to new number and old
-    // to new user ID, and the new pair is one person through them.
-    assert_eq!(s["links"], 3, "{s}");
+    // The first message links number and user ID; the notice links the new number to the new
+    // user ID (first, so that the change links after it are keyed by user ID on
+    // consent.events whatever other partitions did), then old to new user ID and old to new
+    // number.
+    assert_eq!(s["links"], 4, "{s}");
     assert_eq!(s["rejected"], 0);
     let old = status(&env, E164);
     assert_eq!(old["may_send"], false, "{old}");

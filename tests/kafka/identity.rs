@@ -60,14 +60,15 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
     ];
     produce(&bootstrap, &names.inbound, &records).await;
     let svc = Service::start(&env, &bootstrap);
-    // One STOP, one link, two change links.
+    // One STOP, the link of the first number, then the notice's link of the new pair and its
+    // two change links.
     let got = consume_until(&bootstrap, &names.events, Duration::from_secs(120), |r| {
-        distinct_events(r).len() >= 4
+        distinct_events(r).len() >= 5
     });
     let read = distinct_events(&got).len();
     assert_eq!(
         read,
-        4,
+        5,
         "stages: {}; log:\n{}",
         svc.stages(read),
         svc.log_text()
@@ -95,6 +96,7 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
     let expected: HashSet<(String, String, String)> = [
         ("OptedOut", USER_ID, "-"),
         ("IdentityLinked", "+33612990001", "message"),
+        ("IdentityLinked", "+33612990009", "message"),
         ("IdentityLinked", "+33612990001", "number_change"),
         ("IdentityLinked", USER_ID, "user_id_change"),
     ]
@@ -108,7 +110,7 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
     }
     let link = events
         .iter()
-        .find(|(_, e)| e["link_source"] == "message")
+        .find(|(_, e)| e["link_source"] == "message" && e["contact"] == "+33612990001")
         .unwrap();
     assert_eq!(link.1["linked_contact"], USER_ID);
 
@@ -120,7 +122,7 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
     }
     let old = env.status(PHONE_NUMBER_ID, "+33612990001", "marketing");
     assert!(old["retired_at"].is_string(), "{old}");
-    assert!(env.ok(&["verify"]).starts_with("ok: 4 events"));
+    assert!(env.ok(&["verify"]).starts_with("ok: 5 events"));
     // One confirmation, to the customer who wrote STOP.
     let replies = consume_until(&bootstrap, &names.outbound, Duration::from_secs(5), |_| {
         false

@@ -175,11 +175,28 @@ pub fn change_links(sender: Sender<'_>, system: &WaSystem) -> Vec<LinkClaim> {
             })
             .map(|n| wa_number(&n));
         let old_number = sender.number.map(wa_number);
-        let (n, u) = (LinkSource::NumberChange, LinkSource::UserIdChange);
-        push(&mut out, old_number.clone(), new_number.clone(), n);
-        push(&mut out, old_user.clone(), new_user.clone(), u);
-        push(&mut out, old_number, old_user.clone(), LinkSource::Message);
-        push(&mut out, new_number, new_user.clone(), LinkSource::Message);
+        // The links that tie each number to its user ID come first, so that the change links
+        // after them already see the person's user IDs in the same batch: their events are
+        // then keyed by user ID on consent.events whatever other partitions have committed.
+        push(
+            &mut out,
+            old_number.clone(),
+            old_user.clone(),
+            LinkSource::Message,
+        );
+        push(
+            &mut out,
+            new_number.clone(),
+            new_user.clone(),
+            LinkSource::Message,
+        );
+        push(
+            &mut out,
+            old_user.clone(),
+            new_user.clone(),
+            LinkSource::UserIdChange,
+        );
+        push(&mut out, old_number, new_number, LinkSource::NumberChange);
     }
     push(
         &mut out,
@@ -266,14 +283,14 @@ mod tests {
         assert_eq!(
             pairs(&change_links(sender, &system)),
             vec![
+                ("+16505551234".into(), "US.1".into(), LinkSource::Message),
+                ("+12195555358".into(), "US.2".into(), LinkSource::Message),
+                ("US.1".into(), "US.2".into(), LinkSource::UserIdChange),
                 (
                     "+16505551234".into(),
                     "+12195555358".into(),
                     LinkSource::NumberChange
                 ),
-                ("US.1".into(), "US.2".into(), LinkSource::UserIdChange),
-                ("+16505551234".into(), "US.1".into(), LinkSource::Message),
-                ("+12195555358".into(), "US.2".into(), LinkSource::Message),
             ]
         );
     }
