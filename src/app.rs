@@ -98,7 +98,8 @@ pub async fn serve(
     let metrics = Metrics::new();
     // Before the webhook receivers can append to it.
     if let Ok(keep) = settings.file.rgpd.dead_letter_retention() {
-        if let Err(e) = purge_at_start(&data_dir.join("dead-letter.jsonl"), keep) {
+        if let Err(e) = purge_at_start(&data_dir.join(crate::pipeline::deadletter::FILE_NAME), keep)
+        {
             tracing::error!(error = %e, "cannot purge the dead letters' originals");
         }
     }

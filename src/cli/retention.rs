@@ -70,7 +70,7 @@ pub fn run(
         .dead_letter_retention()
         .map_err(|e| UsageError(e.to_string()))?;
     let now = chrono::Utc::now();
-    let path = data_dir.join("dead-letter.jsonl");
+    let path = data_dir.join(consent_ledger::pipeline::deadletter::FILE_NAME);
     let found = purge_originals(&path, now - keep, now, dry_run)?;
     writeln!(
         out,

@@ -15,6 +15,11 @@ use sha2::{Digest, Sha256};
 use super::commit::Rejection;
 use crate::domain::decide::Origin;
 
+/// The dead-letter file's name in the data directory, where `ingest`, `serve`'s webhook
+/// receivers, the start-up purge and `retention` all look for it: one name, so that a purge
+/// can never miss the file a writer appends to.
+pub const FILE_NAME: &str = "dead-letter.jsonl";
+
 /// One line of `dead-letter.jsonl` (schemas/dead-letter.v1.json).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeadLetter {

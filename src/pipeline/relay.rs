@@ -35,7 +35,7 @@ impl FileSinks {
     pub fn in_dir(data_dir: &Path, dead_letter: Option<PathBuf>) -> Self {
         FileSinks {
             dead_letter: JsonlFile::new(
-                &dead_letter.unwrap_or_else(|| data_dir.join("dead-letter.jsonl")),
+                &dead_letter.unwrap_or_else(|| data_dir.join(super::deadletter::FILE_NAME)),
             ),
             consent_events: JsonlFile::new(&data_dir.join("consent-events.jsonl")),
             outbound: JsonlFile::new(&data_dir.join("outbox.jsonl")),

@@ -134,7 +134,7 @@ impl Webhooks {
         let sink = ledger::LedgerSink::start(
             ledger,
             settings.clone(),
-            &data_dir.join("dead-letter.jsonl"),
+            &data_dir.join(crate::pipeline::deadletter::FILE_NAME),
             metrics.clone(),
         );
         Ok(Some(Webhooks::new(
