@@ -2,11 +2,12 @@
 //! the library exactly as `consent-ledger ingest` runs it: decode, classify, decide, one sled
 //! transaction and fsync per batch, the log relayed to JSONL files.
 //!
-//!   cargo bench --bench ingest -- [RECORDS] [BATCH_SIZE]
+//!   cargo bench --bench ingest -- [RECORDS] [BATCH_SIZE] [MIX]
 //!
-//! The traffic is WhatsApp webhooks as Meta sends them over 50,000 French mobiles: 30% STOP
-//! variants, 15% START, 5% quick replies, 5% help, 45% ordinary chat (`webhooks`, shared
-//! with the Kafka traffic generator).
+//! The traffic is WhatsApp webhooks as Meta sends them, one of the mixes of `webhooks`
+//! (shared with the Kafka traffic generator): `consent` by default (30% STOP variants, 15%
+//! START, 5% quick replies, 5% help, 45% ordinary chat over 50,000 French mobiles), `chat`
+//! (2% consent keywords over 200,000 mobiles) or `stops` (every record a new STOP).
 
 use std::io::Cursor;
 use std::time::Instant;
@@ -18,13 +19,13 @@ use consent_ledger::rgpd::MasterKey;
 
 mod webhooks;
 
-use webhooks::Rng;
+use webhooks::{Mix, Rng};
 
-fn traffic(n: usize) -> String {
+fn traffic(n: usize, mix: Mix) -> String {
     let mut out = String::with_capacity(n * 420);
     let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for i in 0..n {
-        let (from, message) = webhooks::message(i, rng.next());
+        let (from, message) = mix.message(i, rng.next());
         out.push_str(&webhooks::webhook(&from, &message));
         out.push('\n');
     }
@@ -38,7 +39,11 @@ fn main() {
         .collect();
     let records: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let batch: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let input = traffic(records);
+    let mix: Mix = args
+        .get(2)
+        .map(|m| m.parse().expect("mix"))
+        .unwrap_or(Mix::Consent);
+    let input = traffic(records, mix);
     let dir = tempfile::tempdir().expect("temp dir");
     let ledger = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).expect("ledger");
     let file = ConfigFile {

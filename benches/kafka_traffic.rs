@@ -4,9 +4,12 @@
 //!
 //!   cargo bench --bench kafka_traffic -- --bootstrap 127.0.0.1:9092 --topic inbound.bench \
 //!       [--records 20000] [--partitions 3] [--bad-percent 0] [--seed 1] [--rate R] [--stdout]
+//!       [--mix consent|chat|stops]
 //!
-//! Good records are the ingest benchmark's mix (`webhooks`: 30% STOP variants, 15% START, 5%
-//! quick replies, 5% help, 45% chat over 50,000 French mobiles). `--bad-percent P` makes
+//! Good records are one of the mixes of `webhooks` (default `consent`: 30% STOP variants,
+//! 15% START, 5% quick replies, 5% help, 45% chat over 50,000 French mobiles; `chat`: 2%
+//! consent keywords over 200,000 mobiles, the traffic of issue 13; `stops`: every record a
+//! STOP from a new number). `--bad-percent P` makes
 //! exactly P% of the records, spread evenly, records the service must dead-letter: half of
 //! them a webhook whose sender is "12" (`invalid_contact`), a quarter a webhook cut short
 //! (`invalid_json`), a quarter a Messenger page webhook (`unknown_shape`). Every record is
@@ -33,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 mod webhooks;
 
-use webhooks::{Rng, PHONE_NUMBER_ID};
+use webhooks::{Mix, Rng, PHONE_NUMBER_ID};
 
 struct Args {
     bootstrap: String,
@@ -45,6 +48,7 @@ struct Args {
     /// Records per second, when paced.
     rate: Option<f64>,
     stdout: bool,
+    mix: Mix,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         seed: 1,
         rate: None,
         stdout: false,
+        mix: Mix::Consent,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +77,7 @@ fn parse_args() -> Result<Args, String> {
             "--partitions" => args.partitions = number(value()?)? as i32,
             "--bad-percent" => args.bad_percent = number(value()?)? as usize,
             "--seed" => args.seed = number(value()?)?,
+            "--mix" => args.mix = value()?.parse()?,
             "--rate" => args.rate = Some(number(value()?)?.max(1) as f64),
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -101,7 +107,7 @@ fn traffic(a: &Args) -> impl Iterator<Item = Generated> + '_ {
     let mut rng = Rng::new(a.seed ^ 0x9e37_79b9_7f4a_7c15);
     (0..a.records).map(move |i| {
         let x = rng.next();
-        let (from, message) = webhooks::message(i, x);
+        let (from, message) = a.mix.message(i, x);
         // Bresenham: exactly P% bad, evenly spread over the stream.
         let bad = (i + 1) * a.bad_percent / 100 > i * a.bad_percent / 100;
         let kind = bad.then_some(match (x >> 40) & 3 {

@@ -66,7 +66,7 @@ async fn main() {
     let mut rng = Rng::new(0x5eed);
     let bodies: Vec<(String, String)> = (0..requests)
         .map(|i| {
-            let (from, message) = webhooks::message(i, rng.next());
+            let (from, message) = webhooks::Mix::Consent.message(i, rng.next());
             let body = webhooks::webhook(&from, &message);
             let signature = meta_sign(body.as_bytes(), SECRET.as_bytes());
             (body, signature)

@@ -37,7 +37,12 @@ pub(super) struct Edges<'a> {
 pub(super) struct Grammar {
     /// Each class: its words, each as the tokens of one match key.
     classes: Vec<Vec<Vec<String>>>,
+    /// For each class, its words by their first token: a class of hundreds of words is
+    /// looked up, not scanned, at each token of every message.
+    by_first: Vec<HashMap<String, Vec<usize>>>,
     patterns: Vec<Vec<Slot>>,
+    /// The patterns by a first token they can start with: only those are tried at a token.
+    starting: HashMap<String, Vec<usize>>,
     /// Words after which a match does not count (another object follows the verb).
     pub(super) not_before: Vec<String>,
     /// Negations before which a match does not count, as word sequences.
@@ -140,9 +145,34 @@ impl Grammar {
             }
             patterns.push(slots);
         }
+        let by_first: Vec<HashMap<String, Vec<usize>>> = classes
+            .iter()
+            .map(|words| {
+                let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                for (w, word) in words.iter().enumerate() {
+                    if let Some(first) = word.first() {
+                        index.entry(first.clone()).or_default().push(w);
+                    }
+                }
+                index
+            })
+            .collect();
+        let mut starting: HashMap<String, Vec<usize>> = HashMap::new();
+        for (p, slots) in patterns.iter().enumerate() {
+            // compile checked that the first slot after ^ is a required class.
+            if let Some(Slot::Class { class, .. }) =
+                slots.iter().find(|s| !matches!(s, Slot::Start))
+            {
+                for first in by_first[*class].keys() {
+                    starting.entry(first.clone()).or_default().push(p);
+                }
+            }
+        }
         Ok(Self {
             classes,
+            by_first,
             patterns,
+            starting,
             not_before: single_words(data.not_before.iter().map(String::as_str)),
             not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
             other_objects: single_words(data.other_objects.iter().map(String::as_str)),
@@ -165,11 +195,17 @@ impl Grammar {
         toks: &'a [&str],
         i: usize,
     ) -> impl Iterator<Item = usize> + 'a {
-        self.classes[class].iter().filter_map(move |word| {
-            let end = i + word.len();
-            (end <= toks.len() && toks[i..end].iter().zip(word).all(|(t, w)| t == w))
-                .then_some(word.len())
-        })
+        let words = &self.classes[class];
+        toks.get(i)
+            .and_then(|first| self.by_first[class].get(*first))
+            .into_iter()
+            .flatten()
+            .filter_map(move |&w| {
+                let word = &words[w];
+                let end = i + word.len();
+                (end <= toks.len() && toks[i..end].iter().zip(word).all(|(t, w)| t == w))
+                    .then_some(word.len())
+            })
     }
 
     /// Every end position a pattern's slots can reach from token `i`.
@@ -216,7 +252,8 @@ impl Grammar {
         let mut best: Option<(usize, usize)> = None;
         let mut ends = Vec::new();
         for start in 0..toks.len() {
-            for slots in &self.patterns {
+            let tried = self.starting.get(toks[start]).into_iter().flatten();
+            for slots in tried.map(|&p| &self.patterns[p]) {
                 ends.clear();
                 self.ends(slots, toks, start, edges, &mut ends);
                 for &end in ends.iter().filter(|&&e| e > start && allowed(start, e)) {

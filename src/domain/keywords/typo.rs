@@ -26,6 +26,10 @@ pub(super) struct TypoIndex {
     alphabet: Vec<char>,
     /// Real words that are one typo from a target.
     words: HashSet<String>,
+    /// The targets' letters, by their number of letters: a word is compared with the targets
+    /// of its length and one more, never turned into every candidate spelling (hundreds of
+    /// allocations for each word of every chat message).
+    by_len: HashMap<usize, Vec<Vec<char>>>,
 }
 
 /// "stooop" -> "stop": runs of one letter read as one.
@@ -91,6 +95,12 @@ impl TypoIndex {
             index.add_keyboard(&lang.typo.keyboard);
             index.words.extend(lang.typo.words.iter().cloned());
         }
+        let mut targets: Vec<&String> = index.targets.iter().collect();
+        targets.sort();
+        for t in targets {
+            let letters: Vec<char> = t.chars().collect();
+            index.by_len.entry(letters.len()).or_default().push(letters);
+        }
         index
     }
 
@@ -136,9 +146,73 @@ impl TypoIndex {
         if let Some(key) = self.collapsed.get(&collapse(word)) {
             return Some(key);
         }
+        let same = self.by_len.get(&letters.len()).into_iter().flatten();
+        let longer = self.by_len.get(&(letters.len() + 1)).into_iter().flatten();
+        // The edits in their order of precedence: two swapped letters, then a neighbouring
+        // key, then a dropped letter; within one, the earliest position, then the order of
+        // the neighbours or the alphabet. Distinct targets never tie on that order, since
+        // one edit at one place with one letter makes one word.
+        let pick = |found: Option<(usize, usize, &Vec<char>)>| {
+            found.map(|(_, _, t)| t.iter().collect::<String>())
+        };
+        let swapped = same.clone().filter_map(|t| {
+            let diff: Vec<usize> = (0..t.len()).filter(|&j| t[j] != letters[j]).collect();
+            match diff[..] {
+                [i, j] if j == i + 1 && t[i] == letters[j] && t[j] == letters[i] => Some((i, 0, t)),
+                _ => None,
+            }
+        });
+        let target = pick(swapped.min_by_key(|&(i, o, _)| (i, o)))
+            .or_else(|| {
+                let replaced = same.filter_map(|t| {
+                    let mut diff = (0..t.len()).filter(|&j| t[j] != letters[j]);
+                    let i = diff.next()?;
+                    if diff.next().is_some() {
+                        return None;
+                    }
+                    let near = self.neighbours.get(&letters[i])?;
+                    let order = near.iter().position(|&n| n == t[i])?;
+                    Some((i, order, t))
+                });
+                pick(replaced.min_by_key(|&(i, o, _)| (i, o)))
+            })
+            .or_else(|| {
+                let inserted = longer.filter_map(|t| {
+                    let i = (0..=letters.len())
+                        .find(|&i| t[..i] == letters[..i] && t[i + 1..] == letters[i..])?;
+                    let order = self.alphabet.iter().position(|&c| c == t[i])?;
+                    Some((i, order, t))
+                });
+                pick(inserted.min_by_key(|&(i, o, _)| (i, o)))
+            })?;
+        self.targets.get(&target).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::tables::{build_table, builtin};
+    use super::*;
+
+    /// The index of every built-in language, as a tenant with all of them enabled has it.
+    fn index() -> TypoIndex {
+        let tables: Vec<LangTable> = ["en", "fr", "es", "de", "it", "pt"]
+            .iter()
+            .filter_map(|code| build_table(code, builtin(code), None).ok())
+            .collect();
+        TypoIndex::new(&tables)
+    }
+
+    /// The first definition of a correction: every candidate spelling, in order of
+    /// precedence, looked up among the targets. Kept as the reference the comparing
+    /// correction must agree with.
+    fn by_candidates<'a>(index: &'a TypoIndex, word: &str) -> Option<&'a str> {
+        let letters: Vec<char> = word.chars().collect();
         let hit = |candidate: Vec<char>| -> Option<&str> {
             let s: String = candidate.into_iter().collect();
-            self.targets.get(&s).map(String::as_str)
+            index.targets.get(&s).map(String::as_str)
         };
         for i in 0..letters.len().saturating_sub(1) {
             let mut swapped = letters.clone();
@@ -148,7 +222,7 @@ impl TypoIndex {
             }
         }
         for (i, c) in letters.iter().enumerate() {
-            for &n in self.neighbours.get(c).into_iter().flatten() {
+            for &n in index.neighbours.get(c).into_iter().flatten() {
                 let mut replaced = letters.clone();
                 replaced[i] = n;
                 if let Some(k) = hit(replaced) {
@@ -157,7 +231,7 @@ impl TypoIndex {
             }
         }
         for i in 0..=letters.len() {
-            for &c in &self.alphabet {
+            for &c in &index.alphabet {
                 let mut longer = letters.clone();
                 longer.insert(i, c);
                 if let Some(k) = hit(longer) {
@@ -166,5 +240,62 @@ impl TypoIndex {
             }
         }
         None
+    }
+
+    /// What `correct` answers once its guards and the collapsed runs are passed.
+    fn guarded<'a>(index: &'a TypoIndex, word: &str) -> Option<Option<&'a str>> {
+        let n = word.chars().count();
+        let skip = !(MIN_TARGET_LETTERS - 1..=MAX_WORD_LETTERS).contains(&n)
+            || !word.chars().all(char::is_alphabetic)
+            || index.targets.contains(word)
+            || index.words.contains(word)
+            || index.collapsed.contains_key(&collapse(word));
+        (!skip).then(|| index.correct(word))
+    }
+
+    #[test]
+    fn every_one_edit_spelling_of_every_target_is_corrected_as_the_candidates_say() {
+        let index = index();
+        let mut checked = 0;
+        for target in &index.targets {
+            let letters: Vec<char> = target.chars().collect();
+            let mut words = Vec::new();
+            for i in 0..letters.len() {
+                let mut dropped = letters.clone();
+                dropped.remove(i);
+                words.push(dropped);
+                if i + 1 < letters.len() {
+                    let mut swapped = letters.clone();
+                    swapped.swap(i, i + 1);
+                    words.push(swapped);
+                }
+                for &n in index.neighbours.get(&letters[i]).into_iter().flatten() {
+                    let mut replaced = letters.clone();
+                    replaced[i] = n;
+                    words.push(replaced);
+                }
+            }
+            for word in words {
+                let word: String = word.into_iter().collect();
+                if let Some(answer) = guarded(&index, &word) {
+                    assert_eq!(answer, by_candidates(&index, &word), "{word:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            checked > 1000,
+            "only {checked} spellings reached the comparison"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_word_is_corrected_as_the_candidates_say(word in "[a-zéèàüöäñç]{3,12}") {
+            let index = index();
+            if let Some(answer) = guarded(&index, &word) {
+                prop_assert_eq!(answer, by_candidates(&index, &word));
+            }
+        }
     }
 }
