@@ -3,6 +3,8 @@
 //! `06 12 34 56 78` are one person. A campaign check that missed one spelling would message
 //! someone who said STOP, which is exactly the failure this product exists to prevent.
 
+mod memo;
+
 use std::fmt;
 
 use phonenumber::{country, Mode};
@@ -81,6 +83,10 @@ pub fn parse_region(code: &str) -> Result<country::Id, ContactError> {
 /// is tried first (a national number such as `0612345678`), and only then the digits as an
 /// international number without `+` (what WhatsApp's `from` and many CRMs export).
 pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactError> {
+    memo::normalized(input, region, normalize_uncached)
+}
+
+fn normalize_uncached(input: &str, region: country::Id) -> Result<Contact, ContactError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(ContactError::Empty);
