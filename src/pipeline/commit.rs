@@ -28,7 +28,9 @@ use uuid::Uuid;
 use super::resolve;
 use super::summary::Summary;
 use crate::config::{Settings, TenantProfile};
-use crate::domain::decide::{self, Command, ConsentRecord, Decision, Origin, Resolved, State};
+use crate::domain::decide::{
+    self, Command, ConsentRecord, Decision, Origin, Outcome, Resolved, State,
+};
 use crate::domain::event::ConsentEvent;
 use crate::domain::inbound::{self, Content, DecodeError, Item};
 use crate::domain::replies::OutboundMessage;
@@ -276,6 +278,19 @@ impl Batch<'_, '_> {
 
     fn message(&mut self, r: &Resolved, partition: u32) -> Result<(), LedgerError> {
         let id = &r.message.message_id;
+        let profile = self.settings.profile(&r.tenant);
+        let classified = decide::classify(&r.message, &profile.keywords);
+        // Ordinary chat that names no second identifier decides nothing whatever the
+        // ledger holds (`decide` gives no event, reply or signal for it), so it reads
+        // nothing: no dedupe lookup, no consent. Most of a real stream is chat.
+        let outcome = decide::outcome_of(&classified.classification);
+        if r.links.is_empty() && outcome == Outcome::NoChange {
+            if r.time.corrected {
+                self.summary.clock_corrected += 1;
+            }
+            self.summary.count(outcome);
+            return Ok(());
+        }
         if self.staged.is_seen(&r.tenant, id, MESSAGE)? {
             self.summary.duplicates += 1;
             return Ok(());
@@ -283,9 +298,7 @@ impl Batch<'_, '_> {
         if r.time.corrected {
             self.summary.clock_corrected += 1;
         }
-        let profile = self.settings.profile(&r.tenant);
         let linked = self.link(r, partition)?;
-        let classified = decide::classify(&r.message, &profile.keywords);
         let command = Command::Message {
             message: r,
             classified: &classified,
