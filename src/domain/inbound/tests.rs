@@ -349,7 +349,7 @@ fn millisecond_timestamps_are_rejected_rather_than_misordered() {
 }
 
 mod properties {
-    use super::super::decode;
+    use super::super::{decode, decode_value};
     use proptest::prelude::*;
 
     fn arb_json() -> impl Strategy<Value = serde_json::Value> {
@@ -424,7 +424,95 @@ mod properties {
         })
     }
 
+    /// Every WhatsApp webhook of tests/fixtures/webhooks, as the fixture files name them.
+    fn fixture_webhooks() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhooks");
+        let mut out = Vec::new();
+        for source in std::fs::read_dir(root).unwrap().flatten() {
+            for file in std::fs::read_dir(source.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if file.path().extension().is_some_and(|e| e == "json") {
+                    let text = std::fs::read_to_string(file.path()).unwrap();
+                    let named: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(&text).unwrap();
+                    out.extend(named.values().map(|w| w.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_direct_decode_of_a_webhook_gives_what_the_general_path_gives() {
+        let webhooks = fixture_webhooks();
+        assert!(webhooks.len() > 150, "{}", webhooks.len());
+        for w in &webhooks {
+            assert_eq!(decode(w.as_bytes()), decode_value(w.as_bytes()), "{w}");
+        }
+    }
+
+    /// Each variant of `value` with one member removed, or its value replaced by a number,
+    /// anywhere in the tree.
+    fn damaged(value: &serde_json::Value) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, member) in map {
+                    let mut without = map.clone();
+                    without.remove(key);
+                    out.push(serde_json::Value::Object(without));
+                    let mut wrong = map.clone();
+                    wrong.insert(key.clone(), serde_json::json!(42));
+                    out.push(serde_json::Value::Object(wrong));
+                    for inner in damaged(member) {
+                        let mut changed = map.clone();
+                        changed.insert(key.clone(), inner);
+                        out.push(serde_json::Value::Object(changed));
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    for inner in damaged(item) {
+                        let mut changed = items.clone();
+                        changed[i] = inner;
+                        out.push(serde_json::Value::Array(changed));
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    #[test]
+    fn a_damaged_webhook_decodes_directly_as_the_general_path_decodes_it() {
+        let mut compared = 0;
+        for w in fixture_webhooks() {
+            let value: serde_json::Value = serde_json::from_str(&w).unwrap();
+            for variant in damaged(&value) {
+                let bytes = variant.to_string();
+                assert_eq!(
+                    decode(bytes.as_bytes()),
+                    decode_value(bytes.as_bytes()),
+                    "{bytes}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 5_000, "{compared}");
+    }
+
     proptest! {
+        #[test]
+        fn decode_gives_what_the_general_path_gives(value in arb_json()) {
+            let bytes = value.to_string();
+            prop_assert_eq!(decode(bytes.as_bytes()), decode_value(bytes.as_bytes()));
+        }
+
         #[test]
         fn decode_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&bytes);
