@@ -19,6 +19,10 @@ use consent_ledger::rgpd::MasterKey;
 
 mod webhooks;
 
+/// The binary's allocator (src/main.rs), so that the library runs here as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use webhooks::{Mix, Rng};
 
 fn traffic(n: usize, mix: Mix) -> String {

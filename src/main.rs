@@ -7,6 +7,11 @@ use clap::Parser;
 
 mod cli;
 
+/// mimalloc: glibc's malloc and free were a quarter of the writer thread's time on a real
+/// stream of small messages (BENCHMARKS.md, "Kafka throughput").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_logging(&args.command);
