@@ -3,8 +3,21 @@
 # machine they ran on; nothing here is a pass/fail test.
 #
 #   scripts/bench.sh [RECORDS] [SECTION...]
+#   scripts/bench.sh --smoke        (CI: the throughput section on 2,000 records, one run,
+#                                    debug build; it proves the script works, not the speed)
 #
-# Sections (default: all four, in this order):
+# Sections (default: all five, in this order):
+#   throughput         Kafka mode, the figures of issue 13, each the median of
+#                      KAFKA_BENCH_RUNS runs (3), references measured in the same run:
+#                      reference A (kcat -C -e -q -o beginning to /dev/null, librdkafka
+#                      defaults), reference B (benches/kafka_reference.rs: run's consumer
+#                      settings, a serde_json::Value decode per record) and `run`, all three
+#                      on THROUGHPUT_RECORDS (1,000,000) webhooks of the `chat` mix (2% consent
+#                      keywords over 200,000 mobiles, 3 partitions); then `run` on
+#                      THROUGHPUT_STOPS (100,000) records that are each a new STOP: durable
+#                      opt-out events/s, the ledger's bytes per event, and `verify` on that
+#                      ledger. Prints a markdown report. Installs kcat (Debian package) if it
+#                      can; without it, reference A is left out and said so.
 #   ingest             file-mode ingest of RECORDS webhooks (default 200000), batch sizes
 #                      100 / 1000 / 5000 (benches/ingest.rs)
 #   check              the HTTP audience check on 1,000,000 contacts (scripts/bench-check.sh)
@@ -32,17 +45,22 @@ cd "$(dirname "$0")/.."
 
 records=200000
 sections=()
+SMOKE=
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | webhooks | kafka-deadletters | kafka-burst) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput) sections+=("$arg") ;;
+  --smoke)
+    SMOKE=1
+    sections+=(throughput)
+    ;;
   *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
     exit 64
     ;;
   esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(ingest check webhooks kafka-deadletters)
+[ ${#sections[@]} -gt 0 ] || sections=(throughput ingest check webhooks kafka-deadletters)
 
 bench_ingest() {
   echo "==> file-mode ingest, batch sizes 100 / 1000 / 5000 ($records records)" >&2
@@ -147,11 +165,22 @@ measure() {
     sleep 0.05
   done
   done_at=$(now)
-  local dead
+  local dead hwm events
   dead=$(metric consent_ledger_dead_lettered_total)
+  events=$(metric consent_ledger_events_appended_total)
+  hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVICE_PID/status" 2>/dev/null || echo 0)
   kill -TERM "$SERVICE_PID"
   wait "$SERVICE_PID" || true
   SERVICE_PID=
+  # What the throughput section reports besides the time: peak memory, the ledger's size,
+  # the events written, and (MEASURE_VERIFY=1) the time `verify` takes on that ledger.
+  local verify=0 t
+  if [ -n "${MEASURE_VERIFY:-}" ]; then
+    t=$(now)
+    "$BIN" --data-dir "$dir/data" verify >/dev/null
+    verify=$(awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
+  fi
+  echo "$name $hwm $(du -sb "$dir/data/ledger" | cut -f1) $events $verify" >>"$KWORK/extra"
   rm -rf "$dir/data"
   awk -v n="$name" -v r="$ready" -v d="$done_at" 'BEGIN { printf "%s %.3f\n", n, d - r }' >>"$KWORK/results"
   awk -v n="$name" -v s="$started" -v r="$ready" -v d="$done_at" -v N="$N" -v dl="$dead" \
@@ -160,15 +189,23 @@ measure() {
 
 # kafka_setup: the broker, the release binary and a work dir, shared by the Kafka sections.
 kafka_setup() {
-  BIN=${CONSENT_LEDGER_BIN:-${CARGO_TARGET_DIR:-target}/release/consent-ledger}
+  local profile=release
+  [ -z "$SMOKE" ] || profile=debug
+  BIN=${CONSENT_LEDGER_BIN:-${CARGO_TARGET_DIR:-target}/$profile/consent-ledger}
   for tool in curl awk; do
     command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 2; }
   done
   trap kafka_cleanup EXIT
   [ -n "$KWORK" ] || KWORK=$(mktemp -d)
-  if ! scripts/kafka.sh status >/dev/null 2>&1; then KAFKA_STARTED=1; fi
-  BOOTSTRAP=$(scripts/kafka.sh start | tail -n 1)
-  [ -n "${CONSENT_LEDGER_BIN:-}" ] || cargo build --release --quiet --bin consent-ledger
+  if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    BOOTSTRAP=$KAFKA_BOOTSTRAP_SERVERS
+  else
+    if ! scripts/kafka.sh status >/dev/null 2>&1; then KAFKA_STARTED=1; fi
+    BOOTSTRAP=$(scripts/kafka.sh start | tail -n 1)
+  fi
+  if [ -z "${CONSENT_LEDGER_BIN:-}" ]; then
+    if [ -n "$SMOKE" ]; then cargo build --quiet --bin consent-ledger; else cargo build --release --quiet --bin consent-ledger; fi
+  fi
   echo "binary: $BIN" >&2
 }
 
@@ -291,6 +328,97 @@ bench_kafka_burst() {
     END { printf "\nRSS before the burst %.1f MiB; peak %.1f MiB during the burst (sent in %.1f s), %.1f MiB after it; VmHWM %.1f MiB\n", base, peak_burst, t1 - t0, peak_drain, hwm }' "$KWORK/samples"
 }
 
+# ---------------------------------------------------------------------------------------
+# throughput: `run` against two references on the same topic, in the same run, alternating.
+
+# bench_bin NAME ARGS...: a harness of benches/ (release; debug under --smoke).
+bench_bin() {
+  local name=$1
+  shift
+  if [ -n "$SMOKE" ]; then
+    cargo bench --quiet --profile dev --bench "$name" -- "$@"
+  else
+    cargo bench --quiet --bench "$name" -- "$@"
+  fi
+}
+
+# kcat for reference A: Debian's package, installed if this user can.
+find_kcat() {
+  command -v kcat >/dev/null && return 0
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  echo "bench: installing kcat (Debian package) for reference A" >&2
+  { $sudo apt-get install -y -qq kcat || { $sudo apt-get update -qq && $sudo apt-get install -y -qq kcat; }; } >/dev/null 2>&1 || true
+  command -v kcat >/dev/null
+}
+
+bench_throughput() {
+  N=${THROUGHPUT_RECORDS:-1000000}
+  local stops=${THROUGHPUT_STOPS:-100000} runs=${KAFKA_BENCH_RUNS:-3}
+  if [ -n "$SMOKE" ]; then N=2000 stops=500 runs=1; fi
+  kafka_setup
+  local kcat=1
+  find_kcat || { kcat=; echo "bench: no kcat; reference A is left out" >&2; }
+  local suffix chat_topic stops_topic
+  suffix=$(date +%Y%m%d%H%M%S)-$$
+  chat_topic=bench.chat.$suffix
+  stops_topic=bench.stops.$suffix
+  echo "==> throughput: $N chat webhooks and $stops STOPs, 3 partitions, $runs runs (broker $BOOTSTRAP)" >&2
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$chat_topic" --records "$N" \
+    --partitions 3 --mix chat --seed 1
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$stops_topic" --records "$stops" \
+    --partitions 3 --mix stops --seed 1
+  bench_bin kafka_reference --bootstrap "$BOOTSTRAP" --topic "$chat_topic" --records 1 >/dev/null
+  local commit
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $commit; load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  local run t0 line
+  for run in $(seq "$runs"); do
+    echo "run $run:" >&2
+    if [ -n "$kcat" ]; then
+      t0=$(now)
+      kcat -b "$BOOTSTRAP" -C -e -q -o beginning -t "$chat_topic" >/dev/null
+      awk -v a="$t0" -v b="$(now)" -v n="$N" 'BEGIN { printf "  refA     %6d records in %6.2f s = %7.0f records/s\n", n, b - a, n / (b - a) }' >&2
+      awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "refA %.3f\n", b - a }' >>"$KWORK/results"
+    fi
+    line=$(bench_bin kafka_reference --bootstrap "$BOOTSTRAP" --topic "$chat_topic" --records "$N")
+    awk -v n="$N" '{ printf "  refB     %6d records in %6.2f s = %7.0f records/s\n", n, $5, n / $5 }' <<<"$line" >&2
+    awk '{ print "refB", $5 }' <<<"$line" >>"$KWORK/results"
+    measure run "$chat_topic"
+    MEASURE_VERIFY=1 N=$stops measure stops "$stops_topic"
+  done
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  awk -v n="$N" -v stops="$stops" -v runs="$runs" '
+    FILENAME ~ /results$/ { t[$1] = t[$1] (t[$1] == "" ? "" : " ") $2; next }
+    { hwm[$1] = hwm[$1] " " $2; disk[$1] = disk[$1] " " $3; ev[$1] = ev[$1] " " $4; ver[$1] = ver[$1] " " $5 }
+    function median(list,   a, k, i, j, x) {
+      k = split(list, a, " ")
+      for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    function cells(list,   a, k, i, s) {
+      k = split(list, a, " "); s = ""
+      for (i = 1; i <= k; i++) s = s sprintf(" %.2f s |", a[i])
+      return s
+    }
+    END {
+      head = "| reader (" n " chat webhooks, 3 partitions) |"; sep = "|---|"
+      for (i = 1; i <= runs; i++) { head = head " run " i " |"; sep = sep "---|" }
+      print head " median | records/s |"; print sep "---|---|"
+      if ("refA" in t) { a = n / median(t["refA"]); printf "| reference A: kcat to /dev/null |%s **%.2f s** | %.0f |\n", cells(t["refA"]), median(t["refA"]), a }
+      b = n / median(t["refB"]); printf "| reference B: rdkafka + serde_json::Value |%s **%.2f s** | %.0f |\n", cells(t["refB"]), median(t["refB"]), b
+      r = n / median(t["run"]); printf "| `consent-ledger run` |%s **%.2f s** | %.0f |\n", cells(t["run"]), median(t["run"]), r
+      printf "| `run`, %d new STOPs |%s **%.2f s** | %.0f durable events/s |\n", stops, cells(t["stops"]), median(t["stops"]), median(ev["stops"]) / median(t["stops"])
+      print ""
+      if ("refA" in t) printf "ratio run / A: **%.3f** (target >= 0.25)  \n", r / a
+      printf "ratio run / B: **%.3f** (target >= 0.5)  \n", r / b
+      printf "durable opt-out events/s: **%.0f** (target >= 20,000)  \n", median(ev["stops"]) / median(t["stops"])
+      printf "ledger after the chat stream: %.1f MB for %d events (%.0f bytes per event); peak RSS of run %.0f MiB  \n", median(disk["run"]) / 1e6, median(ev["run"]), median(disk["run"]) / (median(ev["run"]) > 0 ? median(ev["run"]) : 1), median(hwm["run"]) / 1024
+      printf "ledger after the STOPs: %.1f MB for %d events: **%.0f bytes per event** (target <= 1,000); peak RSS %.0f MiB  \n", median(disk["stops"]) / 1e6, median(ev["stops"]), median(disk["stops"]) / median(ev["stops"]), median(hwm["stops"]) / 1024
+      printf "verify of that ledger (%d events): %.2f s, %.0f events/s (target: 1,000,000 in < 10 s)\n", median(ev["stops"]), median(ver["stops"]), median(ev["stops"]) / median(ver["stops"])
+    }' "$KWORK/results" "$KWORK/extra"
+}
+
 for section in "${sections[@]}"; do
   case "$section" in
   ingest) bench_ingest ;;
@@ -298,5 +426,6 @@ for section in "${sections[@]}"; do
   webhooks) bench_webhooks ;;
   kafka-deadletters) bench_kafka_deadletters ;;
   kafka-burst) bench_kafka_burst ;;
+  throughput) bench_throughput ;;
   esac
 done

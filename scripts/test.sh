@@ -91,6 +91,11 @@ echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # time limits on a 2-core machine.
 cargo test --no-fail-fast -- --test-threads=2
 
+# The benchmark script on a tiny stream with the debug build, so that it cannot rot: it
+# must still produce its report against the broker above. It measures nothing worth keeping.
+echo "==> scripts/bench.sh --smoke ($(elapsed))" >&2
+scripts/bench.sh --smoke > target/bench-smoke.md
+
 if [[ -n "$fuzz_pid" ]]; then
   echo "==> fuzz smoke runs, ${fuzz_seconds} s each ($(elapsed))" >&2
   if ! wait "$fuzz_pid"; then
