@@ -232,7 +232,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Item>, DecodeError> {
     // Most records are WhatsApp webhooks that decode: read straight into the webhook's
     // types, without building the whole record as a `Value` first. Anything else (another
     // shape, a defect) takes the general path, which gives every error its exact words.
-    if let Ok(hook) = serde_json::from_slice::<WhatsappWebhook>(bytes) {
+    // serde skips the members it does not read without checking them, so the direct path
+    // takes only records that are UTF-8 throughout and have no `\u` escape (that could be
+    // half a character): nearly all of Meta's. The others may not be JSON at all.
+    let checked = std::str::from_utf8(bytes).is_ok() && !bytes.windows(2).any(|w| w == b"\\u");
+    if let Some(hook) = checked
+        .then(|| serde_json::from_slice::<WhatsappWebhook>(bytes).ok())
+        .flatten()
+    {
         if hook.object == "whatsapp_business_account" {
             return Ok(whatsapp::decode_webhook(hook));
         }

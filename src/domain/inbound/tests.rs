@@ -349,7 +349,7 @@ fn millisecond_timestamps_are_rejected_rather_than_misordered() {
 }
 
 mod properties {
-    use super::super::{decode, decode_value};
+    use super::super::{decode, decode_value, DecodeError};
     use proptest::prelude::*;
 
     fn arb_json() -> impl Strategy<Value = serde_json::Value> {
@@ -443,6 +443,32 @@ mod properties {
             }
         }
         out
+    }
+
+    /// Found by the decode fuzz target: serde skipped a member the webhook's types do not
+    /// read without checking its bytes, so a record that is not JSON was decoded.
+    #[test]
+    fn a_webhook_with_invalid_utf8_or_half_a_character_in_a_member_it_does_not_read_is_invalid_json(
+    ) {
+        let webhook = fixture_webhooks()
+            .into_iter()
+            .find(|w| w.contains("\"messages\""))
+            .unwrap();
+        let mut bytes = webhook
+            .replacen('{', r#"{"unread":"Welcom\u0000","#, 1)
+            .into_bytes();
+        let at = bytes.windows(6).position(|w| w == b"\\u0000").unwrap();
+        let mut not_utf8 = bytes.clone();
+        not_utf8.splice(at..at + 6, [0x9d, 0xdf, 0x8b, 0x90]);
+        bytes.splice(at..at + 6, *b"\\ud800");
+        for record in [not_utf8, bytes] {
+            assert!(serde_json::from_slice::<serde_json::Value>(&record).is_err());
+            assert!(
+                matches!(decode(&record), Err(DecodeError::InvalidJson(_))),
+                "{:?}",
+                decode(&record)
+            );
+        }
     }
 
     #[test]
