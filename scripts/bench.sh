@@ -331,12 +331,13 @@ bench_kafka_burst() {
 # ---------------------------------------------------------------------------------------
 # throughput: `run` against two references on the same topic, in the same run, alternating.
 
-# bench_bin NAME ARGS...: a harness of benches/ (release; debug under --smoke).
+# bench_bin NAME ARGS...: a harness of benches/ (release; under --smoke, the debug build
+# that `cargo test` makes, which scripts/test.sh compiles with the tests).
 bench_bin() {
   local name=$1
   shift
   if [ -n "$SMOKE" ]; then
-    cargo bench --quiet --profile dev --bench "$name" -- "$@"
+    cargo test --quiet --bench "$name" -- "$@"
   else
     cargo bench --quiet --bench "$name" -- "$@"
   fi
