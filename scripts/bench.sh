@@ -204,7 +204,13 @@ kafka_setup() {
     BOOTSTRAP=$(scripts/kafka.sh start | tail -n 1)
   fi
   if [ -z "${CONSENT_LEDGER_BIN:-}" ]; then
-    if [ -n "$SMOKE" ]; then cargo build --quiet --bin consent-ledger; else cargo build --release --quiet --bin consent-ledger; fi
+    # Under --smoke, the binary the tests were built with, as it is: `cargo build` would
+    # build it again with the dependencies' features of a non-test build (minutes in CI).
+    if [ -z "$SMOKE" ]; then
+      cargo build --release --quiet --bin consent-ledger
+    elif [ ! -x "$BIN" ]; then
+      cargo test --no-run --quiet
+    fi
   fi
   echo "binary: $BIN" >&2
 }
