@@ -441,6 +441,21 @@ impl<'a> Staged<'a> {
         }
         dedupe.clone_from(&self.dedupe);
 
+        // A batch that staged nothing (a stream's chat, statuses already counted) has
+        // nothing to make durable: no transaction and no flush. Its input may be
+        // acknowledged at once, since what earlier batches wrote was synced by them.
+        let (new_keys, destroy, suppress) = (&self.new_keys, &self.destroy, &self.suppress);
+        if writes.iter().all(Vec::is_empty)
+            && self.events.is_empty()
+            && new_keys.is_empty()
+            && destroy.is_empty()
+            && suppress.is_empty()
+        {
+            return Ok(Committed {
+                events: 0,
+                replies: 0,
+            });
+        }
         let event_keys: Vec<([u8; 12], &TenantId)> = self
             .events
             .iter()
@@ -466,7 +481,6 @@ impl<'a> Staged<'a> {
             &l.keys,
             &l.suppressed,
         ];
-        let (new_keys, destroy, suppress) = (&self.new_keys, &self.destroy, &self.suppress);
         trees[..]
             .transaction(|t| {
                 for (tree, rows) in t.iter().zip(&writes) {
