@@ -3,7 +3,7 @@
 //! number off your list"), but the wordings are few families of (verb, me, object); a pattern
 //! per family covers them where a phrase list would need every combination.
 
-use std::collections::HashMap;
+use super::Map;
 
 use super::normalize::{match_keys, normalize};
 use crate::domain::language;
@@ -39,10 +39,10 @@ pub(super) struct Grammar {
     classes: Vec<Vec<Vec<String>>>,
     /// For each class, its words by their first token: a class of hundreds of words is
     /// looked up, not scanned, at each token of every message.
-    by_first: Vec<HashMap<String, Vec<usize>>>,
+    by_first: Vec<Map<String, Vec<usize>>>,
     patterns: Vec<Vec<Slot>>,
     /// The patterns by a first token they can start with: only those are tried at a token.
-    starting: HashMap<String, Vec<usize>>,
+    starting: Map<String, Vec<usize>>,
     /// Words after which a match does not count (another object follows the verb).
     pub(super) not_before: Vec<String>,
     /// Negations before which a match does not count, as word sequences.
@@ -82,7 +82,7 @@ impl Grammar {
     /// Compiles a language file's grammar; an unknown class name is an error, so a typo in a
     /// pattern fails the language files' test instead of silently matching nothing.
     pub(super) fn compile(data: &language::Grammar) -> Result<Self, String> {
-        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut names: Map<&str, usize> = Map::default();
         let mut classes: Vec<Vec<Vec<String>>> = Vec::new();
         for (name, words) in &data.classes {
             names.insert(name.as_str(), classes.len());
@@ -145,10 +145,10 @@ impl Grammar {
             }
             patterns.push(slots);
         }
-        let by_first: Vec<HashMap<String, Vec<usize>>> = classes
+        let by_first: Vec<Map<String, Vec<usize>>> = classes
             .iter()
             .map(|words| {
-                let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                let mut index: Map<String, Vec<usize>> = Map::default();
                 for (w, word) in words.iter().enumerate() {
                     if let Some(first) = word.first() {
                         index.entry(first.clone()).or_default().push(w);
@@ -157,7 +157,7 @@ impl Grammar {
                 index
             })
             .collect();
-        let mut starting: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut starting: Map<String, Vec<usize>> = Map::default();
         for (p, slots) in patterns.iter().enumerate() {
             // compile checked that the first slot after ^ is a required class.
             if let Some(Slot::Class { class, .. }) =

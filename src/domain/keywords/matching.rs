@@ -2,7 +2,7 @@
 //! precedence order over the message's words. Each step tries only span lengths some key has,
 //! so a message costs time linear in its length.
 
-use std::collections::HashMap;
+use super::Map;
 
 use super::normalize::{match_key, normalize, token_spans};
 use super::rules::{Extra, Words};
@@ -64,8 +64,8 @@ pub fn normalize_sentences(text: &str) -> String {
 
 impl KeywordSet {
     pub(super) fn compile(tables: Vec<LangTable>) -> Self {
-        let mut entries: HashMap<String, Entry> = HashMap::new();
-        let mut first_token_max: HashMap<String, usize> = HashMap::new();
+        let mut entries: Map<String, Entry> = Map::default();
+        let mut first_token_max: Map<String, usize> = Map::default();
         for (lang, table) in tables.iter().enumerate() {
             for (w, key) in table
                 .words

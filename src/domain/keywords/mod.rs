@@ -193,14 +193,21 @@ pub struct KeywordOverrides {
 /// keeps span matching linear in the message length.
 pub const MAX_KEYWORD_WORDS: usize = 16;
 
+/// The tables' hash maps and sets. They are read at every word of every message, and
+/// SipHash was a tenth of the pipeline's time on a chat stream (BENCHMARKS.md); their keys
+/// are the language files' words, fixed at start, so text a customer writes can only look
+/// them up, never fill a bucket, and a fast seeded hash (foldhash) is enough.
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// The compiled keyword tables of one tenant: the default sets of its enabled languages plus its overrides.
 #[derive(Debug, Clone)]
 pub struct KeywordSet {
     languages: Vec<LangTable>,
-    entries: HashMap<String, Entry>,
+    entries: Map<String, Entry>,
     /// Longest key (in tokens) starting with a given token, so span scanning
     /// only tries lengths that can exist.
-    first_token_max: HashMap<String, usize>,
+    first_token_max: Map<String, usize>,
     extra: rules::Extra,
 }
 

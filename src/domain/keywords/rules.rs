@@ -2,7 +2,7 @@
 //! the revocation phrases and grammar, and keyboard typos. Each reads the language files' data
 //! compiled once per tenant into [`Extra`].
 
-use std::collections::HashSet;
+use super::Set;
 
 use super::grammar::{single_words, Edges, Grammar};
 use super::normalize::token_spans;
@@ -16,15 +16,15 @@ use crate::domain::language;
 pub(super) struct Extra {
     /// (language position, its grammar), in priority order.
     grammars: Vec<(usize, Grammar)>,
-    not_before: HashSet<String>,
+    not_before: Set<String>,
     not_after: Vec<Vec<String>>,
-    other_objects: HashSet<String>,
-    any_topic: HashSet<String>,
-    all_words: HashSet<String>,
-    determiners: HashSet<String>,
-    wait_words: HashSet<String>,
-    topics: HashSet<String>,
-    links: HashSet<String>,
+    other_objects: Set<String>,
+    any_topic: Set<String>,
+    all_words: Set<String>,
+    determiners: Set<String>,
+    wait_words: Set<String>,
+    topics: Set<String>,
+    links: Set<String>,
     typos: TypoIndex,
 }
 

@@ -4,7 +4,7 @@
 //! curated in the language files; a word of any enabled language is never a typo, so "shop",
 //! "top" and "stoop" stay chat.
 
-use std::collections::{HashMap, HashSet};
+use super::{Map, Set};
 
 use super::tables::{Kind, LangTable};
 use crate::domain::language;
@@ -18,18 +18,18 @@ const MAX_WORD_LETTERS: usize = 32;
 #[derive(Debug, Clone, Default)]
 pub(super) struct TypoIndex {
     /// Target keys (single words), by themselves and by their letter runs collapsed.
-    targets: HashSet<String>,
-    collapsed: HashMap<String, String>,
+    targets: Set<String>,
+    collapsed: Map<String, String>,
     /// Keys next to each key on the enabled languages' keyboards.
-    neighbours: HashMap<char, Vec<char>>,
+    neighbours: Map<char, Vec<char>>,
     /// Letters a dropped one may have been.
     alphabet: Vec<char>,
     /// Real words that are one typo from a target.
-    words: HashSet<String>,
+    words: Set<String>,
     /// The targets' letters, by their number of letters: a word is compared with the targets
     /// of its length and one more, never turned into every candidate spelling (hundreds of
     /// allocations for each word of every chat message).
-    by_len: HashMap<usize, Vec<Vec<char>>>,
+    by_len: Map<usize, Vec<Vec<char>>>,
 }
 
 /// "stooop" -> "stop": runs of one letter read as one.
