@@ -133,7 +133,7 @@ impl<'a> Audience<'a> {
     }
 
     fn verdict(&self, input: &str) -> Result<Verdict, LedgerError> {
-        let contact = match contact::normalize(input, self.profile.region) {
+        let contact = match contact::normalize_once(input, self.profile.region) {
             Ok(c) => c,
             Err(e) => {
                 return Ok(Verdict::Invalid {

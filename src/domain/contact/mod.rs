@@ -86,6 +86,13 @@ pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactErr
     memo::normalized(input, region, normalize_uncached)
 }
 
+/// [`normalize`] without remembering the answer: for inputs that rarely repeat, such as an
+/// audience list (whose repeats the check answers once itself), where remembering a million
+/// numbers costs more time and memory than it saves (BENCHMARKS.md, "HTTP check").
+pub fn normalize_once(input: &str, region: country::Id) -> Result<Contact, ContactError> {
+    normalize_uncached(input, region)
+}
+
 fn normalize_uncached(input: &str, region: country::Id) -> Result<Contact, ContactError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
