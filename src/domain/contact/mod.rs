@@ -3,6 +3,7 @@
 //! `06 12 34 56 78` are one person. A campaign check that missed one spelling would message
 //! someone who said STOP, which is exactly the failure this product exists to prevent.
 
+mod compiled;
 mod memo;
 
 use std::fmt;
@@ -94,6 +95,19 @@ pub fn normalize_once(input: &str, region: country::Id) -> Result<Contact, Conta
 }
 
 fn normalize_uncached(input: &str, region: country::Id) -> Result<Contact, ContactError> {
+    normalize_with(input, region, Rules::Compiled)
+}
+
+/// Who runs libphonenumber's rules: [`compiled`] in the product, the crate itself as the
+/// reference the tests compare it with (and where `compiled` does not answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Compiled,
+    #[cfg(test)]
+    Crate,
+}
+
+fn normalize_with(input: &str, region: country::Id, rules: Rules) -> Result<Contact, ContactError> {
     let trimmed = input.trim();
     if trimmed.is_empty() {
         return Err(ContactError::Empty);
@@ -116,18 +130,32 @@ fn normalize_uncached(input: &str, region: country::Id) -> Result<Contact, Conta
         if rest.contains('+') {
             return Err(ContactError::NotANumber);
         }
-        return international(&digits);
+        return international(&digits, rules);
     }
     if trimmed.contains('+') {
         return Err(ContactError::NotANumber);
     }
     if let Some(intl) = digits.strip_prefix("00") {
-        return international(intl);
+        return international(intl, rules);
     }
-    if let Some(contact) = parse_valid(Some(region), &digits) {
+    if let Some(contact) = national(&digits, region, rules) {
         return Ok(contact);
     }
-    international(&digits)
+    international(&digits, rules)
+}
+
+/// The digits as a national number of the tenant's region, when that reading is valid.
+fn national(digits: &str, region: country::Id, rules: Rules) -> Option<Contact> {
+    if rules == Rules::Compiled {
+        match compiled::parse_national(digits, region.as_ref()) {
+            Some(Some(number)) => {
+                return compiled::is_valid(&number).then(|| Contact(number.e164()))
+            }
+            Some(None) => return None,
+            None => {}
+        }
+    }
+    parse_valid(Some(region), digits)
 }
 
 /// A number written internationally is accepted when it is possible: a known country code and
@@ -135,13 +163,22 @@ fn normalize_uncached(input: &str, region: country::Id) -> Result<Contact, Conta
 /// allocated range) follows libphonenumber's metadata, which lags real allocations, and a
 /// sender WhatsApp or an SMS provider delivered does exist: rejecting it would lose its STOP.
 /// A national spelling still needs the strict rule, since it is a guess about the region.
-fn international(digits: &str) -> Result<Contact, ContactError> {
+fn international(digits: &str, rules: Rules) -> Result<Contact, ContactError> {
+    if rules == Rules::Compiled {
+        if let Some(parsed) = compiled::parse_international(digits) {
+            let number = parsed.ok_or(ContactError::Invalid)?;
+            if compiled::is_valid(&number) || is_possible(number.code, number.national.len()) {
+                return Ok(Contact(number.e164()));
+            }
+            return Err(ContactError::Invalid);
+        }
+    }
     let text = format!("+{digits}");
     if let Some(contact) = parse_valid(None, &text) {
         return Ok(contact);
     }
     let number = phonenumber::parse(None, &text).map_err(|_| ContactError::Invalid)?;
-    if !is_possible(&number) {
+    if !is_possible(number.code().value(), number.national().to_string().len()) {
         return Err(ContactError::Invalid);
     }
     Ok(Contact(number.format().mode(Mode::E164).to_string()))
@@ -150,9 +187,8 @@ fn international(digits: &str) -> Result<Contact, ContactError> {
 /// Whether the national number's length is one that the numbers people write from (fixed,
 /// mobile, VoIP, personal, UAN, pager) of its country code have. The general descriptor is not
 /// used: its possible lengths are empty in the metadata this crate ships.
-fn is_possible(number: &phonenumber::PhoneNumber) -> bool {
-    let length = number.national().to_string().len() as u16;
-    let code = number.code().value();
+fn is_possible(code: u16, national_len: usize) -> bool {
+    let length = national_len as u16;
     let Some(regions) = phonenumber::metadata::DATABASE.by_code(&code) else {
         return false;
     };
