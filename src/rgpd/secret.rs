@@ -40,22 +40,42 @@ impl IndexSecret {
                 okm.as_mut(),
             )
             .expect("32 bytes is a valid HKDF-SHA256 length");
-        TenantSecret(okm)
+        TenantSecret::new(&okm)
     }
 }
 
-/// One tenant's secret for keyed hashes of identifiers.
+/// One tenant's secret for keyed hashes of identifiers, held as HMAC-SHA256 with its key
+/// blocks already hashed: a digest then costs two SHA-256 compressions instead of four, and
+/// an audience check computes one for every contact.
 #[derive(Clone)]
-pub struct TenantSecret(Zeroizing<[u8; KEY_BYTES]>);
+pub struct TenantSecret {
+    mac: Hmac<Sha256>,
+}
 
 impl TenantSecret {
+    fn new(key: &[u8; KEY_BYTES]) -> Self {
+        TenantSecret {
+            mac: Hmac::<Sha256>::new_from_slice(key).expect("any key length"),
+        }
+    }
+
     /// HMAC-SHA256 of `identifier`: what an index or the suppression list holds instead of
     /// the identifier. A plain SHA-256 of a phone number is still personal data (anyone can
     /// hash every number of a country), which is why it is keyed.
     pub fn digest(&self, identifier: &str) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.as_slice()).expect("any key length");
+        let mut mac = self.mac.clone();
         mac.update(identifier.as_bytes());
         mac.finalize().into_bytes().into()
+    }
+}
+
+/// The hashed key blocks are as good as the key for computing digests, and `hmac` does not
+/// wipe them: they are overwritten with those of an all-zero key before the memory is freed
+/// (`black_box` keeps the compiler from dropping the store as dead).
+impl Drop for TenantSecret {
+    fn drop(&mut self) {
+        self.mac = Hmac::<Sha256>::new_from_slice(&[0; KEY_BYTES]).expect("any key length");
+        std::hint::black_box(&self.mac);
     }
 }
 
