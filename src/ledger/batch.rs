@@ -462,6 +462,16 @@ impl<'a> Staged<'a> {
             .map(|e| (keys::event(e.partition, e.seq), &e.tenant))
             .collect();
         let mut feed_head = l.feed_head()?;
+        // The in-memory filter of known identifiers learns of them before they are written,
+        // so it never answers "nothing here" about a row on disk.
+        let [.., consent, _, _, _, _, _, _, _, links] = &writes;
+        l.known.add_keys(
+            consent
+                .iter()
+                .chain(links)
+                .map(|(k, _)| k.as_slice())
+                .chain(suppress.keys().map(|k| k.as_slice())),
+        );
         // One transaction over every tree the batch writes: sled's tuples stop at 14 trees,
         // so the trees go as a slice, in the order of `writes` and then the rest.
         let trees = [

@@ -43,6 +43,7 @@
 mod batch;
 mod erase;
 mod keyring;
+mod known;
 pub mod log;
 pub mod migrate;
 mod migrate_v4;
@@ -146,6 +147,8 @@ pub struct Ledger {
     campaign_signals: sled::Tree,
     keys: sled::Tree,
     suppressed: sled::Tree,
+    /// Which identifiers the view may hold anything about (see `known`).
+    known: std::sync::Arc<known::Known>,
     /// The master key and the index secret; `None` only for `migrate`'s raw open.
     keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the
@@ -197,10 +200,28 @@ impl Ledger {
     /// The fold of this identifier's own events: the stored view, which `verify` checks
     /// against the log and the person's consent is computed from.
     pub fn own_consent(&self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
-        let id = self.digest(tenant, contact)?;
+        self.own_consent_of(tenant, &self.digest(tenant, contact)?)
+    }
+
+    /// [`Self::own_consent`] of the identifier whose keyed hash is `id`: its purposes are
+    /// keys side by side, read in one range scan rather than one lookup each.
+    pub(crate) fn own_consent_of(
+        &self,
+        tenant: &TenantId,
+        id: &[u8; 32],
+    ) -> Result<ContactConsent> {
         let mut c = ContactConsent::default();
-        for purpose in Purpose::ALL {
-            if let Some(bytes) = self.consent.get(keys::consent(tenant, &id, purpose))? {
+        if !self.known.may_know(id) {
+            return Ok(c);
+        }
+        let prefix = keys::contact_prefix(tenant, id);
+        for entry in self.consent.scan_prefix(&prefix) {
+            let (key, bytes) = entry?;
+            let name = &key[prefix.len()..];
+            if let Some(purpose) = Purpose::ALL
+                .into_iter()
+                .find(|p| p.as_str().as_bytes() == name)
+            {
                 *c.get_mut(purpose) = decode::<PurposeState>("consent", &bytes)?;
             }
         }

@@ -108,8 +108,11 @@ impl Ledger {
         tenant: &TenantId,
         id: &Id,
     ) -> Result<Vec<(Id, Option<Contact>)>> {
-        let prefix = keys::contact_prefix(tenant, id);
         let mut out = Vec::new();
+        if !self.known.may_know(id) {
+            return Ok(out);
+        }
+        let prefix = keys::contact_prefix(tenant, id);
         for entry in self.links.scan_prefix(&prefix) {
             let (key, event_key) = entry?;
             let Ok(other) = Id::try_from(&key[prefix.len()..]) else {
@@ -129,7 +132,11 @@ impl Ledger {
 
     /// The members of `contact`'s person.
     pub(super) fn members_of(&self, tenant: &TenantId, contact: &Contact) -> Result<Members> {
-        let id = self.digest(tenant, contact)?;
+        self.members_of_id(tenant, self.digest(tenant, contact)?, contact)
+    }
+
+    /// [`Self::members_of`] for a contact whose keyed hash is `id`.
+    fn members_of_id(&self, tenant: &TenantId, id: Id, contact: &Contact) -> Result<Members> {
         neighbours((id, Some(contact.clone())), |i| {
             self.direct_links(tenant, i)
         })
@@ -160,15 +167,19 @@ impl Ledger {
 
     /// The person behind `contact`, as the ledger knows it now; an identifier on the
     /// suppression list answers opted out of marketing whatever its history says.
+    ///
+    /// The contact's keyed hash is computed once and names it in the links, the view and the
+    /// suppression list alike: an audience check asks this for every contact.
     pub fn person(&self, tenant: &TenantId, contact: &Contact) -> Result<PersonView> {
-        let members = self.members_of(tenant, contact)?;
+        let id = self.digest(tenant, contact)?;
+        let members = self.members_of_id(tenant, id, contact)?;
         let view = if members.len() == 1 {
-            PersonView::alone(self.own_consent(tenant, contact)?)
+            PersonView::alone(self.own_consent_of(tenant, &id)?)
         } else {
             let events = events_of(&members, |id| self.history_of(tenant, id))?;
             PersonView::of(contact, &events)
         };
-        Ok(match self.suppression(tenant, contact)? {
+        Ok(match self.suppression_of(tenant, &id)? {
             Some(s) => s.apply(view),
             None => view,
         })

@@ -87,7 +87,13 @@ pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
     let db = open_db(dir)?;
     check_version(&db, dir)?;
     let keyring = super::keyring::unlock(&db, dir, master)?;
-    with_trees(dir, db, Some(keyring))
+    let mut ledger = with_trees(dir, db, Some(keyring))?;
+    ledger.known = super::known::Known::load(vec![
+        ledger.consent.clone(),
+        ledger.links.clone(),
+        ledger.suppressed.clone(),
+    ]);
+    Ok(ledger)
 }
 
 /// Opens a ledger whatever its version, with its keys: only `migrate` does, on its own copy.
@@ -123,6 +129,9 @@ fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledg
         keys: db.open_tree("keys")?,
         suppressed: db.open_tree("suppressed")?,
         keyring,
+        // Never filled, so "maybe" for every identifier, unless `open` loads it: `migrate`
+        // writes the trees without it.
+        known: Default::default(),
         writer: std::sync::Mutex::new(()),
         keys_read: std::sync::OnceLock::new(),
         signer: std::sync::OnceLock::new(),

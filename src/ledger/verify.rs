@@ -281,6 +281,7 @@ impl Ledger {
             links,
             by_tenant,
         } = self.fold_log(&mut scratch)?;
+        self.known.add_keys(links.keys().map(|key| key.as_slice()));
         replace_index(&self.links, &links)?;
         replace_index(&self.by_tenant, &by_tenant)?;
         let mut batch = sled::Batch::default();
@@ -295,6 +296,7 @@ impl Ledger {
             }
             batch.remove(key);
         }
+        self.known.add_keys(view.keys().map(Vec::as_slice));
         for (key, state) in &view {
             if !self.consent.contains_key(key)? {
                 changed += 1;
