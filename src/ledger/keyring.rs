@@ -32,7 +32,8 @@ pub(super) struct Keyring {
     master: MasterKey,
     index: IndexSecret,
     /// Tenant secrets derived so far: one HKDF per tenant, not per lookup.
-    secrets: std::sync::Mutex<std::collections::HashMap<TenantId, TenantSecret>>,
+    /// Shared, not copied: every keyed hash reads one, from every thread of a check.
+    secrets: std::sync::RwLock<std::collections::HashMap<TenantId, std::sync::Arc<TenantSecret>>>,
 }
 
 impl Keyring {
@@ -127,15 +128,24 @@ impl Ledger {
     }
 
     /// The tenant's secret for keyed hashes of identifiers.
-    pub fn tenant_secret(&self, tenant: &TenantId) -> Result<TenantSecret> {
+    pub fn tenant_secret(&self, tenant: &TenantId) -> Result<std::sync::Arc<TenantSecret>> {
         let keyring = self.keyring()?;
+        let known = keyring
+            .secrets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(tenant)
+            .cloned();
+        if let Some(secret) = known {
+            return Ok(secret);
+        }
         let mut secrets = keyring
             .secrets
-            .lock()
+            .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(secrets
             .entry(tenant.clone())
-            .or_insert_with(|| keyring.index.tenant(tenant))
+            .or_insert_with(|| std::sync::Arc::new(keyring.index.tenant(tenant)))
             .clone())
     }
 

@@ -47,7 +47,6 @@ impl IndexSecret {
 /// One tenant's secret for keyed hashes of identifiers, held as HMAC-SHA256 with its key
 /// blocks already hashed: a digest then costs two SHA-256 compressions instead of four, and
 /// an audience check computes one for every contact.
-#[derive(Clone)]
 pub struct TenantSecret {
     mac: Hmac<Sha256>,
 }
