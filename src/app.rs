@@ -96,6 +96,7 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let addr = listener.local_addr()?;
     let metrics = Metrics::new();
+    crate::domain::contact::warm_up(settings.regions());
     // Before the webhook receivers can append to it.
     if let Ok(keep) = settings.file.rgpd.dead_letter_retention() {
         if let Err(e) = purge_at_start(&data_dir.join(crate::pipeline::deadletter::FILE_NAME), keep)
@@ -144,6 +145,7 @@ pub async fn run(
 ) -> Result<(), AppError> {
     let kafka_config = settings.file.kafka.clone().with_env(std::env::vars());
     let bound = kafka_config.shutdown_timeout_secs;
+    crate::domain::contact::warm_up(settings.regions());
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Shutdown::new();

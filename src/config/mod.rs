@@ -210,6 +210,17 @@ impl Settings {
         Ok(tenant)
     }
 
+    /// The regions national numbers are read in: the defaults' and every tenant's.
+    pub fn regions(&self) -> Vec<phonenumber::country::Id> {
+        let mut regions: Vec<_> = std::iter::once(&self.default)
+            .chain(self.tenants.values())
+            .map(|p| p.region)
+            .collect();
+        regions.sort_unstable_by_key(|r| r.as_ref().to_string());
+        regions.dedup();
+        regions
+    }
+
     /// A tenant's rules; a tenant without a table of its own gets the defaults.
     pub fn profile(&self, tenant: &TenantId) -> Arc<TenantProfile> {
         self.tenants

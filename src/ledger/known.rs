@@ -21,10 +21,24 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-#[derive(Default)]
+type Ids = HashSet<u64, BuildHasherDefault<Prefix>>;
+
+/// Shards, by middle bits of the prefix (the set hashes by its low and top bits): a check reads the filter from every core, and readers
+/// of one lock still write its counter, which two cores then pass back and forth.
+const SHARDS: usize = 64;
+
 pub(super) struct Known {
     ready: AtomicBool,
-    ids: RwLock<HashSet<u64, BuildHasherDefault<Prefix>>>,
+    shards: [RwLock<Ids>; SHARDS],
+}
+
+impl Default for Known {
+    fn default() -> Self {
+        Known {
+            ready: AtomicBool::new(false),
+            shards: std::array::from_fn(|_| RwLock::default()),
+        }
+    }
 }
 
 impl Known {
@@ -57,29 +71,33 @@ impl Known {
 
     /// Whether the view may hold something about the identifier whose keyed hash is `id`.
     pub(super) fn may_know(&self, id: &[u8; 32]) -> bool {
-        !self.ready.load(Ordering::Acquire) || self.read().contains(&prefix(id))
+        if !self.ready.load(Ordering::Acquire) {
+            return true;
+        }
+        let id = prefix(id);
+        self.shard(id)
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&id)
     }
 
     /// Records the identifier a `consent`, `links` or `suppressed` key names (`tenant \0 id
     /// …`), before that key is written.
     pub(super) fn add_key(&self, key: &[u8]) {
-        if let Some(id) = identifier(key) {
-            self.ids
+        self.add_keys([key]);
+    }
+
+    pub(super) fn add_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        for id in keys.into_iter().filter_map(identifier) {
+            self.shard(id)
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .insert(id);
         }
     }
 
-    pub(super) fn add_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
-        let ids: Vec<u64> = keys.into_iter().filter_map(identifier).collect();
-        if !ids.is_empty() {
-            let mut set = self
-                .ids
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            set.extend(ids);
-        }
+    fn shard(&self, id: u64) -> &RwLock<Ids> {
+        &self.shards[(id >> 32) as usize % SHARDS]
     }
 
     /// Waits for the scan at open, so that tests exercise the filter rather than its "maybe".
@@ -88,12 +106,6 @@ impl Known {
         while !self.ready.load(Ordering::Acquire) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<u64, BuildHasherDefault<Prefix>>> {
-        self.ids
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

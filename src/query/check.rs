@@ -65,9 +65,9 @@ pub struct Audience<'a> {
     repeats: Repeats,
     /// E.164 digits of the numbers answered so far: 8 bytes a contact, so a million-contact
     /// audience costs a few megabytes.
-    seen: HashSet<u64>,
+    seen: HashSet<u64, foldhash::fast::RandomState>,
     /// WhatsApp user IDs answered so far, as written.
-    seen_ids: HashSet<String>,
+    seen_ids: HashSet<String, foldhash::fast::RandomState>,
     counts: Counts,
 }
 
@@ -85,8 +85,8 @@ impl<'a> Audience<'a> {
             tenant,
             purpose,
             repeats,
-            seen: HashSet::new(),
-            seen_ids: HashSet::new(),
+            seen: HashSet::default(),
+            seen_ids: HashSet::default(),
             counts: Counts::default(),
         }
     }
@@ -97,7 +97,13 @@ impl<'a> Audience<'a> {
 
     /// The verdict for one contact as the list gives it, in any spelling.
     pub fn check(&mut self, input: &str) -> Result<Verdict, LedgerError> {
-        let verdict = match self.verdict(input)? {
+        let verdict = self.verdict(input)?;
+        Ok(self.count(verdict))
+    }
+
+    /// Applies repeats and counts to a contact's verdict, in list order.
+    fn count(&mut self, verdict: Verdict) -> Verdict {
+        let verdict = match verdict {
             Verdict::Allowed(c) if !self.first_time(&c) => Verdict::Duplicate(c),
             Verdict::Excluded { contact, .. }
                 if self.repeats == Repeats::AnswerOnce && !self.first_time(&contact) =>
@@ -113,7 +119,7 @@ impl<'a> Audience<'a> {
             Verdict::Invalid { .. } => self.counts.invalid += 1,
             Verdict::Duplicate(_) => self.counts.duplicates += 1,
         }
-        Ok(verdict)
+        verdict
     }
 
     /// Counts an item that is no contact at all (a JSON value of another type, a line that

@@ -75,6 +75,16 @@ pub(super) fn parse_national(digits: &str, region: &str) -> Option<Option<Parsed
     finish(meta.code, national, Some(meta))
 }
 
+/// Loads the table and compiles the rules of `regions` now rather than at their first number;
+/// the crate's own metadata is loaded with it, for the numbers the table leaves to the crate.
+pub(super) fn warm_up(regions: &[phonenumber::country::Id]) {
+    for region in regions {
+        if let Some(&index) = TABLE.by_id.get(region.as_ref()) {
+            TABLE.region(index);
+        }
+    }
+}
+
 /// Whether the crate's `is_valid` holds for the number: it falls in a range of a type (fixed,
 /// mobile, toll-free…) of the region its leading digits select.
 pub(super) fn is_valid(number: &Parsed) -> bool {

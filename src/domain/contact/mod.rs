@@ -87,6 +87,17 @@ pub fn normalize(input: &str, region: country::Id) -> Result<Contact, ContactErr
     memo::normalized(input, region, normalize_uncached)
 }
 
+/// Loads libphonenumber's metadata and compiles the rules of `regions` (the tenants'), on a
+/// thread of its own: otherwise the first message or check pays for it, about 0.1 s.
+pub fn warm_up(regions: Vec<country::Id>) {
+    let started = std::thread::Builder::new()
+        .name("phone-rules".into())
+        .spawn(move || compiled::warm_up(&regions));
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "phone number rules not loaded ahead; the first number loads them");
+    }
+}
+
 /// [`normalize`] without remembering the answer: for inputs that rarely repeat, such as an
 /// audience list (whose repeats the check answers once itself), where remembering a million
 /// numbers costs more time and memory than it saves (BENCHMARKS.md, "HTTP check").
