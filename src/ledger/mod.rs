@@ -149,6 +149,8 @@ pub struct Ledger {
     suppressed: sled::Tree,
     /// Which identifiers the view may hold anything about (see `known`).
     known: std::sync::Arc<known::Known>,
+    /// The scan that fills `known`, stopped when the ledger is dropped.
+    loading: known::Loading,
     /// The master key and the index secret; `None` only for `migrate`'s raw open.
     keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the

@@ -88,7 +88,7 @@ pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
     check_version(&db, dir)?;
     let keyring = super::keyring::unlock(&db, dir, master)?;
     let mut ledger = with_trees(dir, db, Some(keyring))?;
-    ledger.known = super::known::Known::load(vec![
+    (ledger.known, ledger.loading) = super::known::Known::load(vec![
         ledger.consent.clone(),
         ledger.links.clone(),
         ledger.suppressed.clone(),
@@ -132,6 +132,7 @@ fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledg
         // Never filled, so "maybe" for every identifier, unless `open` loads it: `migrate`
         // writes the trees without it.
         known: Default::default(),
+        loading: Default::default(),
         writer: std::sync::Mutex::new(()),
         keys_read: std::sync::OnceLock::new(),
         signer: std::sync::OnceLock::new(),
