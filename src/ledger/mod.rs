@@ -129,6 +129,13 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 
 /// An open ledger. sled holds an exclusive lock on the directory, so one process at a time.
 pub struct Ledger {
+    /// The scan that fills `known`, stopped and joined when the ledger is dropped. First, so
+    /// that it is dropped first: its thread holds clones of the trees, and the last handle
+    /// must go with `db` on the dropping thread, as it did before the scan existed, for sled
+    /// to release its lock on the directory in time for a reopen.
+    loading: known::Loading,
+    /// Records, when the ledger is dropped, that this process closed its directory.
+    _closing: store::Closing,
     path: PathBuf,
     db: sled::Db,
     events: sled::Tree,
@@ -149,8 +156,6 @@ pub struct Ledger {
     suppressed: sled::Tree,
     /// Which identifiers the view may hold anything about (see `known`).
     known: std::sync::Arc<known::Known>,
-    /// The scan that fills `known`, stopped when the ledger is dropped.
-    loading: known::Loading,
     /// The master key and the index secret; `None` only for `migrate`'s raw open.
     keyring: Option<keyring::Keyring>,
     /// One batch at a time: chain heads and the consent view are read, then written, by the

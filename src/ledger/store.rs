@@ -8,10 +8,60 @@ use super::{keys, Ledger, LedgerError, Result, SCHEMA_VERSION};
 use crate::rgpd::MasterKey;
 
 /// Opens (or creates) the sled database in `dir`, with a clear error when another process
-/// holds it.
+/// holds it. A directory whose ledger this process closed a moment ago may still be locked by
+/// sled (see [`reopen_db`]): for it, and only for it, the open waits for the release.
 pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
     create_dir(dir)?;
-    sled_open(dir).map_err(|e| open_error(dir, e))
+    match sled_open(dir) {
+        Err(e) if lock_held(&e) && closed_here_recently(dir) => reopen_db(dir),
+        other => other.map_err(|e| open_error(dir, e)),
+    }
+}
+
+/// How long after closing a ledger this process may find sled still holding its lock.
+const RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The directories whose ledger this process closed, and when. sled lets go of a directory's
+/// lock when its epoch-based collector drops the last reference to the file, which can come
+/// well after the ledger is dropped, later still while other threads work in sled: a
+/// process that closes its ledger and opens it again (`rotate-master-key`, the tests) found
+/// it "locked by another consent-ledger process".
+static CLOSED: std::sync::Mutex<Vec<(std::path::PathBuf, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn closed_here_recently(dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    let closed = CLOSED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    closed
+        .iter()
+        .any(|(path, at)| *path == dir && at.elapsed() < RELEASE)
+}
+
+/// A ledger's mark that its directory was open in this process: dropped with the ledger, it
+/// records the close for [`open_db`].
+#[derive(Default)]
+pub(super) struct Closing(Option<std::path::PathBuf>);
+
+impl Closing {
+    fn of(dir: &Path) -> Self {
+        Closing(dir.canonicalize().ok())
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let mut closed = CLOSED
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            closed.retain(|(path, at)| *path != dir && at.elapsed() < RELEASE);
+            closed.push((dir, std::time::Instant::now()));
+        }
+    }
 }
 
 /// [`open_db`] for a database this process closed a moment before, as `migrate` does step
@@ -111,6 +161,8 @@ pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {
 
 fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledger> {
     let ledger = Ledger {
+        loading: Default::default(),
+        _closing: Closing::of(dir),
         path: dir.to_path_buf(),
         events: db.open_tree("events")?,
         by_contact: db.open_tree("by_contact")?,
@@ -132,7 +184,6 @@ fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledg
         // Never filled, so "maybe" for every identifier, unless `open` loads it: `migrate`
         // writes the trees without it.
         known: Default::default(),
-        loading: Default::default(),
         writer: std::sync::Mutex::new(()),
         keys_read: std::sync::OnceLock::new(),
         signer: std::sync::OnceLock::new(),
@@ -216,6 +267,27 @@ pub(super) fn sync_tree(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a ledger closed and opened again in one process was refused as "locked
+    /// by another consent-ledger process" while sled had not yet let go of the lock (the
+    /// master-key rotation test, under the load of other tests). The lock is held here by a
+    /// tree handle that outlives the ledger, as sled's collector does, for 300 ms.
+    #[test]
+    fn a_ledger_this_process_closed_opens_again_once_sled_lets_go_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger");
+        let key = [3u8; 32];
+        let ledger = Ledger::open(&path, MasterKey::from_bytes(key)).unwrap();
+        let lingering = ledger.events.clone();
+        drop(ledger);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(lingering);
+        });
+        let reopened = Ledger::open(&path, MasterKey::from_bytes(key));
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 
     /// `migrate` failed about one run in five with "could not acquire lock": it reopened its
     /// copy while sled was still releasing the lock of the handle it had just dropped. A
