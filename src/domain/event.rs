@@ -305,12 +305,8 @@ impl ConsentEvent {
     /// The bytes an event's content is hashed over: the RFC 8785 canonical JSON of the event
     /// without `hash` and `prev_hash`. Reproducible in any language from the event's JSON.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut value = serde_json::to_value(self).expect("a plain struct serializes");
-        if let Some(map) = value.as_object_mut() {
-            map.remove("hash");
-            map.remove("prev_hash");
-        }
-        super::canonical::to_vec(&value)
+        super::canonical::serialize(self, &["hash", "prev_hash"])
+            .expect("an event's fields are strings, numbers and objects with string keys")
     }
 
     /// Hex SHA-256 of [`Self::canonical_bytes`]: what a proof shows of somebody else's event,
@@ -393,6 +389,42 @@ pub(crate) mod tests {
             erasure: None,
             prev_hash: String::new(),
             hash: String::new(),
+        }
+    }
+
+    /// The canonical bytes are written straight from the event; they must stay those of its
+    /// JSON tree with `hash` and `prev_hash` removed, every optional field set or not, or no
+    /// stored hash would verify.
+    #[test]
+    fn canonical_bytes_are_those_of_the_events_json_tree() {
+        let bare = sample(EventType::OptedOut, 1_700_000_000, 1);
+        let mut full = sample(EventType::IdentityLinked, 1_700_000_001, 2);
+        full.source.text = Some("Stop\n\"é😀\u{1}\\".into());
+        full.source.context_message_id = Some("wamid.ctx".into());
+        full.source.topic = Some("inbound".into());
+        full.source.kafka_partition = Some(2);
+        full.source.offset = Some(-1);
+        full.source.claimed_time = Some("1e99".into());
+        full.campaign_id = Some("spring".into());
+        full.attribution = Attribution::ReplyContext;
+        full.linked_contact = Some(Contact::from_stored("US.13491208655302741918".into()));
+        full.link_source = Some(LinkSource::ContactRequest);
+        full.linked = vec![Contact::from_stored("+4930123456".into())];
+        full.erasure = Some(Erasure {
+            requested_by: "cli:dpo".into(),
+            reason: "art. 17".into(),
+        });
+        full.purposes = vec![Purpose::Marketing, Purpose::Transactional];
+        for mut event in [bare, full] {
+            event.seal(GENESIS_HASH);
+            let mut tree = serde_json::to_value(&event).unwrap();
+            let map = tree.as_object_mut().unwrap();
+            map.remove("hash");
+            map.remove("prev_hash");
+            assert_eq!(
+                String::from_utf8(event.canonical_bytes()).unwrap(),
+                String::from_utf8(crate::domain::canonical::to_vec(&tree)).unwrap()
+            );
         }
     }
 

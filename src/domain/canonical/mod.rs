@@ -5,7 +5,11 @@
 //! ensure_ascii=False)` for our values), which is what lets somebody who does not run
 //! consent-ledger check a proof.
 
+mod ser;
+
 use serde_json::Value;
+
+pub use ser::{to_vec as serialize, Error as SerializeError};
 
 /// The canonical bytes of `value`. Our records hold no floating-point numbers; one that did
 /// would be written as serde_json writes it, which RFC 8785 does not promise for every float.
@@ -18,16 +22,16 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
 fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut members: Vec<(&String, &Value)> = map.iter().collect();
-            members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
             out.push(b'{');
-            for (i, (name, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(name, out);
-                out.push(b':');
-                write(v, out);
+            // serde_json's map (without `preserve_order`) iterates its names in UTF-8 byte
+            // order, which is UTF-16 order unless a name holds a character at or above U+E000:
+            // ASCII names, every name our records have, need no sort.
+            if map.keys().all(|name| name.is_ascii()) {
+                write_members(map.iter(), out);
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                write_members(members.into_iter(), out);
             }
             out.push(b'}');
         }
@@ -42,18 +46,25 @@ fn write(value: &Value, out: &mut Vec<u8>) {
             out.push(b']');
         }
         Value::String(s) => write_string(s, out),
-        other => out.extend_from_slice(other.to_string().as_bytes()),
+        other => serde_json::to_writer(out, other).expect("writing to a Vec cannot fail"),
+    }
+}
+
+fn write_members<'a>(members: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    for (i, (name, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(name, out);
+        out.push(b':');
+        write(v, out);
     }
 }
 
 /// serde_json escapes exactly what RFC 8785 requires: `"` and `\`, the short forms `\b \f \n
 /// \r \t`, other control characters as lowercase `\u00xx`, and nothing else.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(
-        serde_json::to_string(s)
-            .expect("a string always serializes")
-            .as_bytes(),
-    );
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
 #[cfg(test)]
@@ -78,5 +89,27 @@ mod tests {
             String::from_utf8(to_vec(&v)).unwrap(),
             "{\"\u{1f600}\":2,\"\u{e000}\":1}"
         );
+    }
+
+    proptest::proptest! {
+        /// The unsorted path for ASCII names gives the bytes a sort by UTF-16 code units gives.
+        #[test]
+        fn names_come_out_in_utf16_order_however_they_are_spelled(
+            names in proptest::collection::vec("[a-zA-Z_0-9\u{e9}\u{e000}\u{ffff}\u{1f600}]{0,4}", 0..8)
+        ) {
+            let map: serde_json::Map<String, Value> =
+                names.iter().map(|n| (n.clone(), Value::from(n.len()))).collect();
+            let mut sorted: Vec<&String> = map.keys().collect();
+            sorted.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            let expected = format!(
+                "{{{}}}",
+                sorted
+                    .iter()
+                    .map(|n| format!("{}:{}", serde_json::to_string(n).unwrap(), n.len()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            proptest::prop_assert_eq!(String::from_utf8(to_vec(&Value::Object(map))).unwrap(), expected);
+        }
     }
 }
