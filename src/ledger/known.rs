@@ -129,6 +129,15 @@ pub(super) struct Loading {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Loading {
+    /// Stops the scan if it is still running, leaving the filter at "maybe" for everyone
+    /// (correct, only slower): for the passes over the whole log (`verify`, `rebuild`), which
+    /// never ask the filter and need the core it takes.
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Drop for Loading {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
