@@ -54,3 +54,27 @@ pub fn overwrite_consent(
         .insert(keys::consent(tenant, &id, purpose), bytes)?;
     ledger.sync()
 }
+
+/// Moves one identifier's `by_contact` row for an event to another identifier, as a bug in
+/// the index would: the event loses its row and a row appears that no event backs.
+pub fn misfile_by_contact(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    contact: &Contact,
+    elsewhere: &Contact,
+    partition: u32,
+    seq: u64,
+) -> Result<()> {
+    let (from, to) = (
+        ledger.digest(tenant, contact)?,
+        ledger.digest(tenant, elsewhere)?,
+    );
+    ledger
+        .by_contact
+        .remove(keys::by_contact(tenant, &from, partition, seq))?
+        .expect("the event has a by_contact row");
+    ledger
+        .by_contact
+        .insert(keys::by_contact(tenant, &to, partition, seq), vec![])?;
+    ledger.sync()
+}

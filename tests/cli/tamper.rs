@@ -115,6 +115,23 @@ fn a_consent_view_that_disagrees_with_the_log_is_detected_and_rebuilt() {
     assert_eq!(env.status(PHONE_NUMBER_ID, contact, "marketing"), before);
 }
 
+/// verify compares by_contact with the log in one pass: a row filed under the wrong
+/// identifier is both missing for its event and a row no event backs.
+#[test]
+fn a_by_contact_row_filed_under_another_identifier_is_detected_both_ways() {
+    let env = ledger_with_events();
+    tamper(&env, |l| {
+        let tenant = TenantId::new(PHONE_NUMBER_ID).unwrap();
+        let (owner, other) = (
+            Contact::from_stored("+33612340001".into()),
+            Contact::from_stored("+33612340009".into()),
+        );
+        forensics::misfile_by_contact(l, &tenant, &owner, &other, 0, 2).unwrap();
+    });
+    verify_fails(&env, "partition 0 seq 2: missing from the by_contact index");
+    verify_fails(&env, ": not backed by any event");
+}
+
 /// The master key the CLI uses on the same data dir (the embedded default's file).
 fn master_key(data_dir: &std::path::Path) -> consent_ledger::rgpd::MasterKey {
     RgpdConfig::default().master_key(data_dir).unwrap().0
