@@ -2,7 +2,7 @@
 //! events/s and disk bytes per event, stated per structure).
 //!
 //!   stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR]
-//!                [--engines sled,fjall,redb] [--keep]
+//!                [--engines sled,fjall,redb] [--keep] [--in-key-order]
 //!
 //! LEDGER_DIR is a closed ledger's sled directory (DATA_DIR/ledger), written by `consent-ledger
 //! run` or `ingest`; `scripts/bench.sh stores` makes one from new STOPs. Its rows are replayed
@@ -10,6 +10,9 @@
 //! before the next (see `workload` for how the replay maps to a real commit and what it leaves
 //! out). Each run replays once into every engine, in an order that rotates from run to run, so
 //! that a change in the machine's load falls on all of them; a figure is the median of the runs.
+//! `--in-key-order` writes the hash-keyed trees in key order too, as if their keys grew with
+//! the log: not the ledger's workload, a measure of what random placement costs each engine.
+//!
 //! Disk is the blocks allocated to the store's files once it is closed (what `du` counts; the
 //! files' lengths, which `du -sb` counts, are shown too), with each engine's own account of
 //! it. Prints a markdown report.
@@ -29,7 +32,8 @@ struct Args {
     ledger: PathBuf,
     batch: usize,
     runs: usize,
-    seed: u64,
+    /// None: every tree in key order (`--in-key-order`).
+    seed: Option<u64>,
     work: Option<PathBuf>,
     /// Leave the stores in the work dir, to look at them.
     keep: bool,
@@ -41,7 +45,7 @@ fn parse_args() -> anyhow::Result<Args> {
         ledger: PathBuf::new(),
         batch: 500,
         runs: 3,
-        seed: 1,
+        seed: Some(1),
         work: None,
         keep: false,
         engines: vec![Engine::Sled, Engine::Fjall, Engine::Redb],
@@ -52,7 +56,8 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--batch" => args.batch = value()?.parse().context("--batch")?,
             "--runs" => args.runs = value()?.parse().context("--runs")?,
-            "--seed" => args.seed = value()?.parse().context("--seed")?,
+            "--seed" => args.seed = Some(value()?.parse().context("--seed")?),
+            "--in-key-order" => args.seed = None,
             "--work" => args.work = Some(value()?.into()),
             "--keep" => args.keep = true,
             "--engines" => {
@@ -66,7 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if args.ledger.as_os_str().is_empty() || args.batch == 0 || args.runs == 0 {
-        bail!("usage: stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR] [--engines sled,fjall,redb] [--keep]");
+        bail!("usage: stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR] [--engines sled,fjall,redb] [--keep] [--in-key-order]");
     }
     Ok(args)
 }
@@ -148,8 +153,8 @@ fn report(args: &Args, w: &Workload, input_disk: Disk, runs: &[Vec<Run>]) {
     let rows: usize = w.trees.iter().map(|t| t.rows.len()).sum();
     println!(
         "Input: {} events in {} ({} rows in {} trees, {:.1} rows per event), replayed in {} \
-         batches of {} events; its own sled directory: {:.1} MB on disk, {:.0} bytes per event \
-         ({:.0} apparent, as `du -sb` counts).\n",
+         batches of {} events, {}; its own sled directory: {:.1} MB on disk, {:.0} bytes per \
+         event ({:.0} apparent, as `du -sb` counts).\n",
         w.events,
         args.ledger.display(),
         rows,
@@ -157,6 +162,10 @@ fn report(args: &Args, w: &Workload, input_disk: Disk, runs: &[Vec<Run>]) {
         rows as f64 / n,
         w.batches,
         args.batch,
+        match args.seed {
+            Some(seed) => format!("hash-keyed trees in a shuffled order (seed {seed})"),
+            None => "every tree in key order".to_string(),
+        },
         input_disk.allocated as f64 / 1e6,
         input_disk.allocated as f64 / n,
         input_disk.apparent as f64 / n
