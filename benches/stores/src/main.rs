@@ -184,8 +184,17 @@ fn report(args: &Args, w: &Workload, input_disk: Disk, runs: &[Vec<Run>]) {
             (k + v) as f64 / n
         );
     }
-    let logical = w.logical_bytes() as f64 / n;
-    println!("| **all trees** | {rows} | | | **{logical:.0}** |\n");
+    let (keys, values) = w
+        .trees
+        .iter()
+        .map(tree_bytes)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let logical = (keys + values) as f64 / n;
+    println!(
+        "| **all trees** | {rows} | {:.1} | {:.1} | **{logical:.1}** |\n",
+        keys as f64 / n,
+        values as f64 / n
+    );
 
     let mut head = "| engine |".to_string();
     for r in 1..=args.runs {

@@ -108,14 +108,6 @@ impl Workload {
         let len = t.rows.len();
         &t.rows[len * b / self.batches..len * (b + 1) / self.batches]
     }
-
-    /// Key and value bytes of every tree, as the replay writes them once (`meta` counted once).
-    pub fn logical_bytes(&self) -> u64 {
-        self.trees
-            .iter()
-            .map(|t| tree_bytes(t).0 + tree_bytes(t).1)
-            .sum()
-    }
 }
 
 /// Key bytes and value bytes of a tree.
