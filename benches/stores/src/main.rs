@@ -1,8 +1,8 @@
 //! sled, fjall and redb side by side on the ledger's own rows (issue 13: durable opt-out
 //! events/s and disk bytes per event, stated per structure).
 //!
-//!   stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR]
-//!                [--engines sled,fjall,redb] [--keep] [--in-key-order]
+//!   consent-ledger-stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR]
+//!       [--engines sled,fjall,redb] [--keep] [--in-key-order]
 //!
 //! LEDGER_DIR is a closed ledger's sled directory (DATA_DIR/ledger), written by `consent-ledger
 //! run` or `ingest`; `scripts/bench.sh stores` makes one from new STOPs. Its rows are replayed
@@ -15,7 +15,9 @@
 //!
 //! Disk is the blocks allocated to the store's files once it is closed (what `du` counts; the
 //! files' lengths, which `du -sb` counts, are shown too), with each engine's own account of
-//! it. Prints a markdown report.
+//! it. The input ledger's own size is taken before the tool opens it: sled's recovery at open
+//! rewrites part of a directory, so only a ledger's first reading gives its size as written.
+//! Prints a markdown report.
 
 mod engines;
 mod workload;
@@ -71,7 +73,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if args.ledger.as_os_str().is_empty() || args.batch == 0 || args.runs == 0 {
-        bail!("usage: stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR] [--engines sled,fjall,redb] [--keep] [--in-key-order]");
+        bail!("usage: consent-ledger-stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR] [--engines sled,fjall,redb] [--keep] [--in-key-order]");
     }
     Ok(args)
 }
