@@ -33,6 +33,13 @@
 #                      times that rate for 60 s to a topic a running service reads, and samples
 #                      the service's memory (RSS), records read and consumer lag every second
 #                      during the burst and the 60 s after it; then stops it with SIGTERM.
+#   stores             the storage engines side by side (not in the default set): a ledger
+#                      written by file-mode `ingest` of STORES_STOPS (100,000) new STOPs in
+#                      batches of STORES_BATCH (500, `run`'s batch size), then its rows replayed
+#                      into fresh sled, fjall and redb stores, each batch one atomic write
+#                      fsynced before the next (benches/stores, a crate of its own with its own
+#                      target dir); KAFKA_BENCH_RUNS runs (3), each figure their median. Prints
+#                      the logical bytes per tree and a markdown table per engine.
 #
 # Knobs of kafka-deadletters: KAFKA_BENCH_RECORDS (default 20000 per stream),
 # KAFKA_BENCH_RUNS (default 3; each figure is their median), KAFKA_BENCH_BAD_PERCENT (50).
@@ -49,7 +56,7 @@ SMOKE=
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores) sections+=("$arg") ;;
   --smoke)
     SMOKE=1
     sections+=(throughput)
@@ -80,6 +87,35 @@ bench_webhooks() {
 bench_check() {
   echo "==> HTTP audience check (1,000,000 contacts)" >&2
   scripts/bench-check.sh
+}
+
+# ---------------------------------------------------------------------------------------
+# stores: is the store what stands between the ledger and issue 13's durable events/s and disk
+# per event? The same rows, written by each engine with the same durability (BENCHMARKS.md,
+# "The store, side by side"). The ingest's own rate is printed too: the whole pipeline on sled.
+
+bench_stores() {
+  local stops=${STORES_STOPS:-100000} batch=${STORES_BATCH:-500} runs=${KAFKA_BENCH_RUNS:-3}
+  local bin=${CONSENT_LEDGER_BIN:-${CARGO_TARGET_DIR:-target}/release/consent-ledger}
+  [ -n "${CONSENT_LEDGER_BIN:-}" ] || cargo build --release --quiet --bin consent-ledger
+  CARGO_TARGET_DIR=benches/stores/target \
+    cargo build --release --quiet --manifest-path benches/stores/Cargo.toml
+  trap kafka_cleanup EXIT
+  [ -n "$KWORK" ] || KWORK=$(mktemp -d)
+  local work=$KWORK/stores t0
+  mkdir -p "$work"
+  echo "==> stores: $stops new STOPs, batches of $batch, sled / fjall / redb, $runs runs" >&2
+  bench_bin kafka_traffic --stdout --records "$stops" --mix stops --seed 1 >"$work/stops.jsonl"
+  echo "batch_size = $batch" >"$work/config.toml"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  t0=$(now)
+  "$bin" --data-dir "$work/data" --config "$work/config.toml" ingest "$work/stops.jsonl" \
+    >/dev/null 2>"$work/ingest.err" || { cat "$work/ingest.err" >&2; exit 1; }
+  awk -v a="$t0" -v b="$(now)" -v n="$stops" 'BEGIN { printf "file-mode ingest of the STOPs (the whole pipeline, on sled): %.2f s, %.0f events/s\n\n", b - a, n / (b - a) }'
+  benches/stores/target/release/consent-ledger-stores-bench "$work/data/ledger" \
+    --batch "$batch" --runs "$runs" --work "$work/replay"
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  rm -rf "$work"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -434,5 +470,6 @@ for section in "${sections[@]}"; do
   kafka-deadletters) bench_kafka_deadletters ;;
   kafka-burst) bench_kafka_burst ;;
   throughput) bench_throughput ;;
+  stores) bench_stores ;;
   esac
 done
