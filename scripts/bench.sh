@@ -40,6 +40,25 @@
 #                      fsynced before the next (benches/stores, a crate of its own with its own
 #                      target dir); KAFKA_BENCH_RUNS runs (3), each figure their median. Prints
 #                      the logical bytes per tree and a markdown table per engine.
+#   latency            Kafka mode (not in the default set: about a minute per linger value):
+#                      STOP to `may_send:false` on the HTTP API of `run --listen`, with
+#                      LATENCY_CHAT_RATE (5000) chat webhooks/s of other traffic and
+#                      LATENCY_STOPS (1000) STOPs from new numbers (benches/stop_latency.rs):
+#                      p50, p99, p99.9 and the service's CPU, once per `[kafka] linger_ms` of
+#                      LATENCY_LINGERS ("50 5 1"); then `run` on a backlog of
+#                      LATENCY_BACKLOG (200000) chat webhooks at each linger. LATENCY_VIA=feed
+#                      awaits each STOP through the event feed instead of polling (see the bench).
+#   peer               the PostgreSQL peer of issue 13 (not in the default set): a Python
+#                      consumer (scripts/pg_peer.py, confluent-kafka) upserting consent
+#                      keywords into PostgreSQL 15 (fsync and synchronous_commit on), one
+#                      transaction per batch of 500, offsets committed after it; on the
+#                      throughput section's topics (THROUGHPUT_RECORDS chat webhooks and
+#                      THROUGHPUT_STOPS STOPs, the same generator and seed), PEER_RUNS (1)
+#                      runs. Installs postgresql-15 (Debian) if missing, and confluent-kafka
+#                      and psycopg[binary] (PyPI) into a venv in the work dir; runs a
+#                      throwaway cluster as the postgres user on a socket in a temp dir.
+#                      With `throughput` in the same call, the peer runs inside its runs
+#                      (KAFKA_BENCH_RUNS) and its report gains the ratio run / peer.
 #
 # Knobs of kafka-deadletters: KAFKA_BENCH_RECORDS (default 20000 per stream),
 # KAFKA_BENCH_RUNS (default 3; each figure is their median), KAFKA_BENCH_BAD_PERCENT (50).
@@ -56,7 +75,7 @@ SMOKE=
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores | latency | peer) sections+=("$arg") ;;
   --smoke)
     SMOKE=1
     sections+=(throughput)
@@ -146,6 +165,8 @@ metric() {
 
 # start_service TOPIC: starts a release `run` with a fresh data dir, consumer group and output
 # topics, reading TOPIC; sets SERVICE_PID, ADDR and RUN_DIR once it listens.
+# SERVICE_KAFKA_LINES and SERVICE_EXTRA_TOML, when set, add lines to the config's [kafka]
+# table and to its end (the latency section's linger_ms and API token).
 start_service() {
   local topic=$1 id
   RUN_DIR="$KWORK/run-$RANDOM$RANDOM"
@@ -156,6 +177,7 @@ start_service() {
 bootstrap_servers = "$BOOTSTRAP"
 group_id = "bench-$id"
 partitions = 3
+${SERVICE_KAFKA_LINES:-}
 
 [kafka.topics]
 inbound = "$topic"
@@ -163,6 +185,7 @@ sent = "bench.sent.$id"
 consent_events = "bench.events.$id"
 outbound = "bench.outbound.$id"
 dead_letter = "bench.dlq.$id"
+${SERVICE_EXTRA_TOML:-}
 EOF
   "$BIN" --data-dir "$RUN_DIR/data" --config "$RUN_DIR/config.toml" run --listen 127.0.0.1:0 \
     >"$RUN_DIR/out" 2>"$RUN_DIR/err" &
@@ -429,6 +452,7 @@ bench_throughput() {
     awk '{ print "refB", $5 }' <<<"$line" >>"$KWORK/results"
     measure run "$chat_topic"
     MEASURE_VERIFY=1 N=$stops measure stops "$stops_topic"
+    if [[ " ${sections[*]} " == *" peer "* ]]; then peer_run "$chat_topic" "$stops_topic"; fi
   done
   echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   awk -v n="$N" -v stops="$stops" -v runs="$runs" '
@@ -456,9 +480,150 @@ bench_throughput() {
       if ("refA" in t) printf "ratio run / A: **%.3f** (target >= 0.25)  \n", r / a
       printf "ratio run / B: **%.3f** (target >= 0.5)  \n", r / b
       printf "durable opt-out events/s: **%.0f** (target >= 20,000)  \n", median(ev["stops"]) / median(t["stops"])
+      if ("peer" in t) printf "PostgreSQL peer: %.0f records/s, %.0f durable upserts/s, %.0f bytes per row; ratio run / peer: **%.2f** (target >= 10)  \n", n / median(t["peer"]), stops / median(t["peerstops"]), median(disk["peerstops"]) / median(ev["peerstops"]), median(t["peer"]) / median(t["run"])
       printf "ledger after the chat stream: %.1f MB for %d events (%.0f bytes per event); peak RSS of run %.0f MiB  \n", median(disk["run"]) / 1e6, median(ev["run"]), median(disk["run"]) / (median(ev["run"]) > 0 ? median(ev["run"]) : 1), median(hwm["run"]) / 1024
       printf "ledger after the STOPs: %.1f MB for %d events: **%.0f bytes per event** (target <= 1,000); peak RSS %.0f MiB  \n", median(disk["stops"]) / 1e6, median(ev["stops"]), median(disk["stops"]) / median(ev["stops"]), median(hwm["stops"]) / 1024
       printf "verify of that ledger (%d events): %.2f s, %.0f events/s (target: 1,000,000 in < 10 s)\n", median(ev["stops"]), median(ver["stops"]), median(ev["stops"]) / median(ver["stops"])
+    }' "$KWORK/results" "$KWORK/extra"
+}
+
+# ---------------------------------------------------------------------------------------
+# latency: STOP to may_send:false on the API of the same `run`, under steady chat traffic.
+# The trade-off is `[kafka] linger_ms`: a batch waits up to that long to fill before it is
+# committed, and nothing is visible on the API before its batch commits.
+
+bench_latency() {
+  local stops=${LATENCY_STOPS:-1000} rate=${LATENCY_CHAT_RATE:-5000}
+  local lingers=${LATENCY_LINGERS:-50 5 1} via=${LATENCY_VIA:-poll}
+  local backlog=${LATENCY_BACKLOG:-200000}
+  if [ -n "$SMOKE" ]; then stops=20 lingers=50 backlog=2000; fi
+  kafka_setup
+  if [ -z "$SMOKE" ]; then cargo bench --quiet --no-run --bench stop_latency 2>/dev/null; fi
+  local token hash suffix backlog_topic linger topic
+  token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+  suffix=$(date +%Y%m%d%H%M%S)-$$
+  backlog_topic=bench.backlog.$suffix
+  echo "==> latency: $stops STOPs under $rate chat webhooks/s, linger_ms $lingers; then $backlog chat webhooks as a backlog (broker $BOOTSTRAP)" >&2
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$backlog_topic" --records "$backlog" \
+    --partitions 3 --mix chat --seed 1
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  for linger in $lingers; do
+    topic=bench.latency.$suffix.$linger
+    # An empty topic, so that the service has its partitions before the traffic starts.
+    bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$topic" --records 0 --partitions 3 2>/dev/null
+    SERVICE_KAFKA_LINES="linger_ms = $linger" SERVICE_EXTRA_TOML="[api]
+admin_tokens_sha256 = [\"$hash\"]" start_service "$topic"
+    local dir=$RUN_DIR
+    until curl -sf -o /dev/null "http://$ADDR/readyz"; do
+      kill -0 "$SERVICE_PID" 2>/dev/null || { tail -n 20 "$dir/err" >&2; exit 1; }
+      sleep 0.05
+    done
+    bench_bin stop_latency --bootstrap "$BOOTSTRAP" --topic "$topic" --api "http://$ADDR" \
+      --token "$token" --pid "$SERVICE_PID" --stops "$stops" --chat-rate "$rate" --via "$via" \
+      --label "linger_ms = $linger"
+    kill -TERM "$SERVICE_PID"
+    wait "$SERVICE_PID" || true
+    SERVICE_PID=
+    rm -rf "$dir/data"
+    N=$backlog SERVICE_KAFKA_LINES="linger_ms = $linger" measure "linger$linger" "$backlog_topic"
+  done
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
+
+# ---------------------------------------------------------------------------------------
+# peer: the PostgreSQL peer (scripts/pg_peer.py) on the throughput section's topics.
+
+PGWORK=
+PEER_DONE=
+peer_cleanup() {
+  if [ -n "$PGWORK" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$PGWORK"
+    PGWORK=
+  fi
+}
+
+# peer_setup: PostgreSQL (Debian's 15, else its default), a throwaway cluster as the
+# postgres user on a socket in a temp dir, and a venv with the Python clients. Once.
+peer_setup() {
+  [ -z "$PGWORK" ] || return 0
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo "bench: installing postgresql-15 (Debian package) for the peer" >&2
+    { $sudo apt-get install -y -qq postgresql-15 || { $sudo apt-get update -qq && $sudo apt-get install -y -qq postgresql-15; } ||
+      $sudo apt-get install -y -qq postgresql; } >/dev/null 2>&1 || true
+  fi
+  [ -x /usr/lib/postgresql/15/bin/initdb ] && PGBIN=/usr/lib/postgresql/15/bin
+  PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+  [ -x "$PGBIN/initdb" ] || { echo "bench: no PostgreSQL server could be installed" >&2; exit 2; }
+  if [ ! -x "$KWORK/venv/bin/python" ]; then
+    echo "bench: confluent-kafka and psycopg[binary] (PyPI) into $KWORK/venv" >&2
+    python3 -m venv "$KWORK/venv"
+    "$KWORK/venv/bin/pip" install -q confluent-kafka 'psycopg[binary]' >&2
+  fi
+  PGWORK=$(mktemp -d)
+  # kafka_setup of a later section sets its own trap: the section's case arm stops the
+  # cluster too.
+  trap 'peer_cleanup; kafka_cleanup' EXIT
+  chown postgres "$PGWORK"
+  # PostgreSQL refuses to run as root; its defaults keep fsync and synchronous_commit on.
+  runuser -u postgres -- "$PGBIN/initdb" -D "$PGWORK/data" -U postgres --auth=trust >/dev/null
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGWORK/data" -l "$PGWORK/log" -w \
+    -o "-k $PGWORK -c listen_addresses=''" start >/dev/null
+  PEER_DSN="host=$PGWORK user=postgres dbname=postgres"
+}
+
+# peer_run CHAT_TOPIC STOPS_TOPIC: the peer on both topics; appends "peer SECONDS" and
+# "peerstops SECONDS" to $KWORK/results and "peerchat|peerstops 0 BYTES ROWS UPSERTS" to
+# $KWORK/extra.
+peer_run() {
+  peer_setup
+  local line
+  line=$("$KWORK/venv/bin/python" scripts/pg_peer.py --bootstrap "$BOOTSTRAP" --topic "$1" --records "$N" --dsn "$PEER_DSN")
+  awk '{ print "peer", $3 }' <<<"$line" >>"$KWORK/results"
+  echo "$line" | awk '{ print "peerchat 0", $6, $5, $4 }' >>"$KWORK/extra"
+  line=$("$KWORK/venv/bin/python" scripts/pg_peer.py --bootstrap "$BOOTSTRAP" --topic "$2" --records "$stops" --dsn "$PEER_DSN")
+  awk '{ print "peerstops", $3 }' <<<"$line" >>"$KWORK/results"
+  echo "$line" | awk '{ print "peerstops 0", $6, $5, $4 }' >>"$KWORK/extra"
+  PEER_DONE=1
+}
+
+bench_peer() {
+  [ -z "$PEER_DONE" ] || return 0
+  N=${THROUGHPUT_RECORDS:-1000000}
+  local stops=${THROUGHPUT_STOPS:-100000} runs=${PEER_RUNS:-1}
+  if [ -n "$SMOKE" ]; then N=2000 stops=500 runs=1; fi
+  kafka_setup
+  peer_setup
+  local suffix chat_topic stops_topic
+  suffix=$(date +%Y%m%d%H%M%S)-$$
+  chat_topic=bench.chat.$suffix
+  stops_topic=bench.stops.$suffix
+  echo "==> peer: PostgreSQL $("$PGBIN/postgres" --version | awk '{ print $3 }') on $N chat webhooks and $stops STOPs, $runs runs (broker $BOOTSTRAP)" >&2
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$chat_topic" --records "$N" \
+    --partitions 3 --mix chat --seed 1
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$stops_topic" --records "$stops" \
+    --partitions 3 --mix stops --seed 1
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  for _ in $(seq "$runs"); do peer_run "$chat_topic" "$stops_topic"; done
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  awk -v n="$N" -v stops="$stops" '
+    FILENAME ~ /results$/ { t[$1] = t[$1] " " $2; next }
+    $1 == "peerstops" { disk = disk " " $3; rows = rows " " $4 }
+    $1 == "peerchat" { up = up " " $5 }
+    function median(list,   a, k, i, j, x) {
+      k = split(list, a, " ")
+      for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    END {
+      printf "| the PostgreSQL peer | seconds (median) | records/s |\n|---|---|---|\n"
+      printf "| %d chat webhooks (%d upserts) | %.2f s | %.0f |\n", n, median(up), median(t["peer"]), n / median(t["peer"])
+      printf "| %d new STOPs | %.2f s | %.0f durable upserts/s |\n", stops, median(t["peerstops"]), stops / median(t["peerstops"])
+      printf "\ntable after the STOPs: %d rows, %.1f MB: **%.0f bytes per opt-out** (pg_total_relation_size / rows)\n", median(rows), median(disk) / 1e6, median(disk) / median(rows)
     }' "$KWORK/results" "$KWORK/extra"
 }
 
@@ -469,7 +634,15 @@ for section in "${sections[@]}"; do
   webhooks) bench_webhooks ;;
   kafka-deadletters) bench_kafka_deadletters ;;
   kafka-burst) bench_kafka_burst ;;
-  throughput) bench_throughput ;;
   stores) bench_stores ;;
+  throughput)
+    bench_throughput
+    peer_cleanup
+    ;;
+  latency) bench_latency ;;
+  peer)
+    bench_peer
+    peer_cleanup
+    ;;
   esac
 done
