@@ -2,8 +2,10 @@
 //! Kafka consumer (`run`), HTTP consent records and imports. One batch goes through five steps,
 //! in this order, and each invariant of DESIGN.md holds at a named step:
 //!
-//! 1. **Decode** each input and resolve its tenant and contact. What cannot be used is
-//!    rejected with its reason; the rest of the record and of the batch goes on.
+//! 1. **Decode** each input, resolve its tenant and contact and classify its messages
+//!    ([`super::prepare`]: it reads no ledger, so a large batch is prepared on two threads).
+//!    What cannot be used is rejected with its reason; the rest of the record and of the
+//!    batch goes on.
 //! 2. **Decide** ([`decide`], pure) against the ledger's state plus what this batch staged so
 //!    far, and stage the decision: events sealed on their partition's hash chain, replies on
 //!    the reply log, the consent view folded with the same `apply` that `rebuild` uses
@@ -25,14 +27,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::resolve;
+use super::prepare::{self, Prepared, Ready};
 use super::summary::Summary;
 use crate::config::{Settings, TenantProfile};
 use crate::domain::decide::{
-    self, Command, ConsentRecord, Decision, Origin, Outcome, Resolved, State,
+    self, Classified, Command, ConsentRecord, Decision, Origin, Outcome, Resolved, State,
 };
 use crate::domain::event::ConsentEvent;
-use crate::domain::inbound::{self, Content, DecodeError, Item};
+use crate::domain::inbound::DecodeError;
 use crate::domain::replies::OutboundMessage;
 use crate::domain::tenant::TenantId;
 use crate::ledger::{Ledger, LedgerError, Staged};
@@ -147,6 +149,17 @@ pub fn commit(
     sinks: &mut dyn Sinks,
     now: DateTime<Utc>,
 ) -> Result<Committed, CommitError> {
+    let records: Vec<prepare::Record<'_>> = inputs
+        .iter()
+        .filter_map(|input| match input {
+            Input::Record { bytes, origin, .. } => Some(prepare::Record {
+                bytes: *bytes,
+                origin,
+            }),
+            Input::Consent { .. } => None,
+        })
+        .collect();
+    let mut prepared = prepare::prepare_all(&records, settings, now).into_iter();
     let mut staged = ledger.stage();
     let mut committed = Committed::default();
     let mut dead = Vec::new();
@@ -164,7 +177,10 @@ pub fn commit(
                     summary: &mut committed.summary,
                     now,
                 };
-                let rejected = batch.record(*bytes, origin, *partition)?;
+                let ready = prepared
+                    .next()
+                    .expect("one prepared record per record input");
+                let rejected = batch.record(ready, *partition)?;
                 dead.extend(rejected.into_iter().map(|rejection| Dead {
                     rejection,
                     origin,
@@ -199,21 +215,10 @@ struct Batch<'b, 'l> {
 }
 
 impl Batch<'_, '_> {
-    fn record(
-        mut self,
-        bytes: Option<&[u8]>,
-        origin: &Origin,
-        partition: u32,
-    ) -> Result<Vec<Rejection>, LedgerError> {
+    /// Step 2 for one record prepared in step 1 ([`prepare`]).
+    fn record(mut self, prepared: Prepared, partition: u32) -> Result<Vec<Rejection>, LedgerError> {
         self.summary.read += 1;
-        let decoded = match bytes {
-            Some(bytes) => inbound::decode(bytes),
-            None => Err(DecodeError::Invalid {
-                what: "record",
-                detail: "the value is null (a tombstone)".into(),
-            }),
-        };
-        let items = match decoded {
+        let items = match prepared {
             Ok(items) => items,
             Err(error) => {
                 self.summary.rejected += 1;
@@ -223,50 +228,28 @@ impl Batch<'_, '_> {
         let mut rejected = Vec::new();
         for item in items {
             let outcome = match item {
-                Item::Ignored(_) => {
+                Ready::Ignored => {
                     self.summary.ignored += 1;
                     Ok(())
                 }
-                Item::Rejected { path, error } => Err(Rejection {
-                    error,
-                    path: Some(path),
-                }),
-                Item::Message(m) => {
-                    // A chat message that only names the sender's identifiers says nothing the
-                    // next message will not say again: if it cannot be filed, it is chat.
-                    let recurs = matches!(m.content, Content::Notice { recurs: true });
-                    let path = m.path.clone();
-                    match resolve::message(self.settings, m, origin, self.now) {
-                        Ok(r) => self.message(&r, partition).map(Ok)?,
-                        Err(_) if recurs => {
-                            self.summary.ignored += 1;
-                            Ok(())
-                        }
-                        Err(error) => Err(Rejection { error, path }),
-                    }
+                Ready::Rejected(rejection) => Err(rejection),
+                Ready::Message(m) => {
+                    let (r, classified) = *m;
+                    self.message(&r, &classified, partition).map(Ok)?
                 }
-                Item::Sent(sent) => match resolve::sent(self.settings, sent) {
-                    Ok((tenant, sent)) => {
-                        if self.staged.stage_sent(&tenant, sent)? {
-                            self.summary.sent += 1;
-                        } else {
-                            self.summary.duplicates += 1;
-                        }
-                        Ok(())
+                Ready::Sent(tenant, sent) => {
+                    if self.staged.stage_sent(&tenant, sent)? {
+                        self.summary.sent += 1;
+                    } else {
+                        self.summary.duplicates += 1;
                     }
-                    Err(error) => Err(Rejection { error, path: None }),
-                },
-                Item::Status(status) => match resolve::tenant(self.settings, &status.tenant) {
-                    Ok(tenant) => {
-                        self.staged.stage_delivery(&tenant, &status)?;
-                        self.summary.statuses += 1;
-                        Ok(())
-                    }
-                    Err(error) => Err(Rejection {
-                        error,
-                        path: status.path,
-                    }),
-                },
+                    Ok(())
+                }
+                Ready::Status(tenant, status) => {
+                    self.staged.stage_delivery(&tenant, &status)?;
+                    self.summary.statuses += 1;
+                    Ok(())
+                }
             };
             if let Err(r) = outcome {
                 self.summary.rejected += 1;
@@ -276,10 +259,14 @@ impl Batch<'_, '_> {
         Ok(rejected)
     }
 
-    fn message(&mut self, r: &Resolved, partition: u32) -> Result<(), LedgerError> {
+    fn message(
+        &mut self,
+        r: &Resolved,
+        classified: &Classified,
+        partition: u32,
+    ) -> Result<(), LedgerError> {
         let id = &r.message.message_id;
         let profile = self.settings.profile(&r.tenant);
-        let classified = decide::classify(&r.message, &profile.keywords);
         // Ordinary chat that names no second identifier decides nothing whatever the
         // ledger holds (`decide` gives no event, reply or signal for it), so it reads
         // nothing: no dedupe lookup, no consent. Most of a real stream is chat.
@@ -301,7 +288,7 @@ impl Batch<'_, '_> {
         let linked = self.link(r, partition)?;
         let command = Command::Message {
             message: r,
-            classified: &classified,
+            classified,
         };
         let person = self.staged.person(&r.tenant, &r.contact)?;
         let (mut replied_to, mut last_marketing) = (None, None);

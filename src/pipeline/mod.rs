@@ -8,6 +8,7 @@ pub mod commit;
 pub mod deadletter;
 pub mod file;
 pub mod kafka;
+mod prepare;
 pub mod purge;
 pub mod relay;
 mod resolve;

@@ -8,34 +8,48 @@
 //! becomes the previous one and the one before is dropped, and an answer found in the
 //! previous generation moves back into the current one. What was used lately stays, at a
 //! cost of at most twice [`GENERATION`] entries (about 100 bytes each).
+//!
+//! The memo is split in [`SHARDS`] by the input's hash, each with its own lock and its own
+//! generations: a batch is prepared on two threads, which would otherwise take turns on one
+//! lock for every message.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
 use phonenumber::country;
 
 use super::{Contact, ContactError};
 
-/// Answers per generation.
+/// Answers per generation, all shards together.
 const GENERATION: usize = 1 << 17;
+
+const SHARDS: usize = 16;
+
+/// Answers per generation of one shard.
+const SHARD_GENERATION: usize = GENERATION / SHARDS;
 
 /// Longer inputs are normalized every time: they are rare, and they would make entries big.
 const MAX_INPUT_BYTES: usize = 32;
 
 type Answer = Result<Contact, ContactError>;
 
+type Key = (country::Id, Box<str>);
+
 #[derive(Default)]
 struct Memo {
-    current: HashMap<(country::Id, Box<str>), Answer>,
-    previous: HashMap<(country::Id, Box<str>), Answer>,
+    current: HashMap<Key, Answer, foldhash::fast::FixedState>,
+    previous: HashMap<Key, Answer, foldhash::fast::FixedState>,
 }
 
-static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+static MEMO: [Mutex<Option<Memo>>; SHARDS] = [const { Mutex::new(None) }; SHARDS];
 
-fn memo() -> MutexGuard<'static, Option<Memo>> {
+fn memo(key: &Key) -> MutexGuard<'static, Option<Memo>> {
+    let hash = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(&key.1);
+    let shard = &MEMO[(hash >> 60) as usize % SHARDS];
     // The memo holds only answers a pure function gave; one left behind by a panicking
     // thread is as good as any.
-    MEMO.lock().unwrap_or_else(|p| p.into_inner())
+    shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `normalize(input, region)`, or the answer it gave before.
@@ -56,8 +70,8 @@ pub(super) fn normalized(
     answer
 }
 
-fn lookup(key: &(country::Id, Box<str>)) -> Option<Answer> {
-    let mut guard = memo();
+fn lookup(key: &Key) -> Option<Answer> {
+    let mut guard = memo(key);
     let memo = guard.get_or_insert_with(Memo::default);
     if let Some(answer) = memo.current.get(key) {
         return Some(answer.clone());
@@ -67,13 +81,13 @@ fn lookup(key: &(country::Id, Box<str>)) -> Option<Answer> {
     Some(answer)
 }
 
-fn remember(key: (country::Id, Box<str>), answer: Answer) {
-    let mut guard = memo();
+fn remember(key: Key, answer: Answer) {
+    let mut guard = memo(&key);
     insert(guard.get_or_insert_with(Memo::default), key, answer);
 }
 
-fn insert(memo: &mut Memo, key: (country::Id, Box<str>), answer: Answer) {
-    if memo.current.len() >= GENERATION {
+fn insert(memo: &mut Memo, key: Key, answer: Answer) {
+    if memo.current.len() >= SHARD_GENERATION {
         memo.previous = std::mem::take(&mut memo.current);
     }
     memo.current.insert(key, answer);
@@ -125,17 +139,17 @@ mod tests {
         let mut memo = Memo::default();
         let answer = |n: usize| Ok(Contact(format!("+{n}")));
         let key = |n: usize| (country::Id::FR, Box::<str>::from(n.to_string()));
-        for n in 0..GENERATION {
+        for n in 0..SHARD_GENERATION {
             insert(&mut memo, key(n), answer(n));
         }
-        insert(&mut memo, key(GENERATION), answer(GENERATION));
+        insert(&mut memo, key(SHARD_GENERATION), answer(SHARD_GENERATION));
         assert_eq!(memo.current.len(), 1);
-        assert_eq!(memo.previous.len(), GENERATION);
-        for n in 0..=GENERATION {
-            insert(&mut memo, key(GENERATION + 1 + n), answer(n));
+        assert_eq!(memo.previous.len(), SHARD_GENERATION);
+        for n in 0..=SHARD_GENERATION {
+            insert(&mut memo, key(SHARD_GENERATION + 1 + n), answer(n));
         }
         // Two generations on, the first answers are gone; the memo never held more than two.
         assert!(!memo.current.contains_key(&key(0)) && !memo.previous.contains_key(&key(0)));
-        assert!(memo.current.len() + memo.previous.len() <= 2 * GENERATION);
+        assert!(memo.current.len() + memo.previous.len() <= 2 * SHARD_GENERATION);
     }
 }
