@@ -57,7 +57,7 @@ impl Ledger {
                 .name("verify-read".into())
                 .spawn_scoped(scope, move || read_log(events, tx))
                 .map_err(sled::Error::Io)?;
-            let mut fold = Fold::new(by_contact);
+            let mut fold = Fold::new(by_contact, self.logged_events()?);
             for chunk in rx {
                 for read in chunk? {
                     fold.event(read, report);
@@ -65,6 +65,23 @@ impl Ledger {
             }
             fold.finish(self, report)
         })
+    }
+}
+
+impl Ledger {
+    /// How many events the chain heads say the log holds: the fold's maps are sized for them
+    /// at once, rather than grown (and copied) a dozen times over a million events. Only a
+    /// hint: a damaged head makes the maps grow as before.
+    fn logged_events(&self) -> Result<usize> {
+        let mut total = 0usize;
+        for entry in self.meta.scan_prefix(b"head/") {
+            let (_, bytes) = entry?;
+            if let Ok(head) = decode::<ChainHead>("meta", &bytes) {
+                total = total.saturating_add(usize::try_from(head.seq).unwrap_or(0));
+            }
+        }
+        // Never more than a guess can cost: a head claiming 2^60 events must not allocate.
+        Ok(total.min(1 << 26))
     }
 }
 
@@ -138,18 +155,21 @@ struct Fold {
     contacts: HashMap<(u32, [u8; 32]), ContactConsent>,
     last: BTreeMap<u32, ChainHead>,
     by_contact: Option<HashMap<Vec<u8>, (u32, u64)>>,
+    /// The events the chain heads announce (a capacity hint).
+    events: usize,
 }
 
 impl Fold {
-    fn new(by_contact: bool) -> Self {
+    fn new(by_contact: bool, events: usize) -> Self {
         Fold {
             links: Index::new(),
             tenants: Vec::new(),
             tenant_index: HashMap::new(),
-            tenant_of: HashMap::new(),
-            contacts: HashMap::new(),
+            tenant_of: HashMap::with_capacity(events),
+            contacts: HashMap::with_capacity(events),
             last: BTreeMap::new(),
-            by_contact: by_contact.then(HashMap::new),
+            by_contact: by_contact.then(|| HashMap::with_capacity(events)),
+            events,
         }
     }
 
@@ -271,7 +291,7 @@ impl Fold {
         }
         report.partitions = self.last.len();
         report.contacts = self.contacts.len();
-        let mut view = View::new();
+        let mut view = View::with_capacity(self.contacts.len());
         for ((tenant, contact), c) in &self.contacts {
             for p in Purpose::ALL {
                 if c.get(p).events > 0 {
@@ -280,7 +300,7 @@ impl Fold {
                 }
             }
         }
-        let mut by_tenant = Index::new();
+        let mut by_tenant = Index::with_capacity(self.events);
         for entry in ledger.feed.iter() {
             let (position, event_key) = entry?;
             let position = u64::from_be_bytes(position.as_ref().try_into().unwrap_or_default());
