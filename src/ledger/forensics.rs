@@ -55,6 +55,18 @@ pub fn overwrite_consent(
     ledger.sync()
 }
 
+/// Deletes one consent row, as a lost write would.
+pub fn delete_consent(
+    ledger: &Ledger,
+    tenant: &TenantId,
+    contact: &Contact,
+    purpose: Purpose,
+) -> Result<()> {
+    let id = ledger.digest(tenant, contact)?;
+    ledger.consent.remove(keys::consent(tenant, &id, purpose))?;
+    ledger.sync()
+}
+
 /// Moves one identifier's `by_contact` row for an event to another identifier, as a bug in
 /// the index would: the event loses its row and a row appears that no event backs.
 pub fn misfile_by_contact(
