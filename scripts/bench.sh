@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [RECORDS] [SECTION...]
 #   scripts/bench.sh --smoke        (CI: the throughput section on 2,000 records, one run,
+#                                    and the latency section on 20 STOPs at linger_ms 5;
 #                                    debug build; it proves the script works, not the speed)
 #
 # Sections (default: all five, in this order):
@@ -78,7 +79,7 @@ for arg in "$@"; do
   ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores | latency | peer) sections+=("$arg") ;;
   --smoke)
     SMOKE=1
-    sections+=(throughput)
+    sections+=(throughput latency)
     ;;
   *)
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
@@ -496,7 +497,7 @@ bench_latency() {
   local stops=${LATENCY_STOPS:-1000} rate=${LATENCY_CHAT_RATE:-5000}
   local lingers=${LATENCY_LINGERS:-50 5 1} via=${LATENCY_VIA:-poll}
   local backlog=${LATENCY_BACKLOG:-200000}
-  if [ -n "$SMOKE" ]; then stops=20 lingers=50 backlog=2000; fi
+  if [ -n "$SMOKE" ]; then stops=20 rate=500 lingers=5 backlog=2000; fi
   kafka_setup
   if [ -z "$SMOKE" ]; then cargo bench --quiet --no-run --bench stop_latency 2>/dev/null; fi
   local token hash suffix backlog_topic linger topic

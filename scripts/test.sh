@@ -68,8 +68,8 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "==> building tests ($(elapsed))" >&2
 cargo test --no-run --quiet
-# The two harnesses of `scripts/bench.sh --smoke` (at the end), in the same build.
-cargo test --no-run --quiet --bench kafka_traffic --bench kafka_reference
+# The three harnesses of `scripts/bench.sh --smoke` (at the end), in the same build.
+cargo test --no-run --quiet --bench kafka_traffic --bench kafka_reference --bench stop_latency
 echo "==> cargo clippy --all-targets -- -D warnings ($(elapsed))" >&2
 cargo clippy --all-targets --quiet -- -D warnings
 
