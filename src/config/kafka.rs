@@ -21,8 +21,9 @@ pub struct KafkaConfig {
     pub batch_size: usize,
     /// How long a batch waits for more records after its first before it is committed. A
     /// STOP is visible on the API once its batch commits, so this is most of a STOP's latency:
-    /// at 5,000 messages/s, 5 ms gave p99 30 ms (50 ms gave 106 ms) for about 6% more CPU per
-    /// record, and nothing on a backlog (BENCHMARKS.md, "STOP to may_send:false under load").
+    /// at 5,000 messages/s, 5 ms gave p99 19 to 76 ms over six runs (50 ms: 106 to 108 ms)
+    /// for about 6% more CPU per record, and nothing on a backlog (BENCHMARKS.md, "STOP to
+    /// may_send:false under load").
     pub linger_ms: u64,
     /// Create the topics the service writes to when they are missing.
     pub create_topics: bool,
