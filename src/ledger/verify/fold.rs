@@ -1,8 +1,9 @@
 //! The fold of the log that `verify` and `rebuild` share: every event read, checked on its own
 //! (parsed, re-hashed, its stored bytes compared) on a reader thread while this thread checks
-//! the chain and folds the view. Checking an event alone is most of the work (parsing, the
-//! canonical form, SHA-256); the chain and the fold are in order and cheap, so two threads take
-//! a 1,000,000-event log in about half the time of one (BENCHMARKS.md, "verify").
+//! the chain and folds the view. The two halves cost about the same: checking an event alone
+//! is parsing, the canonical form and SHA-256; the fold's maps grow with the log and, at a
+//! million events, miss the cache on nearly every probe. Two threads take a 1,000,000-event
+//! log in about half the time of one (BENCHMARKS.md, "`verify` of 1,000,000 events").
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, SyncSender};
