@@ -67,9 +67,7 @@ impl Ledger {
             fold.finish(self, report)
         })
     }
-}
 
-impl Ledger {
     /// How many events the chain heads say the log holds: the fold's maps are sized for them
     /// at once, rather than grown (and copied) a dozen times over a million events. Only a
     /// hint: a damaged head makes the maps grow as before.
@@ -96,7 +94,11 @@ fn read_log(events: &sled::Tree, tx: SyncSender<Result<Vec<Read>>>) {
                 return;
             }
         }
-        if chunk.len() == CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
+        if chunk.len() == CHUNK
+            && tx
+                .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
+                .is_err()
+        {
             return;
         }
     }
