@@ -1,6 +1,6 @@
 //! File-mode ingest throughput, batch commit latency and the ledger's size on disk, through
-//! the library exactly as `consent-ledger ingest` runs it: decode, classify, decide, one sled
-//! transaction and fsync per batch, the log relayed to JSONL files.
+//! the library exactly as `consent-ledger ingest` runs it: decode, classify, decide, one atomic
+//! write and fsync per batch, the log relayed to JSONL files.
 //!
 //!   cargo bench --bench ingest -- [RECORDS] [BATCH_SIZE] [MIX]
 //!

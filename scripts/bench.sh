@@ -112,7 +112,7 @@ bench_check() {
 # ---------------------------------------------------------------------------------------
 # stores: is the store what stands between the ledger and issue 13's durable events/s and disk
 # per event? The same rows, written by each engine with the same durability (BENCHMARKS.md,
-# "The store, side by side"). The ingest's own rate is printed too: the whole pipeline on sled.
+# "The store, side by side"). The ingest's own rate is printed too: the whole pipeline.
 
 bench_stores() {
   local stops=${STORES_STOPS:-100000} batch=${STORES_BATCH:-500} runs=${KAFKA_BENCH_RUNS:-3}
@@ -131,7 +131,7 @@ bench_stores() {
   t0=$(now)
   "$bin" --data-dir "$work/data" --config "$work/config.toml" ingest "$work/stops.jsonl" \
     >/dev/null 2>"$work/ingest.err" || { cat "$work/ingest.err" >&2; exit 1; }
-  awk -v a="$t0" -v b="$(now)" -v n="$stops" 'BEGIN { printf "file-mode ingest of the STOPs (the whole pipeline, on sled): %.2f s, %.0f events/s\n\n", b - a, n / (b - a) }'
+  awk -v a="$t0" -v b="$(now)" -v n="$stops" 'BEGIN { printf "file-mode ingest of the STOPs (the whole pipeline, on the ledger's store): %.2f s, %.0f events/s\n\n", b - a, n / (b - a) }'
   benches/stores/target/release/consent-ledger-stores-bench "$work/data/ledger" \
     --batch "$batch" --runs "$runs" --work "$work/replay"
   echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -143,7 +143,7 @@ pub fn config_file(language: &str, tenant: &str) -> Result<String, InitError> {
          # Check it: `consent-ledger --config THIS_FILE ingest messages.jsonl`, then `status`.\n\
          # Check your marketing templates carry the footer and button: `consent-ledger lint-template`.\n\
          \n\
-         # Records per ledger batch: one sled transaction and one fsync each.\n\
+         # Records per ledger batch: one atomic write and one fsync each.\n\
          batch_size = 1000\n\
          # true: reject messages for numbers no [tenants.NAME] table lists, instead of applying\n\
          # [defaults] to them.\n\

@@ -9,7 +9,7 @@
 //!        2 decide (domain::decide::decide, pure: state + command -> events, reply, signal)
 //!          and stage it (ledger::Staged: seal events on the hash chain, fold the view)
 //!        3 dead letters made durable (file fsynced / topic acknowledged)
-//!        4 one atomic sled transaction, flushed and fsynced
+//!        4 one atomic write, its journal fsynced
 //!        5 acknowledge (Kafka offsets, HTTP 2xx, ingest summary)
 //!   ─► relays follow the event and reply logs from their cursors (the log is the outbox)
 //!        ─► consent.events / consent-events.jsonl, outbound.messages / outbox.jsonl
@@ -20,7 +20,7 @@
 //! - [`domain`]: the rules, pure; no I/O, no clocks: decoding, keywords and languages, the
 //!   decision, the consent fold, the sending policy.
 //! - [`pipeline`]: the one commit path and its sources and sinks (file, Kafka, relays).
-//! - [`ledger`]: the only code that touches sled: batches, the log, verify, migrate.
+//! - [`ledger`]: the only code that touches the store: batches, the log, verify, migrate.
 //! - [`query`]: the read side, once for the CLI and the HTTP API: status, history, audience
 //!   check, audit export, campaign statistics.
 //! - [`api`]: the HTTP query and recording API (axum) for campaign senders and automations.

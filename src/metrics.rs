@@ -70,7 +70,7 @@ pub struct Metrics {
     pub dead_lettered: Family<ReasonLabels, Counter>,
     /// Outbox entries published, by destination topic (or file).
     pub published: Family<TopicLabels, Counter>,
-    /// Ledger batches committed (each one sled transaction + fsync).
+    /// Ledger batches committed (each one atomic write + fsync).
     pub batches: Counter,
     /// Seconds per batch commit, fsync included.
     pub commit_seconds: Histogram,

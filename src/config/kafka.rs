@@ -13,7 +13,7 @@ pub struct KafkaConfig {
     /// Consumer group shared by every instance. Env: `CONSENT_LEDGER_GROUP_ID`.
     pub group_id: String,
     pub topics: Topics,
-    /// Records per ledger batch (one sled transaction + fsync, then one offset commit), at
+    /// Records per ledger batch (one atomic write + fsync, then one offset commit), at
     /// most. On a backlog every batch is full, and each pays a fsync and a synchronous offset
     /// commit whatever its size: 2,000 records took 1,000,000 webhooks in 16 s where 500 took
     /// 22 s (BENCHMARKS.md, "Kafka throughput"). On a live stream `linger_ms` closes batches

@@ -67,7 +67,7 @@ pub struct ConfigFile {
     /// Reject messages for tenants that have no `[tenants.NAME]` table (and no mapped
     /// phone_number_id) instead of applying the defaults.
     pub strict_tenants: bool,
-    /// Records per ledger batch (one sled transaction and one fsync each).
+    /// Records per ledger batch (one atomic write and one fsync each).
     pub batch_size: Option<usize>,
     /// The HTTP API: body limit and admin tokens (tenant tokens live in their tenant table).
     pub api: ApiConfig,

@@ -1,18 +1,15 @@
 //! A batch being built: reads see the ledger plus what was staged, and [`Staged::commit`]
-//! writes it all in one sled transaction, then flushes and fsyncs. Nothing is visible to other
+//! writes it all in one atomic batch, then fsyncs the journal. Nothing is visible to other
 //! readers until the whole batch is durable, and the caller acknowledges its input (offsets,
 //! HTTP answer, file summary) only after `commit` returned (invariant 4).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use sled::transaction::TransactionError;
-use sled::Transactional;
-
 use chrono::{DateTime, Duration, Utc};
 
 use super::person::{events_of, neighbours, Id, Members, PersonView};
 use super::sent::{keys as sent_keys, lookup_floor};
-use super::{keys, ChainHead, Ledger, LedgerError, Result};
+use super::{keys, ChainHead, Ledger, Result};
 use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
 use crate::domain::consent::ContactConsent;
 use crate::domain::contact::Contact;
@@ -472,8 +469,8 @@ impl<'a> Staged<'a> {
                 .map(|(k, _)| k.as_slice())
                 .chain(suppress.keys().map(|k| k.as_slice())),
         );
-        // One transaction over every tree the batch writes: sled's tuples stop at 14 trees,
-        // so the trees go as a slice, in the order of `writes` and then the rest.
+        // One atomic batch over every tree the batch writes, in the order of `writes` and
+        // then the rest: one journal record, made durable by the sync below.
         let trees = [
             &l.events,
             &l.by_contact,
@@ -486,45 +483,31 @@ impl<'a> Staged<'a> {
             &l.campaign_signals,
             &l.replies,
             &l.links,
-            &l.feed,
-            &l.by_tenant,
-            &l.keys,
-            &l.suppressed,
         ];
-        trees[..]
-            .transaction(|t| {
-                for (tree, rows) in t.iter().zip(&writes) {
-                    for (k, v) in rows {
-                        tree.insert(k.as_slice(), v.as_slice())?;
-                    }
-                }
-                let (t_feed, t_by_tenant, t_keys, t_suppressed) = (&t[11], &t[12], &t[13], &t[14]);
-                for (i, (key, tenant)) in event_keys.iter().enumerate() {
-                    let position = feed_head + 1 + i as u64;
-                    t_feed.insert(&position.to_be_bytes(), key)?;
-                    t_by_tenant.insert(keys::by_tenant(tenant, position), key)?;
-                }
-                for (slot, wrapped) in new_keys {
-                    t_keys.insert(slot.as_slice(), wrapped.as_slice())?;
-                }
-                for slot in destroy {
-                    t_keys.remove(slot.as_slice())?;
-                }
-                for (key, row) in suppress {
-                    match row {
-                        Some(v) => t_suppressed.insert(key.as_slice(), v.as_slice())?,
-                        None => t_suppressed.remove(key.as_slice())?,
-                    };
-                }
-                Ok(())
-            })
-            .map_err(|e: TransactionError<()>| match e {
-                TransactionError::Abort(()) => LedgerError::Corrupt {
-                    tree: "meta",
-                    detail: "the batch transaction aborted".into(),
-                },
-                TransactionError::Storage(s) => LedgerError::Storage(s),
-            })?;
+        let mut batch = l.db.batch();
+        for (tree, rows) in trees.iter().zip(&writes) {
+            for (k, v) in rows {
+                batch.insert(tree, k, v);
+            }
+        }
+        for (i, (key, tenant)) in event_keys.iter().enumerate() {
+            let position = feed_head + 1 + i as u64;
+            batch.insert(&l.feed, position.to_be_bytes(), key);
+            batch.insert(&l.by_tenant, keys::by_tenant(tenant, position), key);
+        }
+        for (slot, wrapped) in new_keys {
+            batch.insert(&l.keys, slot, wrapped);
+        }
+        for slot in destroy {
+            batch.remove(&l.keys, slot);
+        }
+        for (key, row) in suppress {
+            match row {
+                Some(v) => batch.insert(&l.suppressed, key, v),
+                None => batch.remove(&l.suppressed, key),
+            };
+        }
+        batch.commit()?;
         l.sync()?;
         let heads: Vec<(u32, ChainHead)> = self.heads.into_iter().collect();
         l.sign_due(&heads, Utc::now())?;

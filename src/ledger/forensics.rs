@@ -1,6 +1,6 @@
 //! Deliberate damage, for tests that prove `verify` catches it. Hidden from the docs: nothing
 //! in the product calls these, but the tests must go through the ledger module because it is
-//! the only code allowed to touch sled.
+//! the only code allowed to touch the store.
 
 use super::{keys, Ledger, Result};
 use crate::domain::contact::Contact;
@@ -81,10 +81,12 @@ pub fn misfile_by_contact(
         ledger.digest(tenant, contact)?,
         ledger.digest(tenant, elsewhere)?,
     );
-    ledger
-        .by_contact
-        .remove(keys::by_contact(tenant, &from, partition, seq))?
-        .expect("the event has a by_contact row");
+    let row = keys::by_contact(tenant, &from, partition, seq);
+    assert!(
+        ledger.by_contact.contains_key(&row)?,
+        "the event has a by_contact row"
+    );
+    ledger.by_contact.remove(row)?;
     ledger
         .by_contact
         .insert(keys::by_contact(tenant, &to, partition, seq), vec![])?;

@@ -14,9 +14,6 @@
 
 use std::path::Path;
 
-use sled::transaction::TransactionError;
-use sled::Transactional;
-
 use super::{Ledger, LedgerError, Result};
 use crate::domain::contact::Contact;
 use crate::domain::tenant::TenantId;
@@ -71,7 +68,7 @@ fn data_prefix(tenant: &TenantId, digest: &[u8; 32]) -> Vec<u8> {
 /// Checks `master` against the ledger's key-check value and unwraps the index secret; on a
 /// ledger that has none yet (new, or written before keys existed), creates both. A wrong key
 /// is refused before anything is written.
-pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Keyring> {
+pub(super) fn unlock(db: &super::kv::Db, dir: &Path, master: MasterKey) -> Result<Keyring> {
     let meta = db.open_tree("meta")?;
     let keys = db.open_tree("keys")?;
     if let Some(check) = meta.get(KEY_CHECK)? {
@@ -88,7 +85,7 @@ pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Key
             .ok_or_else(|| corrupt("the index secret does not unwrap under the master key"))?;
         return Ok(Keyring::new(master, IndexSecret::from_bytes(index)));
     }
-    if !keys.is_empty() {
+    if !keys.is_empty()? {
         return Err(corrupt(
             "data keys are stored but the key-check value is missing",
         ));
@@ -96,15 +93,11 @@ pub(super) fn unlock(db: &sled::Db, dir: &Path, master: MasterKey) -> Result<Key
     let index = IndexSecret::generate();
     let wrapped = master.wrap(INDEX, index.bytes());
     let check = master.key_check();
-    (&meta, &keys)
-        .transaction(|(meta, keys)| {
-            meta.insert(KEY_CHECK, check.as_slice())?;
-            keys.insert(INDEX, wrapped.as_slice())?;
-            Ok(())
-        })
-        .map_err(abort)?;
+    let mut batch = db.batch();
+    batch.insert(&meta, KEY_CHECK, check);
+    batch.insert(&keys, INDEX, wrapped);
+    batch.commit()?;
     db.flush()?;
-    super::store::sync_tree(dir)?;
     Ok(Keyring::new(master, index))
 }
 
@@ -112,13 +105,6 @@ fn corrupt(detail: &str) -> LedgerError {
     LedgerError::Corrupt {
         tree: "keys",
         detail: detail.into(),
-    }
-}
-
-fn abort(e: TransactionError<()>) -> LedgerError {
-    match e {
-        TransactionError::Abort(()) => corrupt("the key transaction aborted"),
-        TransactionError::Storage(s) => LedgerError::Storage(s),
     }
 }
 
@@ -207,7 +193,7 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let keyring = self.keyring()?;
-        let mut rewrapped = Vec::with_capacity(self.keys.len());
+        let mut rewrapped = Vec::new();
         for entry in self.keys.iter() {
             let (slot, wrapped) = entry?;
             let key = keyring
@@ -217,15 +203,12 @@ impl Ledger {
             rewrapped.push((slot.to_vec(), new.wrap(&slot, &key)));
         }
         let check = new.key_check();
-        (&self.meta, &self.keys)
-            .transaction(|(meta, keys)| {
-                for (slot, wrapped) in &rewrapped {
-                    keys.insert(slot.as_slice(), wrapped.as_slice())?;
-                }
-                meta.insert(KEY_CHECK, check.as_slice())?;
-                Ok(())
-            })
-            .map_err(abort)?;
+        let mut batch = self.db.batch();
+        for (slot, wrapped) in &rewrapped {
+            batch.insert(&self.keys, slot, wrapped);
+        }
+        batch.insert(&self.meta, KEY_CHECK, check);
+        batch.commit()?;
         self.sync()?;
         Ok(rewrapped
             .iter()

@@ -2,12 +2,12 @@
 //!
 //! An audience check asks the view about every contact of the audience, and nearly all of them
 //! have never written to the business: for each, the ledger read the identifier's links, its
-//! consent and the suppression list in sled to find nothing (about half of a 1,000,000-contact
+//! consent and the suppression list in the store to find nothing (about half of a 1,000,000-contact
 //! check, BENCHMARKS.md). This set answers "nothing here" from memory.
 //!
 //! It is a filter, never the record: it holds the first 8 bytes of the keyed hash of every
 //! identifier with a row in `consent`, `links` or `suppressed`, and is always a superset of
-//! them. A hit, true or by collision, reads sled as before; only a miss skips it. Identifiers
+//! them. A hit, true or by collision, reads the store as before; only a miss skips it. Identifiers
 //! are added before the rows that name them are written, and never removed while the process
 //! runs (an erased person keeps a suppression row anyway). At open it is filled from those
 //! trees on a background thread; until that scan is done it answers "maybe" for everyone,
@@ -44,7 +44,7 @@ impl Default for Known {
 impl Known {
     /// A filter filled from `trees` in the background; ready once they are all read. The
     /// scan stops when the returned [`Loading`] is dropped with the ledger.
-    pub(super) fn load(trees: Vec<sled::Tree>) -> (Arc<Known>, Loading) {
+    pub(super) fn load(trees: Vec<super::kv::Tree>) -> (Arc<Known>, Loading) {
         let known = Arc::new(Known::default());
         let filling = Arc::clone(&known);
         let stop = Arc::new(AtomicBool::new(false));
@@ -60,15 +60,15 @@ impl Known {
         (known, loading)
     }
 
-    fn fill(&self, trees: &[sled::Tree], stop: &AtomicBool) {
+    fn fill(&self, trees: &[super::kv::Tree], stop: &AtomicBool) {
         for tree in trees {
-            for entry in tree.iter().keys() {
+            for entry in tree.keys() {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
                 match entry {
                     Ok(key) => self.add_key(&key),
-                    // Left "maybe" for everyone: every check reads sled, as without the filter.
+                    // Left "maybe" for everyone: every check reads the store, as without the filter.
                     Err(e) => {
                         tracing::warn!(error = %e, "the in-memory index of known identifiers could not be loaded; checks read the ledger for every contact");
                         return;
@@ -119,7 +119,7 @@ impl Known {
     }
 }
 
-/// The scan at open. Its thread holds clones of the ledger's trees, and with them sled's lock
+/// The scan at open. Its thread holds clones of the ledger's trees, and with them the lock
 /// on the directory: dropping the ledger stops and joins it, so that the directory can be
 /// opened again as soon as the ledger is gone (`migrate`, `rotate-master-key` and the tests
 /// reopen a ledger they have just closed).
@@ -213,7 +213,7 @@ mod tests {
         known.add_key(b"no separator");
     }
 
-    /// Regression: the scan's thread held the trees, and so sled's lock on the directory, for
+    /// Regression: the scan's thread held the trees, and so the lock on the directory, for
     /// a while after the ledger was dropped; a reopen at once failed with "locked by another
     /// consent-ledger process" (the master-key rotation test, one CI run in a few).
     #[test]
@@ -240,7 +240,8 @@ mod tests {
 
     #[test]
     fn the_scan_fills_the_filter_from_every_tree_then_makes_it_ready() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::kv::Db::open(dir.path(), 8 << 20).unwrap();
         let consent = db.open_tree("consent").unwrap();
         let links = db.open_tree("links").unwrap();
         consent

@@ -116,7 +116,7 @@ impl Ledger {
     pub fn advance(&self, sink: Sink, stream: Stream, partition: u32, seq: u64) -> Result<()> {
         self.meta.insert(
             keys::cursor(sink.as_str(), stream.as_str(), partition),
-            &seq.to_be_bytes(),
+            seq.to_be_bytes(),
         )?;
         self.release_notices(partition)
     }

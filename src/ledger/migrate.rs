@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::store::{reopen_db, sync_tree, version_of};
+use super::store::{open_db, version_of};
 use super::{keys, LedgerError, Result, SCHEMA_VERSION};
 use crate::domain::event::ConsentEvent;
 use crate::rgpd::MasterKey;
@@ -76,9 +76,13 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
         }
         return Err(err(dir, "there is no ledger here"));
     }
-    let from = {
-        let old = reopen_db(dir)?;
-        version_of(&old)?.ok_or_else(|| err(dir, "not a consent-ledger database"))?
+    let from = match super::legacy::version_in(dir)? {
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| err(dir, "not a consent-ledger database"))?,
+        None => {
+            version_of(&open_db(dir)?)?.ok_or_else(|| err(dir, "not a consent-ledger database"))?
+        }
     };
     if from == SCHEMA_VERSION {
         return Ok(MigrateReport {
@@ -98,15 +102,22 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
         std::fs::remove_dir_all(&staged)
             .map_err(|e| err(&staged, format!("cannot remove a half-built copy: {e}")))?;
     }
+    // Every older layout is a sled database: its first step reads it into the current store,
+    // and every later step works on that copy.
     let mut steps = match from {
         1 => v1_to_v2(dir, &staged)?,
-        _ => copy(dir, &staged)?,
+        _ => copy_legacy(dir, &staged)?,
     };
     if from < 3 {
         steps.extend(v2_to_v3(&staged)?);
     }
-    steps.extend(seal(&staged, master, from)?);
-    steps.extend(compact(&staged)?);
+    if from < 5 {
+        steps.extend(seal(&staged, master, from)?);
+    }
+    steps.extend(v5_to_v6(&staged)?);
+    if from < 5 {
+        steps.extend(compact(&staged)?);
+    }
     let backup = sibling(dir, &format!("v{from}.bak"));
     if backup.exists() {
         return Err(err(
@@ -153,8 +164,8 @@ enum V1Target {
 /// consumer group's committed offsets decide where consumption resumes); dedupe entries are
 /// all kept, so that no message processed before is processed twice.
 fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = reopen_db(dir)?;
-    let new = reopen_db(to)?;
+    let old = super::legacy::open(dir)?;
+    let new = open_db(to)?;
     let mut steps = Vec::new();
     for name in [
         "events",
@@ -167,13 +178,7 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
         "delivery",
         "campaign_signals",
     ] {
-        let (src, dst) = (old.open_tree(name)?, new.open_tree(name)?);
-        let mut n = 0u64;
-        for entry in src.iter() {
-            let (k, v) = entry?;
-            dst.insert(k, v)?;
-            n += 1;
-        }
+        let n = super::legacy::copy_tree(&old, &new, name)?;
         steps.push(format!("copied {n} entries of `{name}`"));
     }
     let (old_meta, meta) = (old.open_tree("meta")?, new.open_tree("meta")?);
@@ -220,13 +225,13 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
         for sink in ["file", "kafka"] {
             meta.insert(
                 keys::cursor(sink, "events", *partition),
-                &published.to_be_bytes(),
+                published.to_be_bytes(),
             )?;
         }
     }
     let mut pending_replies = 0;
     for (partition, seq) in &reply_heads {
-        meta.insert(keys::reply_head(*partition), &seq.to_be_bytes())?;
+        meta.insert(keys::reply_head(*partition), seq.to_be_bytes())?;
         pending_replies += seq;
     }
     steps.push(format!(
@@ -234,27 +239,40 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
     ));
     meta.insert(keys::SCHEMA, b"2")?;
     new.flush()?;
-    drop(new);
-    sync_tree(to)?;
     Ok(steps)
 }
 
-/// Copies every tree as it is, for migrations that rewrite only derived trees afterwards.
+/// Copies every tree of the sled ledger in `dir` as it is into the store in `to`.
+fn copy_legacy(dir: &Path, to: &Path) -> Result<Vec<String>> {
+    let old = super::legacy::open(dir)?;
+    let new = open_db(to)?;
+    let mut total = 0u64;
+    for name in super::legacy::tree_names(&old) {
+        total += super::legacy::copy_tree(&old, &new, &name)?;
+    }
+    new.flush()?;
+    Ok(vec![format!("copied {total} entries")])
+}
+
+/// Copies every tree of the store in `dir` into a new one in `to`: only live values travel.
 fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = reopen_db(dir)?;
-    let new = reopen_db(to)?;
+    let old = open_db(dir)?;
+    let new = open_db(to)?;
     let mut total = 0u64;
     for name in old.tree_names() {
         let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
+        let mut batch = new.batch();
         for entry in src.iter() {
             let (k, v) = entry?;
-            dst.insert(k, v)?;
+            batch.insert(&dst, k, v);
             total += 1;
+            if batch.len() >= 10_000 {
+                std::mem::replace(&mut batch, new.batch()).commit()?;
+            }
         }
+        batch.commit()?;
     }
     new.flush()?;
-    drop(new);
-    sync_tree(to)?;
     Ok(vec![format!("copied {total} entries")])
 }
 
@@ -322,7 +340,7 @@ pub(super) fn record_rehash(
 fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
     let mut steps = Vec::new();
     let mut chains: std::collections::BTreeMap<u32, Rehashed> = Default::default();
-    let mut batch = sled::Batch::default();
+    let mut batch = ledger.db.batch();
     for entry in ledger.events.iter() {
         let (key, bytes) = entry?;
         let mut event: ConsentEvent = super::decode("events", &bytes)?;
@@ -338,9 +356,9 @@ fn rehash(ledger: &super::Ledger) -> Result<Vec<String>> {
             hash: event.hash.clone(),
         };
         *n += 1;
-        batch.insert(key, event.stored_bytes());
+        batch.insert(&ledger.events, key, event.stored_bytes());
     }
-    ledger.events.apply_batch(batch)?;
+    batch.commit()?;
     record_rehash(
         ledger,
         3,
@@ -386,18 +404,26 @@ fn v3_to_v4(ledger: &super::Ledger) -> Result<Vec<String>> {
 /// Heads signed before are dropped, as in the step to layout 4.
 fn v4_to_v5(ledger: &super::Ledger) -> Result<Vec<String>> {
     let mut steps = super::migrate_v5::seal_message_ids(ledger)?;
-    ledger
-        .meta
-        .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    ledger.meta.insert(keys::SCHEMA, b"5")?;
     ledger.sync()?;
-    steps.push(format!(
-        "storage layout {SCHEMA_VERSION}: message ids sealed, indexes of message ids keyed by HMAC"
-    ));
+    steps.push("storage layout 5: message ids sealed, indexes of message ids keyed by HMAC".into());
     Ok(steps)
 }
 
-/// Rewrites `dir` as a fresh database holding only its live entries: sled appends, so the
-/// fields sealed in place would otherwise stay in clear in the old copy's log segments.
+/// Layout 5 -> 6: the same trees and rows, in fjall instead of sled (the copy made by the
+/// first step); only the version changes.
+fn v5_to_v6(dir: &Path) -> Result<Vec<String>> {
+    let db = open_db(dir)?;
+    db.open_tree("meta")?
+        .insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
+    db.flush()?;
+    Ok(vec![format!(
+        "storage layout {SCHEMA_VERSION}: the same trees in fjall, whose journal makes a batch durable with one fsync"
+    )])
+}
+
+/// Rewrites `dir` as a fresh database holding only its live entries: the store appends, so
+/// the fields sealed in place would otherwise stay in clear in its journal and older tables.
 fn compact(dir: &Path) -> Result<Vec<String>> {
     let fresh = sibling(dir, "compact");
     if fresh.exists() {

@@ -97,7 +97,7 @@ pub(super) fn seal_all(ledger: &Ledger) -> Result<Vec<String>> {
         &ledger.sent_by_contact,
         &ledger.signed_heads,
     ] {
-        tree.clear()?;
+        tree.clear(&ledger.db)?;
     }
     for (tree, rows) in [
         (&ledger.events, events),
@@ -107,17 +107,17 @@ pub(super) fn seal_all(ledger: &Ledger) -> Result<Vec<String>> {
         (&ledger.sent_by_contact, sent_by_contact),
         (&ledger.keys, new_keys.into_iter().collect()),
     ] {
-        let mut b = sled::Batch::default();
+        let mut b = ledger.db.batch();
         for (k, v) in rows {
-            b.insert(k, v);
+            b.insert(tree, k, v);
         }
-        tree.apply_batch(b)?;
+        b.commit()?;
     }
     let erased = destroy_suppressed_keys(ledger)?;
     steps.push(format!(
         "sealed the identifiers and texts of {} events and the recipients of {} replies under {data_keys} new data keys; {erased} identifiers on the suppression list keep none",
-        ledger.events.len(),
-        ledger.replies.len()
+        ledger.events.len()?,
+        ledger.replies.len()?
     ));
     super::migrate::record_rehash(
         ledger,

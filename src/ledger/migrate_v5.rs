@@ -79,7 +79,7 @@ pub(super) fn seal_message_ids(ledger: &Ledger) -> Result<Vec<String>> {
         &ledger.campaign_signals,
         &ledger.signed_heads,
     ] {
-        tree.clear()?;
+        tree.clear(&ledger.db)?;
     }
     let counts: Vec<String> = indexes
         .iter()
@@ -89,16 +89,16 @@ pub(super) fn seal_message_ids(ledger: &Ledger) -> Result<Vec<String>> {
         .into_iter()
         .chain(indexes.into_iter().map(|(_, tree, rows)| (tree, rows)));
     for (tree, rows) in written {
-        let mut b = sled::Batch::default();
+        let mut b = ledger.db.batch();
         for (k, v) in rows {
-            b.insert(k, v);
+            b.insert(tree, k, v);
         }
-        tree.apply_batch(b)?;
+        b.commit()?;
     }
     steps.push(format!(
         "sealed the message ids of {} events and the replied-to ids of {} replies ({erased} read [erased]: their identifier was erased); re-keyed by HMAC {} entries",
-        ledger.events.len(),
-        ledger.replies.len(),
+        ledger.events.len()?,
+        ledger.replies.len()?,
         counts.join(", ")
     ));
     super::migrate::record_rehash(
@@ -143,7 +143,7 @@ fn seal_like(
 }
 
 /// The message-id indexes under their layout-5 keys: the name, the tree, the rows.
-fn rekey(ledger: &Ledger) -> Result<Vec<(&'static str, &sled::Tree, Rows)>> {
+fn rekey(ledger: &Ledger) -> Result<Vec<(&'static str, &super::kv::Tree, Rows)>> {
     let mid = |tenant: &[u8], message_id: &[u8]| -> Result<Option<(TenantId, [u8; 32])>> {
         let Ok(tenant) = TenantId::new(&String::from_utf8_lossy(tenant)) else {
             return Ok(None);

@@ -1,4 +1,4 @@
-//! The ledger: the only code that touches sled. Trees (see DESIGN.md "Storage"):
+//! The ledger: the only code that touches the store (fjall, through `kv`). Trees (see DESIGN.md "Storage"):
 //!
 //! `id` is the keyed hash of an identifier and `mid` that of a message id (HMAC-SHA256 under
 //! the tenant's secret; a WhatsApp message id carries its sender's number): no key holds an
@@ -44,6 +44,8 @@ mod batch;
 mod erase;
 mod keyring;
 mod known;
+mod kv;
+mod legacy;
 pub mod log;
 pub mod migrate;
 mod migrate_v4;
@@ -91,12 +93,18 @@ use crate::rgpd::MasterKey;
 /// - 5: message ids sealed in events and replies; `dedupe`, `sent`, `sent_by_contact`,
 ///   `delivery` and `campaign_signals` keyed by the message id's HMAC, and sent records hold
 ///   that HMAC instead of the id (a WhatsApp message id carries its sender's number).
-pub const SCHEMA_VERSION: u32 = 5;
+/// - 6: the same trees and rows in fjall instead of sled (layouts 1 to 5 are sled databases,
+///   read only by `migrate`, through `legacy`).
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] fjall::Error),
+    #[error("storage error in a ledger of an older layout (sled): {0}")]
+    Legacy(#[from] sled::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     #[error("I/O error while syncing {path}: {source}")]
     Sync {
         path: String,
@@ -127,33 +135,31 @@ pub enum LedgerError {
 
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
-/// An open ledger. sled holds an exclusive lock on the directory, so one process at a time.
+/// An open ledger. It holds an exclusive lock on the directory, so one process at a time.
 pub struct Ledger {
     /// The scan that fills `known`, stopped and joined when the ledger is dropped. First, so
     /// that it is dropped first: its thread holds clones of the trees, and the last handle
-    /// must go with `db` on the dropping thread, as it did before the scan existed, for sled
-    /// to release its lock on the directory in time for a reopen.
+    /// must go with `db` on the dropping thread, for the directory's lock (held by every
+    /// handle, see `kv`) to be free for a reopen as soon as the ledger is gone.
     loading: known::Loading,
-    /// Records, when the ledger is dropped, that this process closed its directory.
-    _closing: store::Closing,
     path: PathBuf,
-    db: sled::Db,
-    events: sled::Tree,
-    by_contact: sled::Tree,
-    dedupe: sled::Tree,
-    consent: sled::Tree,
-    links: sled::Tree,
-    replies: sled::Tree,
-    meta: sled::Tree,
-    feed: sled::Tree,
-    by_tenant: sled::Tree,
-    signed_heads: sled::Tree,
-    sent: sled::Tree,
-    sent_by_contact: sled::Tree,
-    delivery: sled::Tree,
-    campaign_signals: sled::Tree,
-    keys: sled::Tree,
-    suppressed: sled::Tree,
+    db: kv::Db,
+    events: kv::Tree,
+    by_contact: kv::Tree,
+    dedupe: kv::Tree,
+    consent: kv::Tree,
+    links: kv::Tree,
+    replies: kv::Tree,
+    meta: kv::Tree,
+    feed: kv::Tree,
+    by_tenant: kv::Tree,
+    signed_heads: kv::Tree,
+    sent: kv::Tree,
+    sent_by_contact: kv::Tree,
+    delivery: kv::Tree,
+    campaign_signals: kv::Tree,
+    keys: kv::Tree,
+    suppressed: kv::Tree,
     /// Which identifiers the view may hold anything about (see `known`).
     known: std::sync::Arc<known::Known>,
     /// The master key and the index secret; `None` only for `migrate`'s raw open.
@@ -306,8 +312,9 @@ impl Ledger {
         }
     }
 
-    pub fn event_count(&self) -> usize {
-        self.events.len()
+    /// The number of events stored: a scan of the log.
+    pub fn event_count(&self) -> Result<usize> {
+        Ok(self.events.len()?)
     }
 
     /// Starts a batch: reads see the ledger plus what the batch staged so far. Blocks while

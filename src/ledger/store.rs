@@ -1,125 +1,28 @@
 //! Opening the database and making writes power-loss durable.
 
-use std::fs::File;
 use std::path::Path;
 
 use super::keyring::Keyring;
+use super::kv::{Db, OpenError};
 use super::{keys, Ledger, LedgerError, Result, SCHEMA_VERSION};
 use crate::rgpd::MasterKey;
 
-/// Opens (or creates) the sled database in `dir`, with a clear error when another process
-/// holds it. A directory whose ledger this process closed a moment ago may still be locked by
-/// sled (see [`reopen_db`]): for it, and only for it, the open waits for the release.
-pub(super) fn open_db(dir: &Path) -> Result<sled::Db> {
-    create_dir(dir)?;
-    match sled_open(dir) {
-        Err(e) if lock_held(&e) && closed_here_recently(dir) => reopen_db(dir),
-        other => other.map_err(|e| open_error(dir, e)),
+/// Opens (or creates) the database in `dir`, with a clear error when another process holds
+/// it, and a ledger written by an older build (a sled database, layouts 1 to 5) refused with
+/// the way to convert it, before anything is written to it.
+pub(super) fn open_db(dir: &Path) -> Result<Db> {
+    if let Some(found) = super::legacy::version_in(dir)? {
+        return Err(older(dir, found.to_string()));
     }
-}
-
-/// How long after closing a ledger this process may find sled still holding its lock.
-const RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The directories whose ledger this process closed, and when. sled lets go of a directory's
-/// lock when its epoch-based collector drops the last reference to the file, which can come
-/// well after the ledger is dropped, later still while other threads work in sled: a
-/// process that closes its ledger and opens it again (`rotate-master-key`, the tests) found
-/// it "locked by another consent-ledger process".
-static CLOSED: std::sync::Mutex<Vec<(std::path::PathBuf, std::time::Instant)>> =
-    std::sync::Mutex::new(Vec::new());
-
-fn closed_here_recently(dir: &Path) -> bool {
-    let Ok(dir) = dir.canonicalize() else {
-        return false;
-    };
-    let closed = CLOSED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    closed
-        .iter()
-        .any(|(path, at)| *path == dir && at.elapsed() < RELEASE)
-}
-
-/// A ledger's mark that its directory was open in this process: dropped with the ledger, it
-/// records the close for [`open_db`].
-#[derive(Default)]
-pub(super) struct Closing(Option<std::path::PathBuf>);
-
-impl Closing {
-    fn of(dir: &Path) -> Self {
-        Closing(dir.canonicalize().ok())
-    }
-}
-
-impl Drop for Closing {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let mut closed = CLOSED
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            closed.retain(|(path, at)| *path != dir && at.elapsed() < RELEASE);
-            closed.push((dir, std::time::Instant::now()));
-        }
-    }
-}
-
-/// [`open_db`] for a database this process closed a moment before, as `migrate` does step
-/// after step on its copy: sled releases its file lock from a background thread once the last
-/// handle is gone, so a reopen can find the lock still held for a while (it failed
-/// `migrate` about one run in five under load). It retries for a few seconds; a lock held by
-/// another process still ends in the same clear error.
-pub(super) fn reopen_db(dir: &Path) -> Result<sled::Db> {
-    create_dir(dir)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match sled_open(dir) {
-            Err(e) if lock_held(&e) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.map_err(|e| open_error(dir, e)),
-        }
-    }
-}
-
-fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Open {
+    Db::open(dir, cache_bytes()).map_err(|e: OpenError| LedgerError::Open {
         path: dir.display().to_string(),
         detail: e.to_string(),
     })
 }
 
-fn sled_open(dir: &Path) -> sled::Result<sled::Db> {
-    sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_bytes())
-        // sled's own background flusher would make durability timing implicit; the pipeline
-        // flushes and fsyncs explicitly at each batch boundary instead.
-        .flush_every_ms(None)
-        .open()
-}
-
-/// sled reports a held lock as an I/O error, of kind `WouldBlock` or wrapped in its own text.
-fn lock_held(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io)
-        if io.kind() == std::io::ErrorKind::WouldBlock
-            || io.to_string().contains("could not acquire lock"))
-}
-
-fn open_error(dir: &Path, e: sled::Error) -> LedgerError {
-    LedgerError::Open {
-        path: dir.display().to_string(),
-        detail: if lock_held(&e) {
-            "it is locked by another consent-ledger process".to_string()
-        } else {
-            e.to_string()
-        },
-    }
-}
-
-/// sled's page cache, in bytes. Its default (1 GiB) let a soak run's memory grow with the data
-/// for as long as the data grew (about 30 MB a minute under the soak load); a bound makes the
-/// service's memory flat once the cache is warm. `CONSENT_LEDGER_CACHE_MB` overrides it.
+/// The store's block cache and write buffer, in bytes each. A bound makes the service's memory
+/// flat once the cache is warm (sled's default of 1 GiB let a soak run grow with the data).
+/// `CONSENT_LEDGER_CACHE_MB` overrides it.
 pub const DEFAULT_CACHE_MB: u64 = 64;
 
 fn cache_bytes() -> u64 {
@@ -148,7 +51,7 @@ pub(super) fn open(dir: &Path, master: MasterKey) -> Result<Ledger> {
 
 /// Opens a ledger whatever its version, with its keys: only `migrate` does, on its own copy.
 pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
-    let db = reopen_db(dir)?;
+    let db = open_db(dir)?;
     let keyring = super::keyring::unlock(&db, dir, master)?;
     with_trees(dir, db, Some(keyring))
 }
@@ -156,13 +59,12 @@ pub(super) fn open_unchecked(dir: &Path, master: MasterKey) -> Result<Ledger> {
 /// Opens a ledger whatever its version and without its keys: only `migrate` does, on its
 /// own copy.
 pub(super) fn open_any_version(dir: &Path) -> Result<Ledger> {
-    with_trees(dir, reopen_db(dir)?, None)
+    with_trees(dir, open_db(dir)?, None)
 }
 
-fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledger> {
+fn with_trees(dir: &Path, db: Db, keyring: Option<Keyring>) -> Result<Ledger> {
     let ledger = Ledger {
         loading: Default::default(),
-        _closing: Closing::of(dir),
         path: dir.to_path_buf(),
         events: db.open_tree("events")?,
         by_contact: db.open_tree("by_contact")?,
@@ -196,33 +98,34 @@ fn with_trees(dir: &Path, db: sled::Db, keyring: Option<Keyring>) -> Result<Ledg
 
 /// The layout version of an open database, written on first open. Checked before any tree is
 /// opened, so that a ledger of another version is refused without a byte written to it.
-fn check_version(db: &sled::Db, dir: &Path) -> Result<()> {
+fn check_version(db: &Db, dir: &Path) -> Result<()> {
     let meta = db.open_tree("meta")?;
     match meta.get(keys::SCHEMA)? {
         None => {
             meta.insert(keys::SCHEMA, SCHEMA_VERSION.to_string().as_bytes())?;
-            db.flush()?;
-            sync_tree(dir)
+            Ok(db.flush()?)
         }
         Some(v) if v.as_ref() == SCHEMA_VERSION.to_string().as_bytes() => Ok(()),
-        Some(v) => {
-            let found = String::from_utf8_lossy(&v).into_owned();
-            let older = found.parse::<u32>().is_ok_and(|n| n < SCHEMA_VERSION);
-            Err(LedgerError::Version {
-                path: dir.display().to_string(),
-                found,
-                hint: if older {
-                    "; run `consent-ledger migrate` to convert it (the old layout is kept as a backup)"
-                } else {
-                    "; it was written by a newer consent-ledger"
-                },
-            })
-        }
+        Some(v) => Err(older(dir, String::from_utf8_lossy(&v).into_owned())),
+    }
+}
+
+/// The refusal of a ledger of layout `found`, with what to do about it.
+fn older(dir: &Path, found: String) -> LedgerError {
+    let older = found.parse::<u32>().is_ok_and(|n| n < SCHEMA_VERSION);
+    LedgerError::Version {
+        path: dir.display().to_string(),
+        found,
+        hint: if older {
+            "; run `consent-ledger migrate` to convert it (the old layout is kept as a backup)"
+        } else {
+            "; it was written by a newer consent-ledger"
+        },
     }
 }
 
 /// The version a database directory was written with, without opening it for writing.
-pub(super) fn version_of(db: &sled::Db) -> Result<Option<u32>> {
+pub(super) fn version_of(db: &Db) -> Result<Option<u32>> {
     let meta = db.open_tree("meta")?;
     Ok(meta
         .get(keys::SCHEMA)?
@@ -230,38 +133,11 @@ pub(super) fn version_of(db: &sled::Db) -> Result<Option<u32>> {
 }
 
 impl Ledger {
-    /// Flush sled, then fsync its files and directories. sled's flush uses sync_file_range on
-    /// Linux, which does not persist file metadata or the disk cache, so it is not enough on
-    /// its own to call a batch durable before its input offsets are committed.
+    /// Makes every write so far durable: the journal, which holds every tree's writes,
+    /// written and fsynced (fjall fsyncs a new journal's directory when it creates one).
     pub fn sync(&self) -> Result<()> {
-        self.db.flush()?;
-        sync_tree(&self.path)
+        Ok(self.db.flush()?)
     }
-}
-
-pub(super) fn sync_tree(dir: &Path) -> Result<()> {
-    let err = |path: &Path, source: std::io::Error| LedgerError::Sync {
-        path: path.display().to_string(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(|e| err(dir, e))? {
-        let entry = entry.map_err(|e| err(dir, e))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| err(&path, e))?;
-        if kind.is_dir() {
-            sync_tree(&path)?;
-        } else if kind.is_file() {
-            // sled may delete an old snapshot between the listing and the open.
-            match File::open(&path) {
-                Ok(f) => f.sync_all().map_err(|e| err(&path, e))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err(&path, e)),
-            }
-        }
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| err(dir, e))
 }
 
 #[cfg(test)]
@@ -269,45 +145,37 @@ mod tests {
     use super::*;
 
     /// Regression: a ledger closed and opened again in one process was refused as "locked
-    /// by another consent-ledger process" while sled had not yet let go of the lock (the
-    /// master-key rotation test, under the load of other tests). The lock is held here by a
-    /// tree handle that outlives the ledger, as sled's collector does, for 300 ms.
+    /// by another consent-ledger process" while sled (the store then) had not yet let go of its lock (the
+    /// master-key rotation test, under load). The lock now goes with the last handle, on the
+    /// thread that drops it: a reopen right after a close always finds it free.
     #[test]
-    fn a_ledger_this_process_closed_opens_again_once_sled_lets_go_of_it() {
+    fn a_ledger_this_process_closed_opens_again_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger");
         let key = [3u8; 32];
-        let ledger = Ledger::open(&path, MasterKey::from_bytes(key)).unwrap();
-        let lingering = ledger.events.clone();
-        drop(ledger);
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            drop(lingering);
-        });
-        let reopened = Ledger::open(&path, MasterKey::from_bytes(key));
-        release.join().unwrap();
-        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        for _ in 0..20 {
+            let ledger = Ledger::open(&path, MasterKey::from_bytes(key)).unwrap();
+            drop(ledger);
+        }
+        assert!(Ledger::open(&path, MasterKey::from_bytes(key)).is_ok());
     }
 
-    /// `migrate` failed about one run in five with "could not acquire lock": it reopened its
-    /// copy while sled was still releasing the lock of the handle it had just dropped. A
-    /// reopen waits for the release; a plain open reports the lock at once, clearly.
+    /// Two opens of one directory would interleave two journals: the second is refused, in
+    /// words an operator understands, until every handle of the first is gone.
     #[test]
-    fn migrate_reopening_its_copy_waits_for_the_lock_of_the_handle_it_dropped() {
+    fn a_ledger_open_elsewhere_is_refused_until_its_last_handle_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let held = open_db(dir.path()).unwrap();
-        match open_db(dir.path()) {
+        let key = [4u8; 32];
+        let ledger = Ledger::open(dir.path(), MasterKey::from_bytes(key)).unwrap();
+        let lingering = ledger.events.clone();
+        drop(ledger);
+        match Ledger::open(dir.path(), MasterKey::from_bytes(key)) {
             Err(LedgerError::Open { detail, .. }) => {
                 assert!(detail.contains("locked by another"), "{detail}")
             }
-            other => panic!("a held lock must be an error: {other:?}"),
+            other => panic!("a held lock must be an error: {:?}", other.err()),
         }
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            drop(held);
-        });
-        let reopened = reopen_db(dir.path());
-        release.join().unwrap();
-        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        drop(lingering);
+        assert!(Ledger::open(dir.path(), MasterKey::from_bytes(key)).is_ok());
     }
 }

@@ -15,7 +15,7 @@
 //! 3. **Dead letters** are made durable by the caller's sink (fsynced file lines, topic
 //!    records the broker acknowledged) before the batch is written, so a crash after the
 //!    acknowledgement can never lose a rejected record; a crash before it repeats one.
-//! 4. **One atomic write**: the whole batch in one sled transaction, flushed and fsynced
+//! 4. **One atomic write**: the whole batch in one atomic write, its journal fsynced
 //!    ([`crate::ledger::Staged::commit`]). A crash before it leaves nothing of the batch, and
 //!    the unacknowledged input is read again (invariant 5).
 //! 5. **Acknowledge** the input, only now: Kafka offsets are committed, the HTTP handler

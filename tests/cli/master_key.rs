@@ -16,8 +16,8 @@ fn env_with_opt_out() -> Env {
     env
 }
 
-/// Every file under `dir` with its bytes, sled's own files aside: sled rewrites its snapshot
-/// whenever a database is opened, so the ledger is compared through what it holds.
+/// Every file under `dir` with its bytes, the ledger's own aside: its store writes to them
+/// whenever it is opened, so the ledger is compared through what it holds.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -1,6 +1,6 @@
 //! `verify` must catch every kind of tampering with the stored log: an edited event, a deleted
 //! one (in the middle or at the end), two swapped, and a consent view that disagrees with the
-//! log. The damage is done through the ledger module (the only code that touches sled), the
+//! log. The damage is done through the ledger module (the only code that touches the store), the
 //! detection through the CLI, as an auditor would run it.
 
 use crate::common::*;

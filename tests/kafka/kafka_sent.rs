@@ -110,7 +110,7 @@ async fn sent_records_on_their_topic_attribute_later_stops() {
     produce(&bootstrap, &names.inbound, &stops).await;
     let l = ledger.clone();
     wait_until("every STOP appended", Duration::from_secs(60), || {
-        l.event_count() >= 20
+        l.event_count().unwrap() >= 20
     })
     .await;
     stop.send(true).unwrap();

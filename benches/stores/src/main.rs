@@ -4,7 +4,7 @@
 //!   consent-ledger-stores-bench LEDGER_DIR [--batch 500] [--runs 3] [--seed 1] [--work DIR]
 //!       [--engines sled,fjall,redb] [--keep] [--in-key-order]
 //!
-//! LEDGER_DIR is a closed ledger's sled directory (DATA_DIR/ledger), written by `consent-ledger
+//! LEDGER_DIR is a closed ledger's directory (DATA_DIR/ledger, a fjall store since layout 6), written by `consent-ledger
 //! run` or `ingest`; `scripts/bench.sh stores` makes one from new STOPs. Its rows are replayed
 //! into a fresh store of each engine, batch by batch, each batch one atomic write made durable
 //! before the next (see `workload` for how the replay maps to a real commit and what it leaves
@@ -15,8 +15,8 @@
 //!
 //! Disk is the blocks allocated to the store's files once it is closed (what `du` counts; the
 //! files' lengths, which `du -sb` counts, are shown too), with each engine's own account of
-//! it. The input ledger's own size is taken before the tool opens it: sled's recovery at open
-//! rewrites part of a directory, so only a ledger's first reading gives its size as written.
+//! it. The input ledger's own size is taken before the tool opens it: a store's recovery at
+//! open may rewrite part of a directory, so only a ledger's first reading gives its size as written.
 //! Prints a markdown report.
 
 mod engines;
@@ -155,7 +155,7 @@ fn report(args: &Args, w: &Workload, input_disk: Disk, runs: &[Vec<Run>]) {
     let rows: usize = w.trees.iter().map(|t| t.rows.len()).sum();
     println!(
         "Input: {} events in {} ({} rows in {} trees, {:.1} rows per event), replayed in {} \
-         batches of {} events, {}; its own sled directory: {:.1} MB on disk, {:.0} bytes per \
+         batches of {} events, {}; its own directory: {:.1} MB on disk, {:.0} bytes per \
          event ({:.0} apparent, as `du -sb` counts).\n",
         w.events,
         args.ledger.display(),

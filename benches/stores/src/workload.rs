@@ -1,7 +1,7 @@
 //! The ledger's own rows, read from a ledger directory, and the order the replay writes them in.
 //!
 //! A real commit (src/ledger/batch.rs, `Staged::commit`) writes, for the events of one batch,
-//! their rows in every tree in one sled transaction, then flushes and fsyncs. The replay keeps
+//! their rows in every tree in one atomic write, then makes it durable. The replay keeps
 //! what decides an engine's cost: the same trees, the same key and value bytes, the same number
 //! of rows per batch, and where in each tree they land:
 //!
@@ -49,18 +49,17 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Reads every non-empty tree of the sled database in `dir` (a closed ledger, e.g.
+    /// Reads every non-empty tree of the ledger's store in `dir` (a closed ledger, e.g.
     /// DATA_DIR/ledger) and orders its rows for batches of `batch` events. `seed: None` keeps
     /// every tree in key order: not what the ledger does, it shows what random placement costs.
     pub fn read(dir: &Path, batch: usize, seed: Option<u64>) -> anyhow::Result<Workload> {
-        let db = sled::Config::new()
-            .path(dir)
+        let db = fjall::Config::new(dir)
             .open()
             .with_context(|| format!("opening the ledger at {}", dir.display()))?;
         let mut trees = Vec::new();
-        for name in db.tree_names() {
-            let tree = db.open_tree(&name)?;
-            let mut rows = Vec::with_capacity(tree.len());
+        for name in db.list_partitions() {
+            let tree = db.open_partition(&name, Default::default())?;
+            let mut rows = Vec::new();
             for row in tree.iter() {
                 let (k, v) = row?;
                 rows.push((k.to_vec(), v.to_vec()));
@@ -68,7 +67,7 @@ impl Workload {
             if rows.is_empty() {
                 continue;
             }
-            let name = String::from_utf8_lossy(&name).into_owned();
+            let name = name.to_string();
             match seed {
                 Some(seed) if !IN_KEY_ORDER.contains(&name.as_str()) => {
                     shuffle(&mut rows, seed ^ fnv(&name))

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use super::super::seal::field_ref;
-use super::super::{decode, keys, ChainHead, Ledger, Result};
+use super::super::{decode, keys, kv, ChainHead, Ledger, LedgerError, Result};
 use super::VerifyReport;
 use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::event::{ConsentEvent, Purpose};
@@ -36,7 +36,7 @@ const CHUNK: usize = 256;
 
 /// One event as the reader thread left it.
 struct Read {
-    key: sled::IVec,
+    key: kv::Bytes,
     position: Option<(u32, u64)>,
     event: Option<ConsentEvent>,
     /// The event says it is elsewhere in the log than where it is stored.
@@ -57,7 +57,7 @@ impl Ledger {
             std::thread::Builder::new()
                 .name("verify-read".into())
                 .spawn_scoped(scope, move || read_log(events, tx))
-                .map_err(sled::Error::Io)?;
+                .map_err(LedgerError::Thread)?;
             let mut fold = Fold::new(by_contact, self.logged_events()?);
             for chunk in rx {
                 for read in chunk? {
@@ -84,7 +84,7 @@ impl Ledger {
     }
 }
 
-fn read_log(events: &sled::Tree, tx: SyncSender<Result<Vec<Read>>>) {
+fn read_log(events: &kv::Tree, tx: SyncSender<Result<Vec<Read>>>) {
     let mut chunk = Vec::with_capacity(CHUNK);
     for entry in events.iter() {
         match entry {
@@ -108,7 +108,7 @@ fn read_log(events: &sled::Tree, tx: SyncSender<Result<Vec<Read>>>) {
 }
 
 /// The checks that need the event alone.
-fn check_alone(key: sled::IVec, bytes: &[u8]) -> Read {
+fn check_alone(key: kv::Bytes, bytes: &[u8]) -> Read {
     let mut read = Read {
         position: parse_event_key(&key),
         key,
@@ -285,10 +285,10 @@ impl Fold {
                 .problems
                 .push(format!("partition {p}: events without a chain head"));
         }
-        if ledger.feed.len() as u64 != report.events {
+        let feed = ledger.feed.len()?;
+        if feed as u64 != report.events {
             report.problems.push(format!(
-                "the feed index has {} entries for {} events",
-                ledger.feed.len(),
+                "the feed index has {feed} entries for {} events",
                 report.events
             ));
         }

@@ -1,0 +1,73 @@
+//! Ledgers of layouts 1 to 5 are sled databases. `migrate` reads them here, once, into the
+//! current store; nothing else opens them, and opening one as a ledger is refused with the
+//! way to convert it (the old directory is kept as the migration's backup).
+
+use std::path::Path;
+
+use super::{keys, kv, LedgerError, Result};
+
+/// A sled database's own files: a directory holding both is one, whatever else it holds.
+fn is_sled(dir: &Path) -> bool {
+    dir.join("conf").is_file() && dir.join("db").is_file()
+}
+
+/// Opens the sled database in `dir`, with a clear error when another process holds it.
+pub(super) fn open(dir: &Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| LedgerError::Open {
+            path: dir.display().to_string(),
+            detail: match &e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    "it is locked by another consent-ledger process".into()
+                }
+                _ => e.to_string(),
+            },
+        })
+}
+
+/// The layout version of the sled ledger in `dir`; `None` when `dir` is not a sled database.
+/// A sled database without a version is refused as version "unknown".
+pub(super) fn version_in(dir: &Path) -> Result<Option<String>> {
+    if !is_sled(dir) {
+        return Ok(None);
+    }
+    let db = open(dir)?;
+    let version = db.open_tree("meta")?.get(keys::SCHEMA)?;
+    Ok(Some(match version {
+        Some(v) => String::from_utf8_lossy(&v).into_owned(),
+        None => "unknown".into(),
+    }))
+}
+
+/// Copies the sled tree `name` into the tree of the same name in `new`, in batches; returns
+/// the number of entries.
+pub(super) fn copy_tree(old: &sled::Db, new: &kv::Db, name: &str) -> Result<u64> {
+    let (src, dst) = (old.open_tree(name)?, new.open_tree(name)?);
+    let mut n = 0u64;
+    let mut batch = new.batch();
+    for entry in src.iter() {
+        let (k, v) = entry?;
+        batch.insert(&dst, k, v);
+        n += 1;
+        if batch.len() >= 10_000 {
+            std::mem::replace(&mut batch, new.batch()).commit()?;
+        }
+    }
+    batch.commit()?;
+    Ok(n)
+}
+
+/// The names of the trees a sled database holds, sled's own default tree aside.
+pub(super) fn tree_names(old: &sled::Db) -> Vec<String> {
+    old.tree_names()
+        .into_iter()
+        .map(|n| String::from_utf8_lossy(&n).into_owned())
+        .filter(|n| n != "__sled__default")
+        .collect()
+}
