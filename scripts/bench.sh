@@ -131,7 +131,7 @@ bench_stores() {
   t0=$(now)
   "$bin" --data-dir "$work/data" --config "$work/config.toml" ingest "$work/stops.jsonl" \
     >/dev/null 2>"$work/ingest.err" || { cat "$work/ingest.err" >&2; exit 1; }
-  awk -v a="$t0" -v b="$(now)" -v n="$stops" 'BEGIN { printf "file-mode ingest of the STOPs (the whole pipeline, on the ledger's store): %.2f s, %.0f events/s\n\n", b - a, n / (b - a) }'
+  awk -v a="$t0" -v b="$(now)" -v n="$stops" 'BEGIN { printf "file-mode ingest of the STOPs (the whole pipeline): %.2f s, %.0f events/s\n\n", b - a, n / (b - a) }'
   benches/stores/target/release/consent-ledger-stores-bench "$work/data/ledger" \
     --batch "$batch" --runs "$runs" --work "$work/replay"
   echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
