@@ -135,6 +135,34 @@ impl Batch {
     }
 }
 
+impl Db {
+    /// Writes `rows` into `dst`, in batches of 10,000 (a copy of a whole tree, for `migrate`);
+    /// returns how many. Durable only after [`Db::flush`].
+    pub(crate) fn fill<K, V, E>(
+        &self,
+        dst: &Tree,
+        rows: impl Iterator<Item = std::result::Result<(K, V), E>>,
+    ) -> super::Result<u64>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+        super::LedgerError: From<E>,
+    {
+        let mut n = 0u64;
+        let mut batch = self.batch();
+        for row in rows {
+            let (k, v) = row?;
+            batch.insert(dst, k, v);
+            n += 1;
+            if batch.len() >= 10_000 {
+                std::mem::replace(&mut batch, self.batch()).commit()?;
+            }
+        }
+        batch.commit()?;
+        Ok(n)
+    }
+}
+
 impl Tree {
     pub(crate) fn get(&self, key: impl AsRef<[u8]>) -> fjall::Result<Option<Bytes>> {
         self.part.get(key)

@@ -49,18 +49,7 @@ pub(super) fn version_in(dir: &Path) -> Result<Option<String>> {
 /// the number of entries.
 pub(super) fn copy_tree(old: &sled::Db, new: &kv::Db, name: &str) -> Result<u64> {
     let (src, dst) = (old.open_tree(name)?, new.open_tree(name)?);
-    let mut n = 0u64;
-    let mut batch = new.batch();
-    for entry in src.iter() {
-        let (k, v) = entry?;
-        batch.insert(&dst, k, v);
-        n += 1;
-        if batch.len() >= 10_000 {
-            std::mem::replace(&mut batch, new.batch()).commit()?;
-        }
-    }
-    batch.commit()?;
-    Ok(n)
+    new.fill(&dst, src.iter())
 }
 
 /// The names of the trees a sled database holds, sled's own default tree aside.

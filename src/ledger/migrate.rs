@@ -261,16 +261,7 @@ fn copy(dir: &Path, to: &Path) -> Result<Vec<String>> {
     let mut total = 0u64;
     for name in old.tree_names() {
         let (src, dst) = (old.open_tree(&name)?, new.open_tree(&name)?);
-        let mut batch = new.batch();
-        for entry in src.iter() {
-            let (k, v) = entry?;
-            batch.insert(&dst, k, v);
-            total += 1;
-            if batch.len() >= 10_000 {
-                std::mem::replace(&mut batch, new.batch()).commit()?;
-            }
-        }
-        batch.commit()?;
+        total += new.fill(&dst, src.iter())?;
     }
     new.flush()?;
     Ok(vec![format!("copied {total} entries")])

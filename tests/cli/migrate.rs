@@ -271,6 +271,33 @@ fn a_layout_3_ledger_is_sealed_by_migrate_and_its_old_exports_still_verify() {
 }
 
 /// The message ids of the layout-4 fixture: WhatsApp's carry the sender's number.
+/// A fixture's ledger is refused at open, naming its layout and the way to convert it.
+fn assert_refused_until_migrated(env: &Env, layout: u32) {
+    let (code, stderr) = stderr_of(
+        env,
+        &["status", "--tenant", "acme", "--contact", "+33677788899"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("storage layout version {layout}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("consent-ledger migrate"), "{stderr}");
+}
+
+/// The campaign's sent record and the STOP answering it (data-v4.campaign.jsonl), ingested
+/// again after a migration, are found by their keyed hashes: nothing is counted twice.
+fn assert_campaign_deduplicated(env: &Env) {
+    let campaign =
+        std::fs::read_to_string(repo_file("tests/fixtures/data-v4.campaign.jsonl")).unwrap();
+    let again = env.ingest(&campaign);
+    assert_eq!(
+        (&again["duplicates"], &again["sent"], &again["opted_out"]),
+        (&2.into(), &0.into(), &0.into()),
+        "the sent record and the STOP are found by their keyed hashes: {again}"
+    );
+}
+
 fn v4_message_ids() -> Vec<String> {
     let mut ids = Vec::new();
     for file in [
@@ -292,12 +319,7 @@ fn v4_message_ids() -> Vec<String> {
 #[test]
 fn a_layout_4_ledger_gets_its_message_ids_sealed_by_migrate() {
     let env = fixture_env("tests/fixtures/data-v4");
-    let (code, stderr) = stderr_of(
-        &env,
-        &["status", "--tenant", "acme", "--contact", "+33677788899"],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("storage layout version 4"), "{stderr}");
+    assert_refused_until_migrated(&env, 4);
     let ledger = env.data().join("ledger");
     let ids = v4_message_ids();
     assert!(ids.len() > 10, "{ids:?}");
@@ -364,14 +386,7 @@ fn a_layout_4_ledger_gets_its_message_ids_sealed_by_migrate() {
         ["promo-dec", "1", "1", "1"],
         "{stats}"
     );
-    let campaign =
-        std::fs::read_to_string(repo_file("tests/fixtures/data-v4.campaign.jsonl")).unwrap();
-    let again = env.ingest(&campaign);
-    assert_eq!(
-        (&again["duplicates"], &again["sent"], &again["opted_out"]),
-        (&2.into(), &0.into(), &0.into()),
-        "the sent record and the STOP are found by their keyed hashes: {again}"
-    );
+    assert_campaign_deduplicated(&env);
     assert!(
         env.ok(&["stats", "--tenant", "acme"]).contains(promo),
         "sent once"
@@ -387,13 +402,7 @@ fn a_layout_4_ledger_gets_its_message_ids_sealed_by_migrate() {
 #[test]
 fn a_layout_5_sled_ledger_is_carried_into_the_current_store_unchanged_by_migrate() {
     let env = fixture_env("tests/fixtures/data-v5");
-    let (code, stderr) = stderr_of(
-        &env,
-        &["status", "--tenant", "acme", "--contact", "+33677788899"],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("storage layout version 5"), "{stderr}");
-    assert!(stderr.contains("consent-ledger migrate"), "{stderr}");
+    assert_refused_until_migrated(&env, 5);
 
     let out = env.ok(&["migrate"]);
     assert!(out.contains("storage layout 5 -> 6"), "{out}");
@@ -442,13 +451,6 @@ fn a_layout_5_sled_ledger_is_carried_into_the_current_store_unchanged_by_migrate
         erased.contains("opted_out"),
         "the erased person stays suppressed: {erased}"
     );
-    let campaign =
-        std::fs::read_to_string(repo_file("tests/fixtures/data-v4.campaign.jsonl")).unwrap();
-    let again = env.ingest(&campaign);
-    assert_eq!(
-        (&again["duplicates"], &again["sent"], &again["opted_out"]),
-        (&2.into(), &0.into(), &0.into()),
-        "the sent record and the STOP are found again: {again}"
-    );
+    assert_campaign_deduplicated(&env);
     assert!(env.ok(&["migrate"]).contains("nothing to do"));
 }
