@@ -105,9 +105,13 @@ async fn end_to_end_whatsapp_webhooks_to_consent_events_and_confirmations() {
         let k = String::from_utf8_lossy(rdkafka::Message::key(m).unwrap()).into_owned();
         assert!(k.starts_with(&format!("{PHONE_NUMBER_ID}:+33")), "key {k}");
     }
-    let again = consume_until(&bootstrap, &names.outbound, Duration::from_secs(5), |_| {
-        false
-    });
+    let again = consume_settled(
+        &bootstrap,
+        &names.outbound,
+        Duration::from_secs(60),
+        Duration::from_secs(3),
+        |r| r.len() >= 4,
+    );
     let kinds: Vec<String> = again
         .iter()
         .map(|m| json_of(m)["kind"].as_str().unwrap().to_string())

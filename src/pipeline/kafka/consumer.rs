@@ -127,6 +127,16 @@ impl ClientContext for Ctx {
 }
 
 impl ConsumerContext for Ctx {
+    /// The outcome of an offset commit, the writer's asynchronous ones included. A failed one
+    /// is harmless: the next batch's commit carries the same partitions further, and the
+    /// writer commits synchronously before partitions move or the service stops.
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            self.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit failed; a later commit carries it");
+        }
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!(

@@ -115,6 +115,7 @@ pub async fn run(
         linger: Duration::from_millis(k.linger_ms),
         failed: failed.clone(),
         stopping: stop_polling.clone(),
+        acked: Default::default(),
     };
     let writer = std::thread::Builder::new()
         .name("ledger-writer".into())

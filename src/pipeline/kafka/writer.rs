@@ -38,6 +38,9 @@ pub struct Writer {
     /// Set when the service stops: a batch whose dead letters are refused is then given up,
     /// uncommitted, instead of retried.
     pub stopping: Arc<AtomicBool>,
+    /// The next offset of each input partition whose batch is durable, committed
+    /// asynchronously since the last synchronous commit (`commit_acknowledged`).
+    pub acked: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 impl Writer {
@@ -66,6 +69,8 @@ impl Writer {
                     Ok(committed) => summary.add(&committed.summary),
                     Err(e) => {
                         self.failed.store(true, Ordering::SeqCst);
+                        // The batches before this one are durable: their offsets stand.
+                        self.commit_acknowledged();
                         if let Some(done) = done {
                             let _ = done.send(());
                         }
@@ -76,9 +81,13 @@ impl Writer {
                 first_at = None;
             }
             if let Some(done) = done {
+                // Partitions are about to move, or the service to stop: what the
+                // asynchronous commits carried is made sure of first.
+                self.commit_acknowledged();
                 let _ = done.send(());
             }
             if stop {
+                self.commit_acknowledged();
                 tracing::info!(summary = ?summary, "consumer stopping");
                 return Ok(summary);
             }
@@ -134,6 +143,44 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Commits, synchronously and with retries, the offsets acknowledged since the last such
+    /// commit: the asynchronous commits after each batch may have failed or still be in
+    /// flight, and a partition's next owner starts from what the group has.
+    fn commit_acknowledged(&self) {
+        let acked = std::mem::take(&mut *self.acked.lock().unwrap_or_else(|p| p.into_inner()));
+        if acked.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &acked {
+            if tpl
+                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .is_err()
+            {
+                return;
+            }
+        }
+        self.commit_sync(&tpl);
+    }
+
+    /// A synchronous commit, retried briefly. One that still fails (a rebalance in progress,
+    /// a coordinator move) is harmless: the records come back and their ids are remembered.
+    fn commit_sync(&self, tpl: &TopicPartitionList) {
+        for attempt in 1..=5 {
+            match self.consumer.commit(tpl, CommitMode::Sync) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.metrics.commit_errors.inc();
+                    tracing::warn!(error = %e, attempt, "offset commit failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * attempt));
+                }
+            }
+        }
+        tracing::warn!("offset commit gave up; the batch will be redelivered and deduplicated");
+    }
+}
+
 /// Dead letters to the dead-letter topic, offsets to the consumer group.
 struct KafkaSinks<'a> {
     writer: &'a Writer,
@@ -152,9 +199,11 @@ impl Sinks for KafkaSinks<'_> {
         .produce(dead, now)
     }
 
-    /// Commits the next offset of each input partition, retrying briefly. A commit that still
-    /// fails (a rebalance in progress, a coordinator move) is harmless: the records come back
-    /// and their ids are remembered.
+    /// Commits the next offset of each input partition, once the batch is durable (invariant
+    /// 4). Asynchronously: a synchronous commit per batch held the writer for a round trip to
+    /// the group coordinator, 500 times per million chat records, during which nothing else
+    /// ran. Offsets only grow, so a failed commit is carried by the next one, and the writer
+    /// commits synchronously before partitions move and before it stops.
     fn acknowledge(&mut self, _: &Committed) -> Result<(), CommitError> {
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for m in self.pending {
@@ -166,17 +215,18 @@ impl Sinks for KafkaSinks<'_> {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
                 .map_err(|e| CommitError::Acknowledge(e.to_string()))?;
         }
-        for attempt in 1..=5 {
-            match self.writer.consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.writer.metrics.commit_errors.inc();
-                    tracing::warn!(error = %e, attempt, "offset commit failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200 * attempt));
-                }
+        {
+            let mut acked = self.writer.acked.lock().unwrap_or_else(|p| p.into_inner());
+            for ((topic, partition), offset) in next {
+                let slot = acked.entry((topic.to_string(), partition)).or_insert(0);
+                *slot = (*slot).max(offset);
             }
         }
-        tracing::warn!("offset commit gave up; the batch will be redelivered and deduplicated");
+        if let Err(e) = self.writer.consumer.commit(&tpl, CommitMode::Async) {
+            self.writer.metrics.commit_errors.inc();
+            tracing::warn!(error = %e, "offset commit not sent; committing synchronously");
+            self.writer.commit_sync(&tpl);
+        }
         Ok(())
     }
 }
