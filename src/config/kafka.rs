@@ -14,16 +14,16 @@ pub struct KafkaConfig {
     pub group_id: String,
     pub topics: Topics,
     /// Records per ledger batch (one atomic write + fsync, then one offset commit), at
-    /// most. On a backlog every batch is full, and each pays a fsync and a synchronous offset
-    /// commit whatever its size: 2,000 records took 1,000,000 webhooks in 16 s where 500 took
+    /// most. On a backlog every batch is full, and each pays a fsync and an offset commit
+    /// whatever its size: 2,000 records took 1,000,000 webhooks in 16 s where 500 took
     /// 22 s (BENCHMARKS.md, "Kafka throughput"). On a live stream `linger_ms` closes batches
     /// long before they fill.
     pub batch_size: usize,
     /// How long a batch waits for more records after its first before it is committed. A
     /// STOP is visible on the API once its batch commits, so this is most of a STOP's latency:
-    /// at 5,000 messages/s, 5 ms gave p99 19 to 76 ms over six runs (50 ms: 106 to 108 ms)
-    /// for about 6% more CPU per record, and nothing on a backlog (BENCHMARKS.md, "STOP to
-    /// may_send:false under load").
+    /// at 5,000 messages/s, 5 ms gives p99 17 to 22 ms and costs nothing on a backlog; on the
+    /// earlier sled ledger 50 ms gave 106 to 108 ms, for about 6% less CPU per record
+    /// (BENCHMARKS.md, "STOP to may_send:false under load").
     pub linger_ms: u64,
     /// Create the topics the service writes to when they are missing.
     pub create_topics: bool,

@@ -36,7 +36,6 @@ pub(crate) enum OpenError {
 }
 
 /// An open database: its trees, its journal, its lock.
-#[derive(Clone)]
 pub(crate) struct Db {
     keyspace: fjall::Keyspace,
     lock: Arc<DirLock>,

@@ -12,7 +12,7 @@ fn is_sled(dir: &Path) -> bool {
 }
 
 /// Opens the sled database in `dir`, with a clear error when another process holds it.
-pub(super) fn open(dir: &Path) -> Result<sled::Db> {
+fn open(dir: &Path) -> Result<sled::Db> {
     sled::Config::new()
         .path(dir)
         .flush_every_ms(None)
@@ -31,18 +31,27 @@ pub(super) fn open(dir: &Path) -> Result<sled::Db> {
         })
 }
 
-/// The layout version of the sled ledger in `dir`; `None` when `dir` is not a sled database.
-/// A sled database without a version is refused as version "unknown".
-pub(super) fn version_in(dir: &Path) -> Result<Option<String>> {
+/// The sled database in `dir`, opened; `None` when `dir` is not one. `migrate` keeps the one
+/// handle for every step that reads it: sled lets go of its lock from a background thread,
+/// so a second open right after the first could find it still held.
+pub(super) fn open_if_sled(dir: &Path) -> Result<Option<sled::Db>> {
     if !is_sled(dir) {
         return Ok(None);
     }
-    let db = open(dir)?;
-    let version = db.open_tree("meta")?.get(keys::SCHEMA)?;
-    Ok(Some(match version {
+    open(dir).map(Some)
+}
+
+/// The layout version a sled ledger says it has; "unknown" when it says none.
+pub(super) fn version(db: &sled::Db) -> Result<String> {
+    Ok(match db.open_tree("meta")?.get(keys::SCHEMA)? {
         Some(v) => String::from_utf8_lossy(&v).into_owned(),
         None => "unknown".into(),
-    }))
+    })
+}
+
+/// The layout version of the sled ledger in `dir`; `None` when `dir` is not a sled database.
+pub(super) fn version_in(dir: &Path) -> Result<Option<String>> {
+    open_if_sled(dir)?.map(|db| version(&db)).transpose()
 }
 
 /// Copies the sled tree `name` into the tree of the same name in `new`, in batches; returns

@@ -76,8 +76,9 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
         }
         return Err(err(dir, "there is no ledger here"));
     }
-    let from = match super::legacy::version_in(dir)? {
-        Some(v) => v
+    let legacy = super::legacy::open_if_sled(dir)?;
+    let from = match &legacy {
+        Some(old) => super::legacy::version(old)?
             .parse::<u32>()
             .map_err(|_| err(dir, "not a consent-ledger database"))?,
         None => {
@@ -104,10 +105,12 @@ pub fn migrate(dir: &Path, master: MasterKey) -> Result<MigrateReport> {
     }
     // Every older layout is a sled database: its first step reads it into the current store,
     // and every later step works on that copy.
+    let old = legacy.ok_or_else(|| err(dir, format!("layout {from} should be a sled database")))?;
     let mut steps = match from {
-        1 => v1_to_v2(dir, &staged)?,
-        _ => copy_legacy(dir, &staged)?,
+        1 => v1_to_v2(&old, &staged)?,
+        _ => copy_legacy(&old, &staged)?,
     };
+    drop(old);
     if from < 3 {
         steps.extend(v2_to_v3(&staged)?);
     }
@@ -163,8 +166,7 @@ enum V1Target {
 /// after the migration, nothing else) and a reply log; stored input offsets are dropped (the
 /// consumer group's committed offsets decide where consumption resumes); dedupe entries are
 /// all kept, so that no message processed before is processed twice.
-fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = super::legacy::open(dir)?;
+fn v1_to_v2(old: &sled::Db, to: &Path) -> Result<Vec<String>> {
     let new = open_db(to)?;
     let mut steps = Vec::new();
     for name in [
@@ -178,7 +180,7 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
         "delivery",
         "campaign_signals",
     ] {
-        let n = super::legacy::copy_tree(&old, &new, name)?;
+        let n = super::legacy::copy_tree(old, &new, name)?;
         steps.push(format!("copied {n} entries of `{name}`"));
     }
     let (old_meta, meta) = (old.open_tree("meta")?, new.open_tree("meta")?);
@@ -242,13 +244,12 @@ fn v1_to_v2(dir: &Path, to: &Path) -> Result<Vec<String>> {
     Ok(steps)
 }
 
-/// Copies every tree of the sled ledger in `dir` as it is into the store in `to`.
-fn copy_legacy(dir: &Path, to: &Path) -> Result<Vec<String>> {
-    let old = super::legacy::open(dir)?;
+/// Copies every tree of the sled ledger `old` as it is into the store in `to`.
+fn copy_legacy(old: &sled::Db, to: &Path) -> Result<Vec<String>> {
     let new = open_db(to)?;
     let mut total = 0u64;
-    for name in super::legacy::tree_names(&old) {
-        total += super::legacy::copy_tree(&old, &new, &name)?;
+    for name in super::legacy::tree_names(old) {
+        total += super::legacy::copy_tree(old, &new, &name)?;
     }
     new.flush()?;
     Ok(vec![format!("copied {total} entries")])

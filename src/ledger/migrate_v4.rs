@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::keyring::{notice_slot, slot};
 use super::sent::keys as sent_keys;
-use super::{decode, keys, ChainHead, Ledger, Result};
+use super::{decode, keys, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::analytics::SentRef;
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, EventType, Purpose, FORMAT};
@@ -107,11 +107,9 @@ pub(super) fn seal_all(ledger: &Ledger) -> Result<Vec<String>> {
         (&ledger.sent_by_contact, sent_by_contact),
         (&ledger.keys, new_keys.into_iter().collect()),
     ] {
-        let mut b = ledger.db.batch();
-        for (k, v) in rows {
-            b.insert(tree, k, v);
-        }
-        b.commit()?;
+        ledger
+            .db
+            .fill(tree, rows.into_iter().map(Ok::<_, LedgerError>))?;
     }
     let erased = destroy_suppressed_keys(ledger)?;
     steps.push(format!(

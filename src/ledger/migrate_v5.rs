@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::keyring::{notice_slot, slot};
 use super::sent::keys as sent_keys;
-use super::{decode, keys, ChainHead, Ledger, Result};
+use super::{decode, keys, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::analytics::SentRef;
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, EventType};
@@ -89,11 +89,9 @@ pub(super) fn seal_message_ids(ledger: &Ledger) -> Result<Vec<String>> {
         .into_iter()
         .chain(indexes.into_iter().map(|(_, tree, rows)| (tree, rows)));
     for (tree, rows) in written {
-        let mut b = ledger.db.batch();
-        for (k, v) in rows {
-            b.insert(tree, k, v);
-        }
-        b.commit()?;
+        ledger
+            .db
+            .fill(tree, rows.into_iter().map(Ok::<_, LedgerError>))?;
     }
     steps.push(format!(
         "sealed the message ids of {} events and the replied-to ids of {} replies ({erased} read [erased]: their identifier was erased); re-keyed by HMAC {} entries",

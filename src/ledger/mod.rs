@@ -105,11 +105,6 @@ pub enum LedgerError {
     Legacy(#[from] sled::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
-    #[error("I/O error while syncing {path}: {source}")]
-    Sync {
-        path: String,
-        source: std::io::Error,
-    },
     #[error("corrupt ledger record in {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error(

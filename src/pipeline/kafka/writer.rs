@@ -141,9 +141,7 @@ impl Writer {
         );
         Ok(committed)
     }
-}
 
-impl Writer {
     /// Commits, synchronously and with retries, the offsets acknowledged since the last such
     /// commit: the asynchronous commits after each batch may have failed or still be in
     /// flight, and a partition's next owner starts from what the group has.
@@ -152,16 +150,10 @@ impl Writer {
         if acked.is_empty() {
             return;
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &acked {
-            if tpl
-                .add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .is_err()
-            {
-                return;
-            }
+        match offsets(acked.iter().map(|((t, p), o)| ((t.as_str(), *p), *o))) {
+            Ok(tpl) => self.commit_sync(&tpl),
+            Err(e) => tracing::warn!(error = %e, "offsets not committed; the records come back"),
         }
-        self.commit_sync(&tpl);
     }
 
     /// A synchronous commit, retried briefly. One that still fails (a rebalance in progress,
@@ -210,11 +202,8 @@ impl Sinks for KafkaSinks<'_> {
             let n = next.entry((m.topic(), m.partition())).or_insert(0);
             *n = (*n).max(m.offset() + 1);
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &next {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| CommitError::Acknowledge(e.to_string()))?;
-        }
+        let tpl = offsets(next.iter().map(|(k, o)| (*k, *o)))
+            .map_err(|e| CommitError::Acknowledge(e.to_string()))?;
         {
             let mut acked = self.writer.acked.lock().unwrap_or_else(|p| p.into_inner());
             for ((topic, partition), offset) in next {
@@ -229,4 +218,15 @@ impl Sinks for KafkaSinks<'_> {
         }
         Ok(())
     }
+}
+
+/// The commit list of the next offset of each (topic, partition).
+fn offsets<'a>(
+    next: impl Iterator<Item = ((&'a str, i32), i64)>,
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    Ok(tpl)
 }
