@@ -1,13 +1,17 @@
 //! The fold of the log that `verify` and `rebuild` share: every event read, checked on its own
-//! (parsed, re-hashed, its stored bytes compared) on a reader thread while this thread checks
-//! the chain and folds the view. The two halves cost about the same: checking an event alone
-//! is parsing, the canonical form and SHA-256; the fold's maps grow with the log and, at a
-//! million events, miss the cache on nearly every probe. Two threads take a 1,000,000-event
-//! log in about half the time of one (BENCHMARKS.md, "`verify` of 1,000,000 events").
+//! (parsed, re-hashed, its stored bytes compared), then folded in log order: the chains, the
+//! indexes and the view. Checking an event alone is most of the work (parsing, the canonical
+//! form, SHA-256) and needs nothing but the event, so chunks of the log are checked on
+//! [`CHECKERS`] threads while one thread reads the log and this one folds, in order
+//! (BENCHMARKS.md, "`verify` of 1,000,000 events").
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 
+use foldhash::fast::FixedState;
+
+use super::super::person::Id;
 use super::super::seal::field_ref;
 use super::super::{decode, keys, kv, ChainHead, Ledger, LedgerError, Result};
 use super::VerifyReport;
@@ -15,19 +19,59 @@ use crate::domain::consent::{ContactConsent, PurposeState};
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::tenant::TenantId;
 
-/// Consent rows the log implies: key → state.
-pub(super) type View = HashMap<Vec<u8>, PurposeState>;
-
-/// Rows of an index the log implies (`links`, `by_tenant`): key → an event's key.
-pub(super) type Index = HashMap<Vec<u8>, Vec<u8>>;
-
-/// What the log implies for the derived trees.
+/// What the log implies for the derived trees, each part sorted in its tree's key order so
+/// that it is compared with the tree in one merged pass (`merge.rs`). Rows are compact tuples
+/// rather than key bytes: a million events would otherwise hold a million small allocations
+/// per index. Tenants are named by their rank in name order, and a tenant's id holds no NUL,
+/// so sorting by rank, then by the fixed-width fields that follow, is sorting by key.
 pub(super) struct Folded {
-    pub view: View,
-    pub links: Index,
-    pub by_tenant: Index,
-    /// `by_contact` keys → the position of the event that needs them; empty unless asked for.
-    pub by_contact: HashMap<Vec<u8>, (u32, u64)>,
+    /// Tenants in name order; a rank indexes this.
+    tenants: Vec<TenantId>,
+    /// Each identifier's consent, by (tenant rank, keyed hash), sorted.
+    contacts: Vec<((u32, Id), ContactConsent)>,
+    /// `links` rows: key → the event that made the link.
+    pub links: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// `by_tenant` rows as (tenant rank, feed position, event key), sorted.
+    by_tenant: Vec<(u32, u64, [u8; 12])>,
+    /// `by_contact` rows as (tenant rank, keyed hash, partition, seq), sorted; empty unless
+    /// asked for.
+    by_contact: Vec<(u32, Id, u32, u64)>,
+}
+
+impl Folded {
+    /// The identifiers the log names.
+    pub fn contacts(&self) -> usize {
+        self.contacts.len()
+    }
+
+    /// `consent` rows in key order: key → the state the log implies.
+    pub fn view(&self) -> impl Iterator<Item = (Vec<u8>, &PurposeState)> {
+        self.contacts
+            .iter()
+            .flat_map(move |((tenant, id), consent)| {
+                let tenant = &self.tenants[*tenant as usize];
+                Purpose::ALL
+                    .into_iter()
+                    .filter(|p| consent.get(*p).events > 0)
+                    .map(move |p| (keys::consent(tenant, id, p), consent.get(p)))
+            })
+    }
+
+    /// `by_tenant` rows in key order: key → the event's key.
+    pub fn by_tenant(&self) -> impl Iterator<Item = (Vec<u8>, &[u8])> {
+        self.by_tenant.iter().map(|(tenant, position, event)| {
+            let key = keys::by_tenant(&self.tenants[*tenant as usize], *position);
+            (key, event.as_slice())
+        })
+    }
+
+    /// `by_contact` rows in key order: key → the position of the event that needs it.
+    pub fn by_contact(&self) -> impl Iterator<Item = (Vec<u8>, (u32, u64))> + '_ {
+        self.by_contact.iter().map(|(tenant, id, partition, seq)| {
+            let key = keys::by_contact(&self.tenants[*tenant as usize], id, *partition, *seq);
+            (key, (*partition, *seq))
+        })
+    }
 }
 
 /// Events per message from the reader thread: enough to make the channel's cost vanish, few
@@ -51,20 +95,39 @@ impl Ledger {
     /// them; rebuild leaves that index alone).
     pub(super) fn fold_log(&self, report: &mut VerifyReport, by_contact: bool) -> Result<Folded> {
         self.loading.stop();
-        let (tx, rx) = sync_channel::<Result<Vec<Read>>>(8);
+        // Chunks go to the checkers through `jobs`, each with the channel its checked form
+        // comes back on; those channels reach this thread through `order`, in log order.
+        let (order_tx, order) = sync_channel::<Result<Receiver<Vec<Read>>>>(4 * CHECKERS);
+        let (jobs_tx, jobs) = sync_channel::<Job>(CHECKERS);
+        let jobs = Mutex::new(jobs);
         std::thread::scope(|scope| {
             let events = &self.events;
             std::thread::Builder::new()
                 .name("verify-read".into())
-                .spawn_scoped(scope, move || read_log(events, tx))
+                .spawn_scoped(scope, move || read_log(events, order_tx, jobs_tx))
                 .map_err(LedgerError::Thread)?;
+            for _ in 0..CHECKERS {
+                let jobs = &jobs;
+                std::thread::Builder::new()
+                    .name("verify-check".into())
+                    .spawn_scoped(scope, move || check_chunks(jobs))
+                    .map_err(LedgerError::Thread)?;
+            }
+            let started = std::time::Instant::now();
             let mut fold = Fold::new(by_contact, self.logged_events()?);
-            for chunk in rx {
-                for read in chunk? {
+            for checked in order {
+                let chunk = checked?.recv().map_err(|_| LedgerError::Corrupt {
+                    tree: "events",
+                    detail: "a verify thread stopped before checking its events".into(),
+                })?;
+                for read in chunk {
                     fold.event(read, report);
                 }
             }
-            fold.finish(self, report)
+            tracing::debug!(ms = started.elapsed().as_millis(), "log read and folded");
+            let folded = fold.finish(self, report);
+            tracing::debug!(ms = started.elapsed().as_millis(), "the fold's rows sorted");
+            folded
         })
     }
 
@@ -84,26 +147,53 @@ impl Ledger {
     }
 }
 
-fn read_log(events: &kv::Tree, tx: SyncSender<Result<Vec<Read>>>) {
+/// Threads that check events alone. Two: the machines this runs on have two cores or more,
+/// and the reader and the fold share what is left.
+const CHECKERS: usize = 2;
+
+/// A chunk of stored events to check, and where its checked form goes.
+type Job = (Vec<(kv::Bytes, kv::Bytes)>, SyncSender<Vec<Read>>);
+
+/// Reads the log in order, chunk by chunk, handing each chunk to the checkers. Stops at the
+/// first storage error (sent in the chunk's place) or when the fold stops listening.
+fn read_log(
+    events: &kv::Tree,
+    order: SyncSender<Result<Receiver<Vec<Read>>>>,
+    jobs: SyncSender<Job>,
+) {
+    let send = |chunk: Vec<(kv::Bytes, kv::Bytes)>| {
+        let (done, checked) = sync_channel(1);
+        order.send(Ok(checked)).is_ok() && jobs.send((chunk, done)).is_ok()
+    };
     let mut chunk = Vec::with_capacity(CHUNK);
     for entry in events.iter() {
         match entry {
-            Ok((key, bytes)) => chunk.push(check_alone(key, &bytes)),
+            Ok(row) => chunk.push(row),
             Err(e) => {
-                let _ = tx.send(Err(e.into()));
+                let _ = order.send(Err(e.into()));
                 return;
             }
         }
-        if chunk.len() == CHUNK
-            && tx
-                .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
-                .is_err()
-        {
+        if chunk.len() == CHUNK && !send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))) {
             return;
         }
     }
     if !chunk.is_empty() {
-        let _ = tx.send(Ok(chunk));
+        send(chunk);
+    }
+}
+
+/// Checks chunks until the reader has no more.
+fn check_chunks(jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((chunk, done)) = job else { return };
+        let checked = chunk
+            .into_iter()
+            .map(|(key, bytes)| check_alone(key, &bytes))
+            .collect();
+        // The fold may have stopped at an error; then nobody waits for this chunk.
+        let _ = done.send(checked);
     }
 }
 
@@ -139,7 +229,7 @@ fn check_alone(key: kv::Bytes, bytes: &[u8]) -> Read {
             "partition {partition} seq {seq}: hash mismatch (event {} was edited)",
             event.event_id
         ));
-    } else if event.stored_bytes() != bytes {
+    } else if !event.is_stored_as(bytes) {
         read.content = Some(format!(
             "partition {partition} seq {seq}: stored bytes differ from the canonical form"
         ));
@@ -150,28 +240,66 @@ fn check_alone(key: kv::Bytes, bytes: &[u8]) -> Read {
 
 /// The in-order half: the chains, the indexes and the view.
 struct Fold {
-    links: Index,
-    /// Tenants by index, so that a position or a contact names its tenant in four bytes.
+    links: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Tenants by index (order of first sight), so that a row names its tenant in four bytes.
     tenants: Vec<TenantId>,
-    tenant_index: HashMap<TenantId, u32>,
-    tenant_of: HashMap<(u32, u64), u32>,
-    contacts: HashMap<(u32, [u8; 32]), ContactConsent>,
+    tenant_index: HashMap<TenantId, u32, FixedState>,
+    tenant_of: TenantOf,
+    contacts: HashMap<(u32, Id), ContactConsent, FixedState>,
     last: BTreeMap<u32, ChainHead>,
-    by_contact: Option<HashMap<Vec<u8>, (u32, u64)>>,
+    by_contact: Option<Vec<(u32, Id, u32, u64)>>,
     /// The events the chain heads announce (a capacity hint).
     events: usize,
+}
+
+/// The tenant of each event, for `by_tenant`, which is keyed by feed position. Within a
+/// partition the log is read in seq order and seqs are dense, so a vector per partition
+/// indexed by seq holds it; a seq far past the last one (events deleted, or a forged key)
+/// goes to a map instead of growing the vector over the gap.
+#[derive(Default)]
+struct TenantOf {
+    dense: BTreeMap<u32, Vec<u32>>,
+    stray: HashMap<(u32, u64), u32, FixedState>,
+}
+
+/// A gap in a partition's seqs that is filled rather than sent to `stray`.
+const GAP: u64 = 1 << 16;
+
+/// No tenant: the slot of a seq the log skipped.
+const NONE: u32 = u32::MAX;
+
+impl TenantOf {
+    fn record(&mut self, partition: u32, seq: u64, tenant: u32) {
+        let dense = self.dense.entry(partition).or_default();
+        let next = dense.len() as u64 + 1;
+        if seq >= next && seq - next <= GAP {
+            dense.resize((seq - 1) as usize, NONE);
+            dense.push(tenant);
+        } else {
+            self.stray.insert((partition, seq), tenant);
+        }
+    }
+
+    fn get(&self, partition: u32, seq: u64) -> Option<u32> {
+        if let Some(tenant) = self.stray.get(&(partition, seq)) {
+            return Some(*tenant);
+        }
+        let slot = usize::try_from(seq.checked_sub(1)?).ok()?;
+        let tenant = *self.dense.get(&partition)?.get(slot)?;
+        (tenant != NONE).then_some(tenant)
+    }
 }
 
 impl Fold {
     fn new(by_contact: bool, events: usize) -> Self {
         Fold {
-            links: Index::new(),
+            links: BTreeMap::new(),
             tenants: Vec::new(),
-            tenant_index: HashMap::new(),
-            tenant_of: HashMap::with_capacity(events),
-            contacts: HashMap::with_capacity(events),
+            tenant_index: HashMap::default(),
+            tenant_of: TenantOf::default(),
+            contacts: HashMap::with_capacity_and_hasher(events, FixedState::default()),
             last: BTreeMap::new(),
-            by_contact: by_contact.then(|| HashMap::with_capacity(events)),
+            by_contact: by_contact.then(|| Vec::with_capacity(events)),
             events,
         }
     }
@@ -240,16 +368,13 @@ impl Fold {
             },
             None => None,
         };
+        let tenant = self.tenant(&event.tenant);
         if let Some(expected) = &mut self.by_contact {
-            for id in std::iter::once(&contact).chain(&linked) {
-                expected.insert(
-                    keys::by_contact(&event.tenant, id, partition, seq),
-                    (partition, seq),
-                );
+            for id in std::iter::once(contact).chain(linked) {
+                expected.push((tenant, id, partition, seq));
             }
         }
-        let tenant = self.tenant(&event.tenant);
-        self.tenant_of.insert((partition, seq), tenant);
+        self.tenant_of.record(partition, seq, tenant);
         if let Some(linked) = &linked {
             for (a, b) in [(&contact, linked), (linked, &contact)] {
                 self.links
@@ -294,30 +419,68 @@ impl Fold {
         }
         report.partitions = self.last.len();
         report.contacts = self.contacts.len();
-        let mut view = View::with_capacity(self.contacts.len());
-        for ((tenant, contact), c) in &self.contacts {
-            for p in Purpose::ALL {
-                if c.get(p).events > 0 {
-                    let tenant = &self.tenants[*tenant as usize];
-                    view.insert(keys::consent(tenant, contact, p), c.get(p).clone());
+        // Tenants renumbered by name, so that every sort below is a sort by key.
+        let mut by_name: Vec<u32> = (0..self.tenants.len() as u32).collect();
+        by_name.sort_unstable_by(|a, b| self.tenants[*a as usize].cmp(&self.tenants[*b as usize]));
+        let mut rank = vec![0u32; by_name.len()];
+        for (r, i) in by_name.iter().enumerate() {
+            rank[*i as usize] = r as u32;
+        }
+        let tenants = by_name
+            .iter()
+            .map(|i| self.tenants[*i as usize].clone())
+            .collect();
+        let Fold {
+            contacts,
+            tenant_of,
+            by_contact,
+            links,
+            events,
+            ..
+        } = self;
+        let rank = &rank;
+        // The view's rows are sorted on a thread of their own while this one reads the feed
+        // for `by_tenant` and sorts `by_contact`: a million of each take about as long.
+        let (contacts, by_tenant, by_contact) = std::thread::scope(|scope| {
+            let contacts = std::thread::Builder::new()
+                .name("verify-sort".into())
+                .spawn_scoped(scope, move || {
+                    let mut contacts: Vec<_> = contacts
+                        .into_iter()
+                        .map(|((tenant, id), consent)| ((rank[tenant as usize], id), consent))
+                        .collect();
+                    contacts.sort_unstable_by_key(|(key, _)| *key);
+                    contacts
+                })
+                .map_err(LedgerError::Thread)?;
+            let mut by_tenant = Vec::with_capacity(events);
+            for entry in ledger.feed.iter() {
+                let (position, event_key) = entry?;
+                let position = u64::from_be_bytes(position.as_ref().try_into().unwrap_or_default());
+                let tenant = parse_event_key(&event_key).and_then(|(p, s)| tenant_of.get(p, s));
+                if let (Some(tenant), Ok(event_key)) =
+                    (tenant, <[u8; 12]>::try_from(event_key.as_ref()))
+                {
+                    by_tenant.push((rank[tenant as usize], position, event_key));
                 }
             }
-        }
-        let mut by_tenant = Index::with_capacity(self.events);
-        for entry in ledger.feed.iter() {
-            let (position, event_key) = entry?;
-            let position = u64::from_be_bytes(position.as_ref().try_into().unwrap_or_default());
-            let tenant = parse_event_key(&event_key).and_then(|at| self.tenant_of.get(&at));
-            if let Some(tenant) = tenant {
-                let tenant = &self.tenants[*tenant as usize];
-                by_tenant.insert(keys::by_tenant(tenant, position), event_key.to_vec());
+            by_tenant.sort_unstable();
+            let mut by_contact = by_contact.unwrap_or_default();
+            for row in &mut by_contact {
+                row.0 = rank[row.0 as usize];
             }
-        }
+            by_contact.sort_unstable();
+            let contacts = contacts
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok::<_, LedgerError>((contacts, by_tenant, by_contact))
+        })?;
         Ok(Folded {
-            view,
-            links: self.links,
+            tenants,
+            contacts,
+            links,
             by_tenant,
-            by_contact: self.by_contact.unwrap_or_default(),
+            by_contact,
         })
     }
 }
