@@ -142,13 +142,19 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// Starts forwarding `body`; past `limit` bytes the reader fails with [`is_too_large`].
-    pub fn spawn(body: Body, limit: usize) -> BodyReader {
+    /// Starts forwarding `body` once its first bytes have arrived (or it ended); past `limit`
+    /// bytes the reader fails with [`is_too_large`]. Reading the body is what makes the
+    /// server send `100 Continue` to a client that asked for it (`Expect: 100-continue`,
+    /// which curl sends for any body over 1 MiB). A streamed answer started before that
+    /// skipped the `100 Continue`, and curl waited a second for it before sending the body.
+    pub async fn start(body: Body, limit: usize) -> BodyReader {
         let (tx, rx) = mpsc::channel(IN_FLIGHT);
+        let mut stream = body.into_data_stream();
+        let first = stream.next().await;
         tokio::spawn(async move {
-            let mut stream = body.into_data_stream();
             let mut total = 0usize;
-            while let Some(chunk) = stream.next().await {
+            let mut next = first;
+            while let Some(chunk) = next {
                 let item = match chunk {
                     Ok(bytes) => {
                         total = total.saturating_add(bytes.len());
@@ -164,6 +170,7 @@ impl BodyReader {
                 if tx.send(item).await.is_err() || stop {
                     break;
                 }
+                next = stream.next().await;
             }
         });
         BodyReader {

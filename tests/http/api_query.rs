@@ -222,6 +222,54 @@ async fn check_filters_an_audience_and_reports_invalid_items_one_by_one() {
     s.stop().await;
 }
 
+/// Regression (NDJSON check waited for curl's 100-continue timeout): curl asks
+/// `Expect: 100-continue` for any body over 1 MiB and waits up to a second for the
+/// `100 Continue`. The NDJSON check sent its streamed 200 before reading the body, so the
+/// `100 Continue` never came and every large NDJSON check took a second longer.
+#[tokio::test]
+async fn check_ndjson_sends_100_continue_before_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = seeded().await;
+    let body = "\"+33612345678\"\n\"+33611223344\"\n";
+    let mut conn = crate::raw::connect(&s).await;
+    let head = format!(
+        "POST /v1/tenants/acme/consent/check HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {ACME}\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut first = Vec::new();
+    let interim = tokio::time::timeout(crate::raw::PATIENCE, async {
+        while !first.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            assert_eq!(conn.read(&mut byte).await.unwrap(), 1, "closed early");
+            first.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(interim.is_ok(), "no answer to the head alone");
+    let first = String::from_utf8_lossy(&first);
+    assert!(
+        first.starts_with("HTTP/1.1 100 Continue"),
+        "the server answers the head before the body with 100 Continue, got {first:?}"
+    );
+    conn.write_all(body.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(crate::raw::PATIENCE, conn.read_to_end(&mut rest))
+        .await
+        .expect("the answer ends")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.starts_with("HTTP/1.1 200 OK"), "{rest}");
+    assert!(rest.contains(r#""outcome":"excluded""#), "{rest}");
+    assert!(
+        rest.contains(r#""outcome":"summary","checked":2"#),
+        "{rest}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn check_streams_ndjson_in_and_out() {
     let s = seeded().await;

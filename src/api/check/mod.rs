@@ -221,7 +221,7 @@ pub async fn check(
     let mut purpose = q.purpose.unwrap_or(DEFAULT_PURPOSE);
     if ndjson_in {
         stream::check_declared_length(&headers, limit)?;
-        let reader = BodyReader::spawn(body, limit);
+        let reader = BodyReader::start(body, limit).await;
         return Ok(stream::blocking_response(
             content_type,
             HeaderMap::new(),
