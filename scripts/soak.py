@@ -150,6 +150,12 @@ def main():
         "rss_mb_start_after_warmup": round(after[0][1], 1) if after else None,
         "rss_mb_end": round(samples[-1][1], 1),
         "rss_mb_per_10min_after_warmup": round(slope_per_10min(after), 3),
+        # The shape of the trend: a cache that fills shows as a slope that falls to zero, a
+        # leak as one that does not.
+        "rss_mb_per_10min_second_half": round(
+            slope_per_10min([(t, m) for t, m in samples if t >= a.minutes * 30]), 3
+        ),
+        "rss_mb_every_10min": [round(m, 1) for t, m in samples if int(t) % 600 < 10],
     }
     print(json.dumps(report, indent=2))
 

@@ -3,7 +3,10 @@
 # imports for MINUTES (default 30), then the error rate, p99 latencies and the RSS trend after
 # warm-up (target: RSS grows by less than 1 MB per 10 minutes). See scripts/soak.py.
 #
-#   scripts/soak.sh [MINUTES] [RATE]     # RATE: requests per second (default 50)
+#   scripts/soak.sh [MINUTES] [RATE] [WARMUP]
+#
+# RATE: requests per second (default 50). WARMUP: minutes left out of the RSS trend (default
+# 5); the store's block cache and write buffer (CONSENT_LEDGER_CACHE_MB each) fill during it.
 #
 # The release binary is built into $CARGO_TARGET_DIR (default target/), unless
 # CONSENT_LEDGER_BIN names one. Results are recorded by hand in BENCHMARKS.md.
@@ -11,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
 rate=${2:-50}
+warmup=${3:-5}
 if [ -z "${CONSENT_LEDGER_BIN:-}" ]; then
   cargo build --release --quiet --bin consent-ledger
   CONSENT_LEDGER_BIN="${CARGO_TARGET_DIR:-target}/release/consent-ledger"
@@ -37,4 +41,4 @@ for _ in $(seq 100); do
 done
 echo "==> soak: $minutes min at $rate req/s against pid $pid ($(git rev-parse --short HEAD), $(nproc) cores, $(date -u +%F))" >&2
 python3 scripts/soak.py --base "http://127.0.0.1:$port/v1/tenants/acme" --token "$token" \
-  --pid "$pid" --minutes "$minutes" --rate "$rate"
+  --pid "$pid" --minutes "$minutes" --rate "$rate" --warmup "$warmup"

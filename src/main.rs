@@ -8,7 +8,10 @@ use clap::Parser;
 mod cli;
 
 /// mimalloc: glibc's malloc and free were a quarter of the writer thread's time on a real
-/// stream of small messages (BENCHMARKS.md, "Kafka throughput").
+/// stream of small messages (BENCHMARKS.md, "Kafka throughput"). The `system-allocator`
+/// feature leaves it out, so heap profilers that hook malloc (heaptrack, valgrind) see every
+/// allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
