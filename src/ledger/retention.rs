@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::keyring::slot;
 use super::person::{neighbours, Id};
 use super::seal::field_ref;
-use super::{decode, keys, Ledger, Result};
+use super::{decode, keys, kv, Ledger, Result};
 use crate::domain::contact::Contact;
 use crate::domain::event::{ConsentEvent, Purpose};
 use crate::domain::tenant::TenantId;
@@ -115,8 +115,6 @@ impl Ledger {
         Ok(count)
     }
 
-    /// The latest event time of the identifier `id`, and the identifier, opened from one of
-    /// its events when its key still exists.
     /// The newest event time the consent view holds for the identifier whose keyed hash is
     /// `id`: one range read, where its events are one read and one parse each.
     fn newest_in_view(&self, tenant: &TenantId, id: &Id) -> Result<Option<DateTime<Utc>>> {
@@ -158,18 +156,16 @@ impl Ledger {
     ) -> impl Iterator<Item = Result<ConsentEvent>> + 'a {
         let prefix = keys::contact_prefix(tenant, id);
         let cut = prefix.len();
+        let read = move |entry: kv::Entry| -> Result<Option<ConsentEvent>> {
+            let (key, _) = entry?;
+            let Some(bytes) = self.events.get(&key[cut..])? else {
+                return Ok(None);
+            };
+            Ok(Some(decode("events", &bytes)?))
+        };
         self.by_contact
             .scan_prefix(prefix)
-            .filter_map(move |entry| {
-                let read = || -> Result<Option<ConsentEvent>> {
-                    let (key, _) = entry?;
-                    let Some(bytes) = self.events.get(&key[cut..])? else {
-                        return Ok(None);
-                    };
-                    Ok(Some(decode("events", &bytes)?))
-                };
-                read().transpose()
-            })
+            .filter_map(move |entry| read(entry).transpose())
     }
 }
 

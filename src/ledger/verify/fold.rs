@@ -74,11 +74,11 @@ impl Folded {
     }
 }
 
-/// Events per message from the reader thread: enough to make the channel's cost vanish, few
-/// enough that both threads start at once.
+/// Events per chunk handed to a checker: enough to make the channels' cost vanish, few
+/// enough that every thread starts at once.
 const CHUNK: usize = 256;
 
-/// One event as the reader thread left it.
+/// One event as a checker left it.
 struct Read {
     key: kv::Bytes,
     position: Option<(u32, u64)>,
