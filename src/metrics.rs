@@ -100,6 +100,13 @@ pub struct Metrics {
     /// Records the webhook receivers made durable (committed, or acknowledged by the broker),
     /// by provider.
     pub webhook_records: Family<ProviderLabels, Counter>,
+    /// Scale-out: record-topic entries not yet in this instance's view (sum over partitions).
+    pub view_lag: Gauge,
+    /// Scale-out: events other instances wrote, taken into this instance's view.
+    pub events_adopted: Counter,
+    /// Scale-out: inbound partitions beyond the record topic's count, which no instance
+    /// takes until the record topic has them too (README, "Scale-out").
+    pub inbound_partitions_unmatched: Gauge,
     /// HTTP connections open now, against `api.max_connections`.
     pub http_connections_open: Gauge,
     /// Connections turned away over `api.max_connections` (503, or closed unanswered when
@@ -195,6 +202,21 @@ impl Metrics {
                 &mut r,
                 "webhook_records",
                 "Records the webhook receivers made durable, by provider",
+            ),
+            view_lag: add(
+                &mut r,
+                "view_lag",
+                "Record topic entries not yet in this instance's view (scale-out)",
+            ),
+            events_adopted: add(
+                &mut r,
+                "events_adopted",
+                "Events written by other instances, taken into this view (scale-out)",
+            ),
+            inbound_partitions_unmatched: add(
+                &mut r,
+                "inbound_partitions_unmatched",
+                "Inbound partitions beyond the record topic's count, left unread (scale-out)",
             ),
             http_connections_open: add(
                 &mut r,

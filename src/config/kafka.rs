@@ -38,6 +38,18 @@ pub struct KafkaConfig {
     /// still pending (exit code 1; nothing acknowledged is lost, the rest is read again on
     /// the next start). Kubernetes' default grace period is 30 s too.
     pub shutdown_timeout_secs: u64,
+    /// Kafka as the record, for several instances in one group (README, "Scale-out"): each
+    /// batch goes to `topics.ledger` in one Kafka transaction with its offsets, and every
+    /// instance reads all of that topic into its own ledger, so any instance answers for every
+    /// contact. Off: this instance's ledger is the record, and one instance runs per group.
+    /// Env: `CONSENT_LEDGER_SCALE_OUT=true`.
+    pub scale_out: bool,
+    /// This instance's name in the group, stable across restarts: its transactional id is
+    /// `group_id.instance_id`, so a restarted instance fences its former self and the broker
+    /// aborts the transaction it left open. Default: a random id made on first start and
+    /// kept in `DATA_DIR/instance-id`, so it is as stable as the data dir (each instance has
+    /// its own). Env: `CONSENT_LEDGER_INSTANCE_ID`.
+    pub instance_id: Option<String>,
     /// Extra librdkafka properties for both consumer and producer (SASL, TLS, timeouts…).
     /// Env: `KAFKA_PROP_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
     pub properties: BTreeMap<String, String>,
@@ -53,6 +65,12 @@ pub struct Topics {
     pub consent_events: String,
     pub outbound: String,
     pub dead_letter: String,
+    /// The record topic of scale-out: one hash chain per partition, as many partitions as
+    /// `inbound`, kept forever (retention -1).
+    pub ledger: String,
+    /// Per-identifier data keys (wrapped) and the index secret, compacted, shared by every
+    /// instance of scale-out; an erasure writes a tombstone.
+    pub keys: String,
 }
 
 impl Default for Topics {
@@ -63,6 +81,8 @@ impl Default for Topics {
             consent_events: "consent.events".into(),
             outbound: "outbound.messages".into(),
             dead_letter: "inbound.messages.dlq".into(),
+            ledger: "consent.ledger".into(),
+            keys: "consent.keys".into(),
         }
     }
 }
@@ -80,6 +100,8 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             consent_events_retention_days: 7,
             shutdown_timeout_secs: 30,
+            scale_out: false,
+            instance_id: None,
             properties: BTreeMap::new(),
         }
     }
@@ -92,6 +114,10 @@ impl KafkaConfig {
             match key.as_str() {
                 "KAFKA_BOOTSTRAP_SERVERS" => self.bootstrap_servers = value,
                 "CONSENT_LEDGER_GROUP_ID" => self.group_id = value,
+                "CONSENT_LEDGER_SCALE_OUT" => {
+                    self.scale_out = matches!(value.trim(), "1" | "true" | "yes" | "on")
+                }
+                "CONSENT_LEDGER_INSTANCE_ID" => self.instance_id = Some(value),
                 _ => {
                     if let Some(prop) = key.strip_prefix("KAFKA_PROP_") {
                         self.properties
@@ -123,9 +149,20 @@ impl KafkaConfig {
             ("consent_events", &t.consent_events),
             ("outbound", &t.outbound),
             ("dead_letter", &t.dead_letter),
+            ("ledger", &t.ledger),
+            ("keys", &t.keys),
         ] {
             if topic.trim().is_empty() {
                 return Err(KafkaConfigError::EmptyTopic(name));
+            }
+        }
+        if let Some(id) = &self.instance_id {
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(KafkaConfigError::InstanceId);
             }
         }
         Ok(())
@@ -145,6 +182,8 @@ pub enum KafkaConfigError {
     EmptyTopic(&'static str),
     #[error("kafka.shutdown_timeout_secs must be at least 1")]
     ZeroShutdownTimeout,
+    #[error("kafka.instance_id must be letters, digits, '-', '_' or '.', and not empty")]
+    InstanceId,
 }
 
 #[cfg(test)]

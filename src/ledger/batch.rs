@@ -28,23 +28,25 @@ pub struct Staged<'a> {
     /// Links staged in this batch, both ways, by keyed hash, and the `links` rows to write.
     links: HashMap<(TenantId, Id), Vec<(Id, Contact)>>,
     link_rows: Vec<(Vec<u8>, Vec<u8>)>,
-    seen: HashSet<Vec<u8>>,
-    dedupe: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) seen: HashSet<Vec<u8>>,
+    pub(super) dedupe: Vec<(Vec<u8>, Vec<u8>)>,
     heads: BTreeMap<u32, ChainHead>,
     /// The batch's events opened (what its reads see), and as they are stored (sealed).
-    events: Vec<ConsentEvent>,
-    stored: Vec<Vec<u8>>,
+    pub(super) events: Vec<ConsentEvent>,
+    pub(super) stored: Vec<Vec<u8>>,
     /// The keyed hashes of each staged event's `contact` and `linked_contact`.
     event_ids: Vec<(Id, Option<Id>)>,
     /// Last reply seq per partition, and the replies staged: (partition, seq, JSON).
     reply_heads: BTreeMap<u32, u64>,
-    replies: Vec<(u32, u64, Vec<u8>)>,
+    pub(super) replies: Vec<(u32, u64, Vec<u8>)>,
+    /// The same replies opened, for scale-out's transaction (`replica.rs`).
+    pub(super) opened_replies: Vec<OutboundMessage>,
     /// Sent records by `sent` key, and the same by `sent_by_contact` key, so that an opt-out
     /// later in the batch is attributed to a send earlier in it.
-    sent: BTreeMap<Vec<u8>, SentRef>,
-    sent_by_contact: BTreeMap<Vec<u8>, SentRef>,
-    delivery: BTreeMap<Vec<u8>, DeliveryRecord>,
-    signals: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) sent: BTreeMap<Vec<u8>, SentRef>,
+    pub(super) sent_by_contact: BTreeMap<Vec<u8>, SentRef>,
+    pub(super) delivery: BTreeMap<Vec<u8>, DeliveryRecord>,
+    pub(super) signals: Vec<(Vec<u8>, Vec<u8>)>,
     /// Keys this batch used, and those it created (wrapped, to store with it).
     pub(super) key_cache: HashMap<Vec<u8>, DataKey>,
     pub(super) new_keys: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -54,6 +56,12 @@ pub struct Staged<'a> {
     pub(super) destroy: BTreeSet<Vec<u8>>,
     /// `suppressed` rows to write (`Some`) or delete (`None`: an opt-in lifted it).
     pub(super) suppress: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Scale-out: the next offset of each record-topic partition this batch takes in
+    /// (`replica.rs`).
+    pub(super) view_cursors: BTreeMap<i32, i64>,
+    /// Whether `commit` fsyncs: not when Kafka is the record and this ledger its view, which
+    /// a crash rolls back to a consistent earlier batch, cursors included.
+    sync: bool,
 }
 
 /// What a commit wrote.
@@ -80,6 +88,7 @@ impl<'a> Staged<'a> {
             event_ids: Vec::new(),
             reply_heads: BTreeMap::new(),
             replies: Vec::new(),
+            opened_replies: Vec::new(),
             sent: BTreeMap::new(),
             sent_by_contact: BTreeMap::new(),
             delivery: BTreeMap::new(),
@@ -89,6 +98,8 @@ impl<'a> Staged<'a> {
             notices: Vec::new(),
             destroy: BTreeSet::new(),
             suppress: BTreeMap::new(),
+            view_cursors: BTreeMap::new(),
+            sync: true,
         }
     }
 
@@ -315,6 +326,15 @@ impl<'a> Staged<'a> {
         Ok(self.heads.get_mut(&partition).expect("inserted above"))
     }
 
+    /// The head of `partition`'s chain as this batch leaves it.
+    pub(super) fn head_of(&mut self, partition: u32) -> Result<ChainHead> {
+        Ok(self.head(partition)?.clone())
+    }
+
+    pub(super) fn set_head(&mut self, partition: u32, head: ChainHead) {
+        self.heads.insert(partition, head);
+    }
+
     /// Seals `event` onto the chain of `partition` (its seq, `prev_hash` and hash are set
     /// here, never by the caller) and folds it into the staged consent view.
     pub fn append(&mut self, mut event: ConsentEvent, partition: u32) -> Result<ConsentEvent> {
@@ -329,7 +349,15 @@ impl<'a> Staged<'a> {
             seq: event.seq,
             hash: event.hash.clone(),
         };
-        self.stored.push(stored.stored_bytes());
+        self.index(event.clone(), stored.stored_bytes())?;
+        Ok(event)
+    }
+
+    /// Everything an event on its chain implies: its stored row, its index rows, a link or
+    /// its identifier's fold, a suppression it lifts. The writer's events and those another
+    /// instance wrote (`adopt`) go through here alike.
+    pub(super) fn index(&mut self, event: ConsentEvent, stored: Vec<u8>) -> Result<()> {
+        self.stored.push(stored);
         let contact_id = self.ledger.digest(&event.tenant, &event.contact)?;
         let linked_id = match &event.linked_contact {
             Some(l) => Some(self.ledger.digest(&event.tenant, l)?),
@@ -358,8 +386,8 @@ impl<'a> Staged<'a> {
             self.dirty.insert(key);
         }
         self.lift_suppression(&event)?;
-        self.events.push(event.clone());
-        Ok(event)
+        self.events.push(event);
+        Ok(())
     }
 
     /// Appends a reply to the reply log of `partition`, which the relays follow like the
@@ -373,7 +401,13 @@ impl<'a> Staged<'a> {
         self.reply_heads.insert(partition, seq);
         let stored = self.seal_reply(message)?;
         self.replies.push((partition, seq, json(&stored)));
+        self.opened_replies.push(message.clone());
         Ok(seq)
+    }
+
+    /// This batch is a view of what Kafka holds (scale-out): written, not fsynced.
+    pub fn skip_sync(&mut self) {
+        self.sync = false;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -386,6 +420,7 @@ impl<'a> Staged<'a> {
             && self.destroy.is_empty()
             && self.new_keys.is_empty()
             && self.suppress.is_empty()
+            && self.view_cursors.is_empty()
     }
 
     /// Writes the batch atomically, then makes it durable.
@@ -428,6 +463,12 @@ impl<'a> Staged<'a> {
             meta.push((
                 keys::head(*partition),
                 serde_json::to_vec(head).expect("plain struct"),
+            ));
+        }
+        for (partition, next) in &self.view_cursors {
+            meta.push((
+                super::replica::view_cursor_key(*partition),
+                next.to_be_bytes().to_vec(),
             ));
         }
         for (partition, seq) in &self.reply_heads {
@@ -508,7 +549,9 @@ impl<'a> Staged<'a> {
             };
         }
         batch.commit()?;
-        l.sync()?;
+        if self.sync {
+            l.sync()?;
+        }
         let heads: Vec<(u32, ChainHead)> = self.heads.into_iter().collect();
         l.sign_due(&heads, Utc::now())?;
         feed_head += event_keys.len() as u64;

@@ -27,7 +27,9 @@ const INDEX: &[u8] = b"index";
 /// The unlocked keys of an open ledger.
 pub(super) struct Keyring {
     master: MasterKey,
-    index: IndexSecret,
+    /// Replaced once at most, on a new instance of scale-out that takes the deployment's
+    /// (`adopt_index_secret`).
+    index: std::sync::RwLock<IndexSecret>,
     /// Tenant secrets derived so far: one HKDF per tenant, not per lookup.
     /// Shared, not copied: every keyed hash reads one, from every thread of a check.
     secrets: std::sync::RwLock<std::collections::HashMap<TenantId, std::sync::Arc<TenantSecret>>>,
@@ -37,7 +39,7 @@ impl Keyring {
     fn new(master: MasterKey, index: IndexSecret) -> Self {
         Keyring {
             master,
-            index,
+            index: std::sync::RwLock::new(index),
             secrets: Default::default(),
         }
     }
@@ -131,7 +133,13 @@ impl Ledger {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         Ok(secrets
             .entry(tenant.clone())
-            .or_insert_with(|| std::sync::Arc::new(keyring.index.tenant(tenant)))
+            .or_insert_with(|| {
+                let index = keyring
+                    .index
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::sync::Arc::new(index.tenant(tenant))
+            })
             .clone())
     }
 
@@ -176,6 +184,57 @@ impl Ledger {
     ) -> Result<Option<DataKey>> {
         let digest = self.digest(tenant, contact)?;
         self.stored_key(&slot(tenant, &digest, kind))
+    }
+
+    /// The index secret wrapped under the master key, as scale-out shares it on the key topic
+    /// (every instance has the same master key, from its configuration).
+    pub fn wrapped_index_secret(&self) -> Result<Vec<u8>> {
+        self.keys
+            .get(INDEX)?
+            .map(|w| w.to_vec())
+            .ok_or_else(|| corrupt("the index secret is missing"))
+    }
+
+    /// Whether `wrapped` holds the same index secret as this ledger's: the key topic's copy
+    /// and this ledger's are wrapped apart, so their bytes differ.
+    pub fn same_index_secret(&self, wrapped: &[u8]) -> Result<bool> {
+        let keyring = self.keyring()?;
+        let theirs = keyring
+            .master
+            .unwrap(INDEX, wrapped)
+            .ok_or(LedgerError::ForeignIndexSecret)?;
+        let ours = keyring
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(theirs.as_slice() == ours.bytes().as_slice())
+    }
+
+    /// Takes the deployment's index secret (scale-out) in place of this ledger's own, which
+    /// only a ledger that holds nothing keyed by it yet may do ([`Ledger::is_fresh`]).
+    pub fn adopt_index_secret(&self, wrapped: &[u8]) -> Result<()> {
+        if !self.is_fresh()? {
+            return Err(corrupt(
+                "this ledger already holds events under another index secret",
+            ));
+        }
+        let keyring = self.keyring()?;
+        let secret = keyring
+            .master
+            .unwrap(INDEX, wrapped)
+            .ok_or(LedgerError::ForeignIndexSecret)?;
+        self.keys.insert(INDEX, wrapped)?;
+        self.sync()?;
+        *keyring
+            .index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = IndexSecret::from_bytes(secret);
+        keyring
+            .secrets
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        Ok(())
     }
 
     /// Data keys stored (every identifier and kind).

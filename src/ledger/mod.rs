@@ -51,6 +51,7 @@ pub mod migrate;
 mod migrate_v4;
 mod migrate_v5;
 mod person;
+pub mod replica;
 mod retention;
 mod seal;
 mod sent;
@@ -126,6 +127,10 @@ pub enum LedgerError {
     WrongMasterKey { path: String },
     #[error("the ledger was opened without its master key (only `migrate` does that)")]
     Locked,
+    #[error(
+        "the index secret on the key topic does not unwrap under this instance's master key: every instance of a deployment needs the same master key (CONSENT_LEDGER_MASTER_KEY or [rgpd] master_key_file)"
+    )]
+    ForeignIndexSecret,
 }
 
 pub type Result<T> = std::result::Result<T, LedgerError>;

@@ -86,6 +86,19 @@ impl Ledger {
         field::open_event(&stored, |s| self.field_key(&tenant, &id, s))
     }
 
+    /// Whether every key that opens `stored`'s sealed fields is here.
+    pub(super) fn keys_present(&self, stored: &ConsentEvent) -> Result<bool> {
+        for (_, sealed) in field::sealed_fields(stored) {
+            if self
+                .field_key(&stored.tenant, &stored.event_id, &sealed)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The keys that open `stored`'s sealed fields, by the name a proof file gives them;
     /// destroyed ones are absent.
     pub fn field_keys(&self, stored: &ConsentEvent) -> Result<Vec<(String, DataKey)>> {

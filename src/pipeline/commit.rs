@@ -110,12 +110,20 @@ pub enum CommitError {
     DeadLetters { sink: String, detail: String },
     #[error("cannot acknowledge the input: {0}")]
     Acknowledge(String),
+    #[error("cannot write the batch to the record topic: {0}")]
+    Record(String),
 }
 
 /// Where a source's dead letters go and how it acknowledges its input.
 pub trait Sinks {
     /// Step 3: makes the batch's dead letters durable; returns only once they are.
     fn dead_letters(&mut self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError>;
+    /// Step 4, scale-out: puts the batch on the record topic, in one Kafka transaction with
+    /// its input offsets, before this instance's ledger (then a view of that topic) takes it.
+    /// Elsewhere the ledger is the record and nothing happens here.
+    fn record(&mut self, _staged: &mut Staged<'_>) -> Result<(), CommitError> {
+        Ok(())
+    }
     /// Step 5: acknowledges the batch's input; called only after the batch is durable.
     fn acknowledge(&mut self, committed: &Committed) -> Result<(), CommitError>;
 }
@@ -200,6 +208,7 @@ pub fn commit(
         }
     }
     sinks.dead_letters(&dead, now)?;
+    sinks.record(&mut staged)?;
     staged.commit()?;
     committed.dead_lettered = dead.len();
     sinks.acknowledge(&committed)?;

@@ -201,6 +201,11 @@ pub struct Service {
 
 impl Service {
     pub fn start(env: &super::Env, bootstrap: &str) -> Service {
+        Service::start_with(env, bootstrap, &[])
+    }
+
+    /// [`Service::start`] with extra environment variables (keys, an instance id).
+    pub fn start_with(env: &super::Env, bootstrap: &str, vars: &[(&str, &str)]) -> Service {
         let log = env
             .dir
             .path()
@@ -209,6 +214,7 @@ impl Service {
             .command(&["run", "--listen", "127.0.0.1:0"])
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONSENT_LEDGER_LOG", "info,rdkafka=warn")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -355,11 +361,17 @@ impl Service {
     /// `GET path` on the service's HTTP API: the status code and the body, or `None` when it
     /// does not answer.
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.get_as(path, None)
+    }
+
+    /// [`Service::get`] with a bearer token.
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> Option<(u16, String)> {
         use std::io::{Read, Write};
         let addr = self.addr()?;
         let mut conn = std::net::TcpStream::connect(&addr).ok()?;
         conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").ok()?;
         let mut text = String::new();
         conn.read_to_string(&mut text).ok()?;
         let status = text.split(' ').nth(1)?.parse().ok()?;

@@ -11,5 +11,6 @@ mod identity;
 mod iss11;
 mod kafka_faults;
 mod kafka_sent;
+mod scale_out;
 mod topic_retention;
 mod webhooks;

@@ -18,6 +18,9 @@ pub struct VerifyReport {
     pub contacts: usize,
     /// Every mismatch found; empty means the ledger verifies.
     pub problems: Vec<String>,
+    /// The last event of each partition's chain: two ledgers with the same heads hold the
+    /// same events, so instances of scale-out can be compared without exporting either.
+    pub heads: std::collections::BTreeMap<u32, super::ChainHead>,
 }
 
 impl VerifyReport {
@@ -39,6 +42,15 @@ impl Ledger {
         let mut report = VerifyReport::default();
         let folded = self.fold_log(&mut report, true)?;
         let folded = &folded;
+        for entry in self.meta.scan_prefix(b"head/") {
+            let (key, value) = entry?;
+            if let Some(p) = std::str::from_utf8(&key[5..])
+                .ok()
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                report.heads.insert(p, super::decode("meta", &value)?);
+            }
+        }
         // The derived trees are compared on two threads, each tree in one pass in its own order;
         // the problems are reported in the same order whichever finishes first.
         let (indexes, view) = std::thread::scope(|scope| {

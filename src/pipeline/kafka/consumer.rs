@@ -50,6 +50,9 @@ pub struct Ctx {
     inbound: String,
     /// The partitions assigned to this consumer, as the rebalances left them.
     assigned: Mutex<HashSet<PartitionLabels>>,
+    /// Bumped whenever inbound partitions are assigned: scale-out's writer then waits for
+    /// its view to catch up with the record topic before it writes (`writer.rs`).
+    pub assignments: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
@@ -65,6 +68,7 @@ impl Ctx {
             metrics,
             inbound: inbound.to_string(),
             assigned: Mutex::new(HashSet::new()),
+            assignments: Default::default(),
         }
     }
 
@@ -83,6 +87,9 @@ impl Ctx {
                 partition: e.partition(),
             };
             if assign {
+                if p.topic == self.inbound {
+                    self.assignments.fetch_add(1, Ordering::SeqCst);
+                }
                 assigned.insert(p);
             } else {
                 self.metrics.consumer_lag.remove(&p);

@@ -9,8 +9,11 @@
 
 pub mod consumer;
 mod dead_letters;
+mod index_secret;
+mod record;
 pub mod relay;
 mod topics;
+mod view;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +27,8 @@ use tokio::sync::watch;
 
 use self::consumer::Ctx;
 use self::relay::Relay;
-use self::writer::Writer;
+use self::view::View;
+use self::writer::{ScaleOut, Writer};
 use crate::config::{KafkaConfig, KafkaConfigError, Settings};
 use crate::ledger::{Ledger, Sink};
 use crate::metrics::Metrics;
@@ -41,6 +45,21 @@ pub enum KafkaModeError {
     Commit(#[from] CommitError),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error(
+        "the record topic {ledger} has {ledger_partitions} partitions and the inbound topic {inbound} has {inbound_partitions}: each inbound partition's events form one hash chain on the same partition number of the record topic, so both need the same count. Add partitions to the record topic first, then to the inbound topic (README, \"Scale-out\"), and start again"
+    )]
+    PartitionMismatch {
+        ledger: String,
+        ledger_partitions: i32,
+        inbound: String,
+        inbound_partitions: i32,
+    },
+    #[error(
+        "this instance's ledger holds data under another index secret than the deployment's (on {0}): it cannot join. Start it with an empty data dir: it then takes everything from the record topic"
+    )]
+    IndexSecret(String),
+    #[error("cannot keep this instance's id in {path}: {detail}")]
+    InstanceId { path: String, detail: String },
 }
 
 /// librdkafka looks for topics it does not know yet every 5 minutes by default: an inbound
@@ -66,6 +85,39 @@ pub async fn run(
         .dead_letter_days
         .unwrap_or(crate::config::DEFAULT_DEAD_LETTER_DAYS);
     let consent_partitions = topics::ensure_topics(&k, dead_letter_days, &stop).await?;
+    let failed = Arc::new(AtomicBool::new(false));
+    let view_stop = Arc::new(AtomicBool::new(false));
+    let (scale_out, view) = if k.scale_out {
+        let partitions = topics::ensure_record_topics(&k, &stop).await?;
+        index_secret::share(&k, &ledger).await?;
+        let instance = instance_id(&k, &ledger)?;
+        tracing::info!(topic = %k.topics.ledger, partitions, instance = %instance, "scale-out: Kafka is the record");
+        let view = View::new(&k, &instance, ledger.clone(), metrics.clone(), partitions)?;
+        let caught_up = view.caught_up.clone();
+        let thread = {
+            let (stop, failed) = (view_stop.clone(), failed.clone());
+            std::thread::Builder::new()
+                .name("record-view".into())
+                .spawn(move || view.run(stop, failed))
+                .map_err(|_| KafkaModeError::Panicked("view"))?
+        };
+        // Nothing is consumed before the view holds what the record topic held at start:
+        // `/readyz` turns ready with the first inbound assignment, so only then.
+        while !caught_up.load(Ordering::SeqCst) && !*stop.borrow() && !thread.is_finished() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let so = ScaleOut {
+            producer: topics::transactional_producer(&k, &instance)?,
+            topics: k.topics.clone(),
+            consent_partitions,
+            ledger_partitions: partitions,
+            assignments: Default::default(),
+            caught_up: Default::default(),
+        };
+        (Some(so), Some(thread))
+    } else {
+        (None, None)
+    };
     let log = ledger.clone();
     let relay = Relay {
         ledger: ledger.clone(),
@@ -76,7 +128,12 @@ pub async fn run(
     };
     let (relay_stop_tx, relay_stop) = watch::channel(false);
     let bound = Duration::from_secs(k.shutdown_timeout_secs);
-    let mut relay_task = tokio::spawn(relay.run(relay_stop, bound));
+    // With scale-out the batch's transaction publishes the feed and the replies.
+    let mut relay_task = if scale_out.is_none() {
+        tokio::spawn(relay.run(relay_stop, bound))
+    } else {
+        tokio::spawn(async {})
+    };
 
     // Two batches in flight at most: enough to keep the writer busy while the consumer polls.
     let (to_writer, from_consumer) = sync_channel(k.batch_size.max(1) * 2);
@@ -87,6 +144,11 @@ pub async fn run(
     {
         config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
     }
+    let ctx = Ctx::new(to_writer, ready.clone(), metrics.clone(), &k.topics.inbound);
+    let mut scale_out = scale_out;
+    if let Some(so) = &mut scale_out {
+        so.assignments = ctx.assignments.clone();
+    }
     let consumer: BaseConsumer<Ctx> = config
         .set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
@@ -94,15 +156,9 @@ pub async fn run(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        .create_with_context(Ctx::new(
-            to_writer,
-            ready.clone(),
-            metrics.clone(),
-            &k.topics.inbound,
-        ))?;
+        .create_with_context(ctx)?;
     consumer.subscribe(&[&k.topics.inbound, &k.topics.sent])?;
     let consumer = Arc::new(consumer);
-    let failed = Arc::new(AtomicBool::new(false));
     let stop_polling = Arc::new(AtomicBool::new(false));
     let writer = Writer {
         ledger,
@@ -116,6 +172,7 @@ pub async fn run(
         failed: failed.clone(),
         stopping: stop_polling.clone(),
         acked: Default::default(),
+        scale_out,
     };
     let writer = std::thread::Builder::new()
         .name("ledger-writer".into())
@@ -158,8 +215,40 @@ pub async fn run(
             "stopping with unpublished log entries; they are published on the next start"
         );
     }
+    view_stop.store(true, Ordering::SeqCst);
+    let viewed = view.map(|v| v.join());
     polled.map_err(|_| KafkaModeError::Panicked("consumer"))?;
     written.map_err(|_| KafkaModeError::Panicked("writer"))??;
+    if let Some(viewed) = viewed {
+        viewed
+            .map_err(|_| KafkaModeError::Panicked("view"))?
+            .map_err(|e| KafkaModeError::Commit(e.into()))?;
+    }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// This instance's id: configured, or made once and kept in the data dir beside the ledger,
+/// so that a restart keeps its transactional id and fences the process it replaces.
+fn instance_id(k: &KafkaConfig, ledger: &Ledger) -> Result<String, KafkaModeError> {
+    if let Some(id) = &k.instance_id {
+        return Ok(id.clone());
+    }
+    let dir = ledger.path().parent().unwrap_or(ledger.path());
+    let file = dir.join("instance-id");
+    let failed = |e: std::io::Error| KafkaModeError::InstanceId {
+        path: file.display().to_string(),
+        detail: e.to_string(),
+    };
+    match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut f = std::fs::File::create(&file).map_err(failed)?;
+    std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes()).map_err(failed)?;
+    f.sync_all().map_err(failed)?;
+    Ok(id)
 }

@@ -115,10 +115,138 @@ pub(super) async fn ensure_topics(
     }
 }
 
+/// Scale-out's producer: transactional under `group_id.instance`. A transaction left open by
+/// a killed instance holds back every read-committed reader of its partitions until the
+/// broker aborts it, so `transaction.timeout.ms` defaults to 10 s here, not librdkafka's 60.
+pub(super) fn transactional_producer(
+    k: &KafkaConfig,
+    instance: &str,
+) -> Result<FutureProducer, KafkaError> {
+    let mut c = client_config(k);
+    c.set("transactional.id", format!("{}.{instance}", k.group_id))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5");
+    if !k.properties.contains_key("transaction.timeout.ms") {
+        c.set("transaction.timeout.ms", "10000");
+    }
+    c.create()
+}
+
 pub(super) fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     client_config(k)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
         .create()
+}
+
+/// How long a destroyed data key may stay readable in `consent.keys`: the broker compacts the
+/// tombstone's segment within this bound (README, "Scale-out").
+const KEYS_MAX_COMPACTION_LAG_MS: &str = "86400000";
+
+/// Scale-out's topics: the record topic with as many partitions as the inbound topic (each
+/// inbound partition's chain on the same partition number), and the compacted key topic.
+/// Returns the record topic's partition count, or refuses a record topic whose count differs
+/// from the inbound topic's: its chains could not follow the inbound partitions.
+pub(super) async fn ensure_record_topics(
+    k: &KafkaConfig,
+    stop: &watch::Receiver<bool>,
+) -> Result<i32, KafkaModeError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(k).create()?;
+    let t = &k.topics;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            return Ok(k.partitions);
+        }
+        match record_topics_once(k, &admin).await {
+            Ok(Some(n)) => return Ok(n),
+            Ok(None) => {
+                tracing::warn!(topic = %t.inbound, "waiting for the inbound topic to exist")
+            }
+            Err(e @ KafkaModeError::PartitionMismatch { .. }) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot set up the record topics; retrying")
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// One attempt: `None` while the inbound topic does not exist (and is not ours to create).
+async fn record_topics_once(
+    k: &KafkaConfig,
+    admin: &AdminClient<DefaultClientContext>,
+) -> Result<Option<i32>, KafkaModeError> {
+    let t = &k.topics;
+    let replication = || TopicReplication::Fixed(k.replication_factor);
+    if k.create_topics {
+        create(
+            admin,
+            NewTopic::new(&t.inbound, k.partitions, replication()),
+        )
+        .await?;
+    }
+    let inbound = partitions(admin, &t.inbound)?;
+    if inbound == 0 {
+        return Ok(None);
+    }
+    if k.create_topics {
+        let ledger = NewTopic::new(&t.ledger, inbound, replication())
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", "-1")
+            .set("retention.bytes", "-1");
+        create(admin, ledger).await?;
+        let keys = NewTopic::new(&t.keys, 1, replication())
+            .set("cleanup.policy", "compact")
+            .set("max.compaction.lag.ms", KEYS_MAX_COMPACTION_LAG_MS)
+            .set("min.cleanable.dirty.ratio", "0.1");
+        create(admin, keys).await?;
+    }
+    let ledger = partitions(admin, &t.ledger)?;
+    if ledger == 0 {
+        return Ok(None);
+    }
+    if ledger != inbound {
+        return Err(KafkaModeError::PartitionMismatch {
+            ledger: t.ledger.clone(),
+            ledger_partitions: ledger,
+            inbound: t.inbound.clone(),
+            inbound_partitions: inbound,
+        });
+    }
+    Ok(Some(ledger))
+}
+
+/// Creates `topic` unless it exists.
+async fn create(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: NewTopic<'_>,
+) -> Result<(), KafkaError> {
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in admin.create_topics(&[topic], &opts).await? {
+        match r {
+            Ok(t) => tracing::info!(topic = %t, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => tracing::warn!(topic = %t, error = %code, "could not create topic"),
+        }
+    }
+    Ok(())
+}
+
+/// The partition count of `topic` (0: it does not exist).
+pub(super) fn partitions(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<i32, KafkaError> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len() as i32))
 }

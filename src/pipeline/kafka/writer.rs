@@ -4,7 +4,7 @@
 //! input offsets only after the batch is durable.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,14 +12,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::consumer::{Ctx, ToWriter};
 use super::dead_letters::DeadLetters;
+use super::record::{Txn, TXN_TIMEOUT};
 use crate::config::Settings;
+use crate::config::Topics;
 use crate::domain::decide::Origin;
 use crate::ledger::Ledger;
+use crate::ledger::Staged;
 use crate::metrics::Metrics;
 use crate::pipeline::commit::{self, CommitError, Committed, Dead, Input, Sinks};
 use crate::pipeline::Summary;
@@ -41,12 +44,34 @@ pub struct Writer {
     /// The next offset of each input partition whose batch is durable, committed
     /// asynchronously since the last synchronous commit (`commit_acknowledged`).
     pub acked: std::sync::Mutex<BTreeMap<(String, i32), i64>>,
+    /// Scale-out: Kafka is the record (`record.rs`).
+    pub scale_out: Option<ScaleOut>,
+}
+
+/// What the writer needs when Kafka is the record.
+pub struct ScaleOut {
+    /// Transactional: `transactional.id` is this instance's.
+    pub producer: FutureProducer,
+    pub topics: Topics,
+    pub consent_partitions: i32,
+    pub ledger_partitions: i32,
+    /// The consumer's count of inbound assignments, and the one the view last caught up on.
+    pub assignments: Arc<AtomicU64>,
+    pub caught_up: AtomicU64,
 }
 
 impl Writer {
     /// Runs until the consumer thread says stop (or goes away); returns the run's summary,
     /// or the error that stopped it.
     pub fn run(self, from_consumer: Receiver<ToWriter>) -> Result<Summary, CommitError> {
+        if let Some(so) = &self.scale_out {
+            if let Err(e) = so.producer.init_transactions(TXN_TIMEOUT) {
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(CommitError::Record(format!(
+                    "cannot start this instance's transactions: {e}"
+                )));
+            }
+        }
         let mut pending: Vec<OwnedMessage> = Vec::new();
         let mut first_at: Option<Instant> = None;
         let mut summary = Summary::default();
@@ -94,8 +119,66 @@ impl Writer {
         }
     }
 
+    /// Scale-out: before the first batch after partitions were assigned, waits until this
+    /// instance's view holds everything the record topic held then. A partition's previous
+    /// owner has committed or been fenced by now, so the view then continues each chain from
+    /// its last committed event and knows every message it handled (redeliveries dedupe).
+    fn catch_up(&self, so: &ScaleOut) -> Result<(), CommitError> {
+        let epoch = so.assignments.load(Ordering::SeqCst);
+        if so.caught_up.load(Ordering::SeqCst) == epoch {
+            return Ok(());
+        }
+        let mut ends = Vec::new();
+        for p in 0..so.ledger_partitions {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(&so.topics.ledger, p, Duration::from_secs(10))
+                .map_err(|e| CommitError::Record(format!("end offsets: {e}")))?;
+            ends.push((p, high));
+        }
+        let started = Instant::now();
+        let mut warned = Instant::now();
+        loop {
+            let mut behind = 0;
+            for (p, end) in &ends {
+                if self.ledger.view_cursor(*p)? < *end {
+                    behind += 1;
+                }
+            }
+            if behind == 0 {
+                break;
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(CommitError::Record(
+                    "stopped before the view caught up with the record topic".into(),
+                ));
+            }
+            if warned.elapsed() > Duration::from_secs(10) {
+                warned = Instant::now();
+                tracing::warn!(
+                    partitions_behind = behind,
+                    waited_secs = started.elapsed().as_secs(),
+                    "waiting for the view to catch up with the record topic before writing"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        tracing::info!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "view caught up with the record topic; writing"
+        );
+        so.caught_up.store(epoch, Ordering::SeqCst);
+        Ok(())
+    }
+
     fn flush(&self, pending: &[OwnedMessage]) -> Result<Committed, CommitError> {
         let started = Instant::now();
+        if let Some(so) = &self.scale_out {
+            self.catch_up(so)?;
+            so.producer
+                .begin_transaction()
+                .map_err(|e| CommitError::Record(format!("begin: {e}")))?;
+        }
         let inputs: Vec<Input<'_>> = pending
             .iter()
             .map(|m| Input::Record {
@@ -120,7 +203,14 @@ impl Writer {
             &inputs,
             &mut sinks,
             Utc::now(),
-        )?;
+        );
+        if let (Err(e), Some(so)) = (&committed, &self.scale_out) {
+            tracing::error!(error = %e, "batch failed; aborting its transaction");
+            if let Err(e) = so.producer.abort_transaction(TXN_TIMEOUT) {
+                tracing::error!(error = %e, "abort failed; the broker aborts it at its timeout");
+            }
+        }
+        let committed = committed?;
         self.metrics.batches.inc();
         self.metrics.records_read.inc_by(committed.summary.read);
         self.metrics
@@ -183,12 +273,32 @@ impl Sinks for KafkaSinks<'_> {
     fn dead_letters(&mut self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError> {
         let w = self.writer;
         DeadLetters {
-            producer: &w.producer,
+            producer: w.scale_out.as_ref().map_or(&w.producer, |so| &so.producer),
             topic: &w.dead_letter_topic,
             metrics: &w.metrics,
             stopping: &w.stopping,
         }
         .produce(dead, now)
+    }
+
+    /// Scale-out: the batch, its feed, replies and offsets in one transaction; this ledger
+    /// then takes the batch without an fsync, since Kafka holds it (`record.rs`).
+    fn record(&mut self, staged: &mut Staged<'_>) -> Result<(), CommitError> {
+        let w = self.writer;
+        let Some(so) = &w.scale_out else {
+            return Ok(());
+        };
+        Txn {
+            producer: &so.producer,
+            consumer: &w.consumer,
+            topics: &so.topics,
+            consent_partitions: so.consent_partitions,
+            metrics: &w.metrics,
+            pending: self.pending,
+        }
+        .commit(staged)?;
+        staged.skip_sync();
+        Ok(())
     }
 
     /// Commits the next offset of each input partition, once the batch is durable (invariant
@@ -197,11 +307,11 @@ impl Sinks for KafkaSinks<'_> {
     /// ran. Offsets only grow, so a failed commit is carried by the next one, and the writer
     /// commits synchronously before partitions move and before it stops.
     fn acknowledge(&mut self, _: &Committed) -> Result<(), CommitError> {
-        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for m in self.pending {
-            let n = next.entry((m.topic(), m.partition())).or_insert(0);
-            *n = (*n).max(m.offset() + 1);
+        if self.writer.scale_out.is_some() {
+            // Committed in the batch's transaction (`record`).
+            return Ok(());
         }
+        let next = next_offsets(self.pending);
         let tpl = offsets(next.iter().map(|(k, o)| (*k, *o)))
             .map_err(|e| CommitError::Acknowledge(e.to_string()))?;
         {
@@ -220,8 +330,18 @@ impl Sinks for KafkaSinks<'_> {
     }
 }
 
+/// The next offset of each (topic, partition) of a batch's input.
+pub(super) fn next_offsets(pending: &[OwnedMessage]) -> BTreeMap<(&str, i32), i64> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for m in pending {
+        let n = next.entry((m.topic(), m.partition())).or_insert(0);
+        *n = (*n).max(m.offset() + 1);
+    }
+    next
+}
+
 /// The commit list of the next offset of each (topic, partition).
-fn offsets<'a>(
+pub(super) fn offsets<'a>(
     next: impl Iterator<Item = ((&'a str, i32), i64)>,
 ) -> rdkafka::error::KafkaResult<TopicPartitionList> {
     let mut tpl = TopicPartitionList::new();

@@ -1,0 +1,332 @@
+//! What scale-out puts on the record topic, and how another instance's ledger takes it in.
+//!
+//! A batch travels as its *primary* facts: each event in its stored form (personal fields
+//! sealed), and the rows no event implies (dedupe marks, campaign sends, delivery statuses,
+//! signals). Everything derived (the consent view, `by_contact`, `links`, the feed) is
+//! derived again by the instance that adopts the event, with the same code that derived it
+//! for the writer ([`Staged::append`] and [`Staged::adopt`] share [`Staged::index`]), so two
+//! instances never disagree on a view whose rows one of them merely copied.
+//!
+//! Keys in rows are keyed hashes under the deployment's index secret, which every instance
+//! shares through the key topic; data keys travel there too, wrapped, never here.
+
+use super::batch::Staged;
+use super::{decode, ChainHead, Ledger, LedgerError, Result};
+use crate::domain::event::ConsentEvent;
+use crate::domain::replies::OutboundMessage;
+
+fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("plain struct")
+}
+
+/// The trees whose rows travel as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowTree {
+    Dedupe = 1,
+    Sent = 2,
+    SentByContact = 3,
+    Delivery = 4,
+    Signals = 5,
+}
+
+impl RowTree {
+    fn from_tag(tag: u8) -> Option<RowTree> {
+        Some(match tag {
+            1 => RowTree::Dedupe,
+            2 => RowTree::Sent,
+            3 => RowTree::SentByContact,
+            4 => RowTree::Delivery,
+            5 => RowTree::Signals,
+            _ => return None,
+        })
+    }
+}
+
+/// One row: its tree, key and value.
+pub type Row<'a> = (RowTree, &'a [u8], &'a [u8]);
+
+/// Rows of a batch, in one flat encoding: for each row its tree's tag (one byte), then the
+/// key and the value, each as a u32 big-endian length and the bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rows(Vec<u8>);
+
+impl Rows {
+    pub fn push(&mut self, tree: RowTree, key: &[u8], value: &[u8]) {
+        self.0.push(tree as u8);
+        for part in [key, value] {
+            self.0
+                .extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+            self.0.extend_from_slice(part);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Every row; an error, never a panic, on bytes that are not rows.
+    pub fn decode(bytes: &[u8]) -> Result<Vec<Row<'_>>> {
+        let corrupt = |detail: &str| LedgerError::Corrupt {
+            tree: "record topic rows",
+            detail: detail.into(),
+        };
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some((&tag, after)) = rest.split_first() {
+            let tree = RowTree::from_tag(tag).ok_or_else(|| corrupt("unknown tree tag"))?;
+            let mut parts = [&[][..]; 2];
+            rest = after;
+            for part in &mut parts {
+                let (len, after) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| corrupt("truncated length"))?;
+                let len = u32::from_be_bytes(*len) as usize;
+                if after.len() < len {
+                    return Err(corrupt("truncated row"));
+                }
+                (*part, rest) = after.split_at(len);
+            }
+            out.push((tree, parts[0], parts[1]));
+        }
+        Ok(out)
+    }
+}
+
+/// What a batch puts on the record topic and the key topic.
+pub struct Replica<'s> {
+    /// Each event staged: its partition, its seq, its stored bytes, and it opened (for the
+    /// subscriber feed of the same transaction).
+    pub events: Vec<(u32, u64, &'s [u8], &'s ConsentEvent)>,
+    pub rows: Rows,
+    /// Data keys the batch created: `keys` slot and wrapped key.
+    pub keys: Vec<(&'s [u8], &'s [u8])>,
+    /// Replies to the customer, opened, with the partition of the message that earned them.
+    pub replies: Vec<(u32, &'s OutboundMessage)>,
+}
+
+/// How adopting one event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// Appended to its chain and folded into the view.
+    Appended,
+    /// This ledger holds it already (this instance wrote it, or read it before).
+    Known,
+    /// A key that opens it has not arrived yet from the key topic: try again later.
+    MissingKey,
+}
+
+impl Staged<'_> {
+    /// Takes in an event another instance sealed on `partition`'s chain: it must continue the
+    /// chain exactly (its seq the next, its `prev_hash` the head's hash, its hash its own),
+    /// else the record topic and this ledger disagree and nothing is written.
+    pub fn adopt(&mut self, partition: u32, stored_bytes: &[u8]) -> Result<Adopted> {
+        let stored: ConsentEvent = decode("events", stored_bytes)?;
+        let head = self.head_of(partition)?;
+        if stored.partition != partition {
+            return Err(chain_error(
+                partition,
+                &stored,
+                "it names another partition",
+            ));
+        }
+        if stored.seq <= head.seq {
+            return Ok(Adopted::Known);
+        }
+        if stored.seq != head.seq + 1 || stored.prev_hash != head.hash {
+            return Err(chain_error(
+                partition,
+                &stored,
+                &format!("it does not follow seq {} of this ledger", head.seq),
+            ));
+        }
+        if stored.compute_hash() != stored.hash || !stored.is_stored_as(stored_bytes) {
+            return Err(chain_error(
+                partition,
+                &stored,
+                "its hash does not match it",
+            ));
+        }
+        if !self.ledger().keys_present(&stored)? {
+            return Ok(Adopted::MissingKey);
+        }
+        let event = self.ledger().open_event(stored.clone())?;
+        self.set_head(
+            partition,
+            ChainHead {
+                seq: stored.seq,
+                hash: stored.hash.clone(),
+            },
+        );
+        self.index(event, stored_bytes.to_vec())?;
+        Ok(Adopted::Appended)
+    }
+
+    /// What this batch puts on the record topic, before it is written here.
+    pub fn replica(&self) -> Result<Replica<'_>> {
+        let mut rows = Rows::default();
+        for (k, v) in &self.dedupe {
+            rows.push(RowTree::Dedupe, k, v);
+        }
+        for (k, v) in &self.sent {
+            rows.push(RowTree::Sent, k, &json(v));
+        }
+        for (k, v) in &self.sent_by_contact {
+            rows.push(RowTree::SentByContact, k, &json(v));
+        }
+        for (k, v) in &self.delivery {
+            rows.push(RowTree::Delivery, k, &json(v));
+        }
+        for (k, v) in &self.signals {
+            rows.push(RowTree::Signals, k, v);
+        }
+        Ok(Replica {
+            events: self
+                .events
+                .iter()
+                .zip(&self.stored)
+                .map(|(e, s)| (e.partition, e.seq, s.as_slice(), e))
+                .collect(),
+            rows,
+            keys: self
+                .new_keys
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                .collect(),
+            replies: self
+                .replies
+                .iter()
+                .zip(&self.opened_replies)
+                .map(|((p, _, _), m)| (*p, m))
+                .collect(),
+        })
+    }
+
+    fn stage_row(&mut self, tree: RowTree, key: &[u8], value: &[u8]) -> Result<()> {
+        let key = key.to_vec();
+        match tree {
+            RowTree::Dedupe => {
+                self.seen.insert(key.clone());
+                self.dedupe.push((key, value.to_vec()));
+            }
+            RowTree::Sent => {
+                self.sent.insert(key, decode("sent", value)?);
+            }
+            RowTree::SentByContact => {
+                self.sent_by_contact
+                    .insert(key, decode("sent_by_contact", value)?);
+            }
+            RowTree::Delivery => {
+                self.delivery.insert(key, decode("delivery", value)?);
+            }
+            RowTree::Signals => self.signals.push((key, value.to_vec())),
+        }
+        Ok(())
+    }
+
+    /// Takes in rows another instance wrote; rows already here are written again, unchanged.
+    pub fn adopt_rows(&mut self, rows: &[u8]) -> Result<usize> {
+        let rows = Rows::decode(rows)?;
+        for (tree, key, value) in &rows {
+            self.stage_row(*tree, key, value)?;
+        }
+        Ok(rows.len())
+    }
+
+    /// Records that the record topic's `partition` is taken in up to `next` (excluded), in
+    /// the same atomic write as what was taken in.
+    pub fn set_view_cursor(&mut self, topic_partition: i32, next: i64) {
+        self.view_cursors.insert(topic_partition, next);
+    }
+}
+
+fn chain_error(partition: u32, stored: &ConsentEvent, why: &str) -> LedgerError {
+    LedgerError::Corrupt {
+        tree: "record topic",
+        detail: format!(
+            "event {} at seq {} of partition {partition} cannot be taken in: {why}",
+            stored.event_id, stored.seq
+        ),
+    }
+}
+
+pub(super) fn view_cursor_key(topic_partition: i32) -> Vec<u8> {
+    format!("view/{topic_partition:010}").into_bytes()
+}
+
+impl Ledger {
+    /// The next offset of the record topic's `partition` this ledger has not taken in.
+    pub fn view_cursor(&self, topic_partition: i32) -> Result<i64> {
+        Ok(self
+            .meta
+            .get(view_cursor_key(topic_partition))?
+            .and_then(|v| {
+                v.get(..8)
+                    .map(|b| i64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+            })
+            .unwrap_or(0))
+    }
+
+    /// Stores a wrapped data key read from the key topic (`None`: its tombstone, the key
+    /// destroyed). Written at once, outside any batch: a key is only ever added whole or
+    /// removed, and the event it opens is adopted after it.
+    pub fn adopt_key(&self, slot: &[u8], wrapped: Option<&[u8]>) -> Result<()> {
+        match wrapped {
+            Some(w) => self.keys.insert(slot, w)?,
+            None => self.keys.remove(slot)?,
+        }
+        Ok(())
+    }
+
+    /// Whether this ledger holds no event and no data key: a new instance's, which may still
+    /// take the deployment's index secret.
+    pub fn is_fresh(&self) -> Result<bool> {
+        Ok(self.events.is_empty()? && self.keys.scan_prefix(b"d").next().is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rows_round_trip() {
+        let mut rows = Rows::default();
+        rows.push(RowTree::Dedupe, b"acme\0k", b"");
+        rows.push(RowTree::Delivery, b"", b"{\"a\":1}");
+        let decoded = Rows::decode(rows.as_bytes()).unwrap();
+        assert_eq!(
+            decoded,
+            vec![
+                (RowTree::Dedupe, &b"acme\0k"[..], &b""[..]),
+                (RowTree::Delivery, &b""[..], &b"{\"a\":1}"[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_or_unknown_rows_are_an_error() {
+        let mut rows = Rows::default();
+        rows.push(RowTree::Sent, b"key", b"value");
+        let bytes = rows.as_bytes();
+        for cut in 1..bytes.len() {
+            assert!(Rows::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(Rows::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Rows::decode(&bytes);
+        }
+    }
+}

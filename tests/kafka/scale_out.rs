@@ -1,0 +1,288 @@
+//! Issue 14: several `run` instances in one consumer group, Kafka as the record
+//! (`[kafka] scale_out = true`). Every instance reads the whole record topic into its own
+//! ledger, so each answers for every contact; each inbound partition's chain has one writer.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::common::kafka::*;
+use crate::common::*;
+
+const TOKEN: &str = "scale-out-token";
+/// The deployment's keys, the same for every instance (base64 of 32 bytes each).
+const MASTER_KEY: &str = "c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+const SIGNING_KEY: &str = "c2NhbGUtb3V0LXNpZ25pbmcta2V5LTMyLWJ5dGVzISE=";
+
+fn config(names: &Names) -> String {
+    names
+        .config_toml_with(
+            "scale_out = true",
+            &format!(
+                "[tenants.acme]\nphone_number_ids = [\"{PHONE_NUMBER_ID}\"]\napi_tokens_sha256 = [\"{}\"]\n",
+                hex::encode(Sha256::digest(TOKEN.as_bytes()))
+            ),
+        )
+        .replace("partitions = 3\n", "partitions = 6\n")
+        .replace(
+            "[kafka.topics]\n",
+            &format!(
+                "[kafka.topics]\nledger = \"{}.ledger\"\nkeys = \"{}.keys\"\n",
+                names.inbound, names.inbound
+            ),
+        )
+}
+
+fn instance(env: &Env, bootstrap: &str) -> Service {
+    Service::start_with(
+        env,
+        bootstrap,
+        &[
+            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+        ],
+    )
+}
+
+/// A metric's value summed over its label sets (0 when absent).
+fn metric(svc: &Service, name: &str) -> i64 {
+    svc.metrics()
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter(|l| l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as i64
+}
+
+/// `may_send` for marketing to `contact`, through `svc`'s API.
+fn may_send(svc: &Service, contact: &str) -> Option<bool> {
+    let path = format!(
+        "/v1/tenants/acme/contacts/{}/consent?purpose=marketing",
+        contact.replace('+', "%2B")
+    );
+    let (status, body) = svc.get_as(&path, Some(TOKEN))?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&body).ok()?["may_send"].as_bool()
+}
+
+fn stop_record(from: &str, id: &str, ts: i64, body: &str) -> Record {
+    (
+        format!("{PHONE_NUMBER_ID}:{from}"),
+        Some(wa_text(from, id, ts, body).into_bytes()),
+    )
+}
+
+/// `n` messages over `contacts` numbers: STOP, START, a French STOP and chat; returns the
+/// records and how many events they make.
+fn stream(n: usize, contacts: u64, seed: u64) -> (Vec<Record>, usize) {
+    let mut rng = Rng(seed);
+    let mut events = 0;
+    let records = (0..n)
+        .map(|i| {
+            let from = format!("3362{:07}", rng.below(contacts));
+            let body = match rng.below(4) {
+                0 => "STOP",
+                1 => "START",
+                2 => "Stop svp",
+                _ => "Bonjour !",
+            };
+            events += usize::from(body != "Bonjour !");
+            stop_record(
+                &from,
+                &format!("wamid.so{seed}.{i}"),
+                1_763_978_400 + i as i64,
+                body,
+            )
+        })
+        .collect();
+    (records, events)
+}
+
+/// Waits until every instance's view holds `events` events (its own and adopted).
+fn wait_for_views(instances: &[&Service], events: i64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let seen: Vec<i64> = instances
+            .iter()
+            .map(|s| {
+                metric(s, "consent_ledger_events_appended_total")
+                    + metric(s, "consent_ledger_events_adopted_total")
+            })
+            .collect();
+        if seen.iter().all(|n| *n >= events) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "views hold {seen:?} of {events} events; logs:\n{}",
+            instances
+                .iter()
+                .map(|s| s.log_text())
+                .collect::<Vec<_>>()
+                .join("\n----\n")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_topic_with_another_partition_count_than_the_inbound_topic_is_refused() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-mismatch");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    create_topic(&bootstrap, &format!("{}.ledger", names.inbound), 3).await;
+    let env = Env::with_config(&config(&names));
+    let mut svc = instance(&env, &bootstrap);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = svc.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not refuse to start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = svc.log_text();
+    assert!(
+        log.contains(&format!(
+            "the record topic {}.ledger has 3 partitions and the inbound topic {} has 6",
+            names.inbound, names.inbound
+        )),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_one_instance_processed_is_answered_by_the_other() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-query");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (a_env, b_env) = (
+        Env::with_config(&config(&names)),
+        Env::with_config(&config(&names)),
+    );
+    let a = instance(&a_env, &bootstrap);
+    let b = instance(&b_env, &bootstrap);
+    wait_ready(&a);
+    wait_ready(&b);
+    // Six people, so that each instance's partitions get some of them.
+    let people: Vec<String> = (0..6).map(|i| format!("33620000{i:03}")).collect();
+    let records: Vec<Record> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| stop_record(p, &format!("wamid.q.{i}"), 1_763_978_400, "STOP"))
+        .collect();
+    produce(&bootstrap, &names.inbound, &records).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for p in &people {
+        let contact = format!("+{p}");
+        while may_send(&a, &contact) != Some(false) || may_send(&b, &contact) != Some(false) {
+            assert!(
+                Instant::now() < deadline,
+                "{contact}: a says {:?}, b says {:?}; logs:\n{}\n----\n{}",
+                may_send(&a, &contact),
+                may_send(&b, &contact),
+                a.log_text(),
+                b.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (own_a, own_b) = (
+        metric(&a, "consent_ledger_events_appended_total"),
+        metric(&b, "consent_ledger_events_appended_total"),
+    );
+    assert_eq!(own_a + own_b, 6, "each STOP written once, by one instance");
+    assert!(
+        metric(&a, "consent_ledger_events_adopted_total") == own_b
+            && metric(&b, "consent_ledger_events_adopted_total") == own_a,
+        "each took in the other's events"
+    );
+}
+
+fn wait_ready(svc: &Service) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !svc.get("/readyz").is_some_and(|(s, _)| s == 200) {
+        assert!(
+            Instant::now() < deadline,
+            "never ready; log:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_share_the_stream_and_end_with_the_same_view() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-share");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (records, expected) = stream(100_000, 5_000, 14);
+    let (a_env, b_env) = (
+        Env::with_config(&config(&names)),
+        Env::with_config(&config(&names)),
+    );
+    let a = instance(&a_env, &bootstrap);
+    let b = instance(&b_env, &bootstrap);
+    let started = Instant::now();
+    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
+    wait_for_views(&[&a, &b], expected as i64, Duration::from_secs(600));
+    let (own_a, own_b) = (
+        metric(&a, "consent_ledger_events_appended_total"),
+        metric(&b, "consent_ledger_events_appended_total"),
+    );
+    assert!(
+        own_a > 0 && own_b > 0,
+        "both took a share: {own_a} and {own_b}"
+    );
+    assert_eq!(own_a + own_b, expected as i64, "every event written once");
+    eprintln!("views complete after {:?}", started.elapsed());
+    for i in (0..5_000u64).step_by(50) {
+        let path = format!("/v1/tenants/acme/contacts/%2B3362{i:07}/consent?purpose=marketing");
+        let answer = |svc: &Service| {
+            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
+            assert_eq!(status, 200, "{body}");
+            let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v.as_object_mut().unwrap().remove("checked_at");
+            v
+        };
+        assert_eq!(
+            answer(&a),
+            answer(&b),
+            "both instances answer alike for {path}"
+        );
+    }
+    assert_eq!(a.stop(), Some(0));
+    assert_eq!(b.stop(), Some(0));
+    let vars = [
+        ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+        ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+    ];
+    let verify = |env: &Env| -> serde_json::Value {
+        let out = env
+            .command(&["verify", "--json"])
+            .envs(vars)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (in_a, in_b) = (verify(&a_env), verify(&b_env));
+    assert_eq!(in_a["events"], expected, "one event per qualifying message");
+    assert_eq!(in_a["problems"], serde_json::json!([]), "{in_a}");
+    assert_eq!(
+        in_a["heads"].as_object().map(|h| h.len()),
+        Some(6),
+        "one chain per partition"
+    );
+    assert_eq!(in_a, in_b, "both ledgers hold the same chains and verify");
+}
