@@ -164,8 +164,17 @@ pub async fn run(
     let http = match listener {
         Some(listener) => {
             let webhooks = Webhooks::onto_kafka(&settings, &kafka_config, &metrics, &env_var)?;
+            let forward = if kafka_config.scale_out {
+                let instance = kafka::instance_id(&kafka_config, &ledger)?;
+                let forward = crate::api::forward::Forward::new(&kafka_config, &instance)
+                    .map_err(KafkaModeError::Client)?;
+                Some(forward)
+            } else {
+                None
+            };
             let state = AppState::new(ledger.clone(), settings.clone(), metrics.clone())
-                .with_webhooks(webhooks);
+                .with_webhooks(webhooks)
+                .with_forward(forward);
             let readiness = state.readiness();
             readiness.follow(
                 ready.clone(),

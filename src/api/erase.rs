@@ -60,6 +60,16 @@ pub async fn erase(
     let contact = contact_in_path(&state, &tenant, &input)?;
     let request = erasure::request(&caller.requested_by(), &q.reason)
         .map_err(|e| Problem::bad_request("invalid-reason", "Invalid reason", e.to_string()))?;
+    if state.forward().is_some() {
+        // An erasure written here would fork a chain the record topic holds; until it
+        // travels through Kafka like the other writes, scale-out refuses it openly.
+        return Err(Problem::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "erasure-not-in-scale-out",
+            "Erasure not available in scale-out yet",
+            "with [kafka] scale_out = true an erasure is not yet written through Kafka; nothing was erased. Stop the instances and run `consent-ledger erase` on one instance without scale_out, or see the README, \"Scale-out\"",
+        ));
+    }
     let ledger = state.ledger.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         ledger.erase(

@@ -33,6 +33,7 @@ mod consent;
 mod erase;
 mod events;
 mod export;
+pub mod forward;
 mod imports;
 pub mod openapi;
 mod ops;
@@ -128,6 +129,8 @@ pub struct AppState {
     closing: tokio::sync::watch::Sender<bool>,
     /// The webhook receivers, when the config sets one up ([`AppState::with_webhooks`]).
     webhooks: Option<Arc<webhooks::Webhooks>>,
+    /// Scale-out: where recorded decisions and imports go instead of this ledger.
+    forward: Option<Arc<forward::Forward>>,
 }
 
 impl AppState {
@@ -154,6 +157,7 @@ impl AppState {
             },
             closing: tokio::sync::watch::Sender::new(false),
             webhooks: None,
+            forward: None,
         }
     }
 
@@ -161,6 +165,16 @@ impl AppState {
     pub fn with_webhooks(mut self, webhooks: Option<webhooks::Webhooks>) -> AppState {
         self.webhooks = webhooks.map(Arc::new);
         self
+    }
+
+    /// Scale-out: decisions and imports go onto the inbound topic ([`forward`]).
+    pub fn with_forward(mut self, forward: Option<forward::Forward>) -> AppState {
+        self.forward = forward.map(Arc::new);
+        self
+    }
+
+    pub fn forward(&self) -> Option<Arc<forward::Forward>> {
+        self.forward.clone()
     }
 
     /// A handle to flip readiness from outside (the Kafka consumer on assignment).

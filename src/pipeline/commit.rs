@@ -197,13 +197,15 @@ pub fn commit(
                 }));
             }
             Input::Consent { tenant, record } => {
-                let batch = Batch {
+                let mut batch = Batch {
                     staged: &mut staged,
                     settings,
                     summary: &mut committed.summary,
                     now,
                 };
-                committed.recorded.push(batch.consent(tenant, record)?);
+                committed
+                    .recorded
+                    .push(batch.consent(tenant, record, API_PARTITION)?);
             }
         }
     }
@@ -257,6 +259,10 @@ impl Batch<'_, '_> {
                 Ready::Status(tenant, status) => {
                     self.staged.stage_delivery(&tenant, &status)?;
                     self.summary.statuses += 1;
+                    Ok(())
+                }
+                Ready::Consent(tenant, record) => {
+                    self.consent(&tenant, &record, partition)?;
                     Ok(())
                 }
             };
@@ -381,10 +387,13 @@ impl Batch<'_, '_> {
         Ok(last)
     }
 
+    /// A recorded decision, on `partition`'s chain: [`API_PARTITION`] for the API and
+    /// imports of one instance, the inbound partition for those scale-out forwarded.
     fn consent(
-        mut self,
+        &mut self,
         tenant: &TenantId,
         record: &ConsentRecord,
+        partition: u32,
     ) -> Result<Recorded, LedgerError> {
         let kind = record.origin.dedupe_kind();
         if self.staged.is_seen(tenant, &record.key, kind)? {
@@ -404,7 +413,7 @@ impl Batch<'_, '_> {
         };
         let decision = decide::decide(state, Command::Record { tenant, record });
         self.summary.count(decision.outcome);
-        let Some(event) = self.stage(&decision, API_PARTITION)?.pop() else {
+        let Some(event) = self.stage(&decision, partition)?.pop() else {
             return Ok(Recorded::Duplicate {
                 event_id: record.event_id(tenant),
             });

@@ -11,8 +11,8 @@ use super::commit::Rejection;
 use super::resolve;
 use crate::config::Settings;
 use crate::domain::analytics::SentRef;
-use crate::domain::decide::{self, Classified, Origin, Resolved};
-use crate::domain::inbound::{self, Content, DecodeError, DeliveryStatus, Item};
+use crate::domain::decide::{self, Classified, ConsentRecord, Origin, Resolved};
+use crate::domain::inbound::{self, Content, DecodeError, DeliveryStatus, Item, TenantRef};
 use crate::domain::tenant::TenantId;
 
 /// Records per batch below which a second thread costs more than it saves (starting it is
@@ -31,6 +31,7 @@ pub(super) enum Ready {
     Message(Box<(Resolved, Classified)>),
     Sent(TenantId, SentRef),
     Status(TenantId, DeliveryStatus),
+    Consent(TenantId, Box<ConsentRecord>),
 }
 
 /// What one record needs to be prepared.
@@ -115,6 +116,17 @@ fn ready(item: Item, origin: &Origin, settings: &Settings, now: DateTime<Utc>) -
             Ok((tenant, sent)) => Ready::Sent(tenant, sent),
             Err(error) => Ready::Rejected(Rejection { error, path: None }),
         },
+        Item::Consent(wire) => {
+            let decided = resolve::tenant(settings, &TenantRef::Name(wire.tenant.clone()))
+                .and_then(|tenant| {
+                    let contact = resolve::contact(settings, &tenant, &wire.contact)?;
+                    Ok((tenant, wire.into_record(contact)?))
+                });
+            match decided {
+                Ok((tenant, record)) => Ready::Consent(tenant, Box::new(record)),
+                Err(error) => Ready::Rejected(Rejection { error, path: None }),
+            }
+        }
         Item::Status(status) => match resolve::tenant(settings, &status.tenant) {
             Ok(tenant) => Ready::Status(tenant, status),
             Err(error) => Ready::Rejected(Rejection {

@@ -17,7 +17,11 @@ pub(crate) fn tenant(settings: &Settings, tenant: &TenantRef) -> Result<TenantId
         .map_err(DecodeError::UnknownTenant)
 }
 
-fn contact(settings: &Settings, tenant: &TenantId, input: &str) -> Result<Contact, DecodeError> {
+pub(crate) fn contact(
+    settings: &Settings,
+    tenant: &TenantId,
+    input: &str,
+) -> Result<Contact, DecodeError> {
     let profile = settings.profile(tenant);
     contact::normalize(input, profile.region).map_err(|e| DecodeError::InvalidContact {
         input: contact::mask(input),

@@ -286,3 +286,269 @@ async fn two_instances_share_the_stream_and_end_with_the_same_view() {
     );
     assert_eq!(in_a, in_b, "both ledgers hold the same chains and verify");
 }
+
+/// The views of `instances` once each holds `events` events; the verify reports of their
+/// ledgers after they stopped, which must be equal and clean.
+fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) {
+    let vars = [
+        ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+        ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+    ];
+    let mut reports = Vec::new();
+    for (svc, env) in pairs {
+        assert_eq!(svc.stop(), Some(0));
+        let out = env
+            .command(&["verify", "--json"])
+            .envs(vars)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["events"], events, "{report}");
+        reports.push(report);
+    }
+    assert!(reports.windows(2).all(|w| w[0] == w[1]), "{reports:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_one_instance_mid_stream_loses_and_doubles_nothing() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-kill");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (records, expected) = stream(20_000, 2_000, 15);
+    let (a_env, b_env) = (
+        Env::with_config(&config(&names)),
+        Env::with_config(&config(&names)),
+    );
+    let a = instance(&a_env, &bootstrap);
+    let b = instance(&b_env, &bootstrap);
+    wait_ready(&a);
+    wait_ready(&b);
+    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
+    // Mid-stream: both have written, neither is done.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metric(&a, "consent_ledger_events_appended_total") < (expected / 8) as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "a wrote nothing; log:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill9();
+    // b takes a's partitions over once the group drops a, and a's open transaction is
+    // aborted by the broker.
+    wait_for_views(&[&b], expected as i64, Duration::from_secs(300));
+    eprintln!(
+        "{}",
+        b.log_text()
+            .lines()
+            .filter(|l| l.contains("caught up") || l.contains("assigned"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // a comes back on its own data dir, from where its last write left its cursors: ready
+    // means its view holds what the record topic held when it started, all of b's work.
+    let a = instance(&a_env, &bootstrap);
+    wait_ready(&a);
+    stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
+}
+
+/// `POST path` with `body` and extra header lines on `svc`'s API: status and body.
+fn post(svc: &Service, path: &str, headers: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = svc.addr().expect("the API listens");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_writes_and_imports_go_through_kafka_and_every_instance_answers_for_them() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-api");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (a_env, b_env) = (
+        Env::with_config(&config(&names)),
+        Env::with_config(&config(&names)),
+    );
+    let a = instance(&a_env, &bootstrap);
+    let b = instance(&b_env, &bootstrap);
+    wait_ready(&a);
+    wait_ready(&b);
+    let json = "Content-Type: application/json\r\n";
+
+    // Without a wait: 202 and the event's id, the decision on its way.
+    let (status, body) = post(
+        &a,
+        "/v1/tenants/acme/consent-events",
+        &format!("{json}Idempotency-Key: api-1\r\n"),
+        r#"{"contact":"+33640000001","type":"OptedOut","channel":"support","source":"agent"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let accepted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(accepted["accepted"], true);
+    let event_id = accepted["event_id"].as_str().unwrap().to_string();
+
+    // With a wait: 201 and the event, once this instance's view holds it.
+    let (status, body) = post(
+        &b,
+        "/v1/tenants/acme/consent-events?wait=20",
+        &format!("{json}Idempotency-Key: api-2\r\n"),
+        r#"{"contact":"+33640000002","type":"OptedOut","scope":"all"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["event"]["source"]["kind"], "api", "{created}");
+
+    // An import through a, all rows in one transaction.
+    let csv = "contact,status,occurred_at\n+33640000003,opted_out,2026-11-01T10:00:00Z\n+33640000004,opted_out,2026-11-01T10:00:00Z\nnot-a-number,opted_out,2026-11-01T10:00:00Z\n";
+    let (status, body) = post(
+        &a,
+        "/v1/tenants/acme/imports",
+        "Content-Type: text/csv\r\n",
+        csv,
+    );
+    assert_eq!(status, 202, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (report["accepted"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+
+    // Every instance answers for every decision, whoever wrote it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for contact in [
+        "+33640000001",
+        "+33640000002",
+        "+33640000003",
+        "+33640000004",
+    ] {
+        while may_send(&a, contact) != Some(false) || may_send(&b, contact) != Some(false) {
+            assert!(
+                Instant::now() < deadline,
+                "{contact} is not opted out on both instances"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // The key again, through the other instance: the original event from its view.
+    let (status, body) = post(
+        &b,
+        "/v1/tenants/acme/consent-events",
+        &format!("{json}Idempotency-Key: api-1\r\n"),
+        r#"{"contact":"+33640000001","type":"OptedOut","channel":"support","source":"agent"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let replayed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(replayed["event"]["event_id"], event_id.as_str());
+    // The key for another decision: 409, as on a single instance.
+    let (status, body) = post(
+        &a,
+        "/v1/tenants/acme/consent-events",
+        &format!("{json}Idempotency-Key: api-1\r\n"),
+        r#"{"contact":"+33640000001","type":"OptedIn"}"#,
+    );
+    assert_eq!(status, 409, "{body}");
+}
+
+/// Events in `svc`'s view: written by it or taken from the others.
+fn in_view(svc: &Service) -> i64 {
+    metric(svc, "consent_ledger_events_appended_total")
+        + metric(svc, "consent_ledger_events_adopted_total")
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_from_one_instance_to_three_and_back_mid_stream_keeps_the_state_exact() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-123");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (records, expected) = stream(24_000, 2_000, 16);
+    let envs: Vec<Env> = (0..3).map(|_| Env::with_config(&config(&names))).collect();
+    let a = instance(&envs[0], &bootstrap);
+    wait_ready(&a);
+    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
+    let quarter = (expected / 4) as i64;
+    wait_for("a quarter of the stream", Duration::from_secs(120), || {
+        in_view(&a) >= quarter
+    });
+    let b = instance(&envs[1], &bootstrap);
+    let c = instance(&envs[2], &bootstrap);
+    wait_for("b and c to write", Duration::from_secs(120), || {
+        metric(&b, "consent_ledger_events_appended_total") > 0
+            && metric(&c, "consent_ledger_events_appended_total") > 0
+    });
+    assert!(
+        in_view(&a) < expected as i64,
+        "the stream was over before b and c joined"
+    );
+    assert_eq!(b.stop(), Some(0));
+    assert_eq!(c.stop(), Some(0));
+    wait_for_views(&[&a], expected as i64, Duration::from_secs(300));
+    stop_and_compare(vec![(a, &envs[0])], expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-new");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (records, expected) = stream(3_000, 300, 17);
+    let (a_env, d_env) = (
+        Env::with_config(&config(&names)),
+        Env::with_config(&config(&names)),
+    );
+    let a = instance(&a_env, &bootstrap);
+    produce(&bootstrap, &names.inbound, &records).await;
+    wait_for_views(&[&a], expected as i64, Duration::from_secs(120));
+    // d starts from an empty data dir: it takes the index secret, the keys and every event
+    // from Kafka before it reads a message, and only then says it is ready.
+    let d = instance(&d_env, &bootstrap);
+    wait_ready(&d);
+    assert_eq!(
+        metric(&d, "consent_ledger_events_adopted_total"),
+        expected as i64,
+        "ready means the view holds what the record topic held"
+    );
+    for i in (0..300u64).step_by(7) {
+        let path = format!("/v1/tenants/acme/contacts/%2B3362{i:07}/consent?purpose=marketing");
+        let answer = |svc: &Service| {
+            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
+            assert_eq!(status, 200, "{body}");
+            let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v.as_object_mut().unwrap().remove("checked_at");
+            v
+        };
+        assert_eq!(answer(&a), answer(&d), "{path}");
+    }
+    stop_and_compare(vec![(a, &a_env), (d, &d_env)], expected);
+}

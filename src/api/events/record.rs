@@ -83,6 +83,15 @@ pub struct RecordRequest {
     pub campaign_id: Option<String>,
 }
 
+/// Scale-out: the decision is on the inbound topic, and the instance that owns its partition
+/// records it shortly (`?wait=SECONDS` waits for it and answers 201 instead).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptedResponse {
+    pub accepted: bool,
+    /// The id the event will have: the same for every retry with this key.
+    pub event_id: uuid::Uuid,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordResponse {
     /// True when this `Idempotency-Key` was recorded before: `event` is the original one and
@@ -104,6 +113,8 @@ pub struct RecordResponse {
         ("tenant" = String, Path, description = "Tenant id"),
         ("Idempotency-Key" = String, Header,
             description = "Unique per decision, 1 to 255 visible ASCII characters"),
+        ("wait" = Option<u64>, Query,
+            description = "Scale-out only: seconds (1 to 60) to wait for the decision to be recorded; 201 once it is, 202 when the wait runs out"),
     ),
     request_body = RecordRequest,
     security(("bearer" = [])),
@@ -111,6 +122,10 @@ pub struct RecordResponse {
         (status = 201, description = "Recorded", body = RecordResponse),
         (status = 200, description = "Already recorded under this key: the original event",
             body = RecordResponse),
+        (status = 202, description = "Scale-out: on the inbound topic, to be recorded by the instance that owns its partition",
+            body = AcceptedResponse),
+        (status = 503, description = "Scale-out: the broker did not take it; nothing was recorded", body = Problem,
+            content_type = "application/problem+json"),
         (status = 400, description = "Invalid body, contact or key", body = Problem,
             content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem,
@@ -126,11 +141,13 @@ pub async fn record(
     caller: Caller,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let tenant = caller.allow(&tenant, Access::Write)?;
     let key = idempotency_key(&headers)?;
+    let wait = wait_param(&uri)?;
     let req: RecordRequest =
         stream::read_json(&headers, body, state.settings.api_max_body_bytes()).await?;
     let contact = contact_in_path(&state, &tenant, &req.contact)?;
@@ -167,6 +184,9 @@ pub async fn record(
         campaign_id: bounded("campaign_id", req.campaign_id, 128)?,
         line: None,
     };
+    if let Some(forward) = state.forward() {
+        return forwarded(&state, &forward, tenant, record, wait).await;
+    }
     let (ledger, settings) = (state.ledger.clone(), state.settings.clone());
     let recorded = tokio::task::spawn_blocking(move || {
         let input = Input::Consent {
@@ -208,13 +228,137 @@ pub async fn record(
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             Ok(res)
         }
-        None => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-            "this Idempotency-Key was already used for a decision about another contact, of another type or of another scope; use a new key for a new decision",
-        )),
+        None => Err(key_reused()),
     }
+}
+
+/// Scale-out: the decision onto the inbound topic (see `api/forward.rs`). A key this view
+/// already holds is answered from it at once, as a single instance would.
+async fn forwarded(
+    state: &AppState,
+    forward: &crate::api::forward::Forward,
+    tenant: crate::domain::tenant::TenantId,
+    record: ConsentRecord,
+    wait: Option<std::time::Duration>,
+) -> Result<Response, Problem> {
+    if let Some(answer) = recorded_in_view(state, &tenant, &record, false).await? {
+        return Ok(answer);
+    }
+    forward.one(&tenant, &record).await.map_err(|e| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker-unavailable",
+            "Broker unavailable",
+            format!("{e}; nothing was recorded, send the request again"),
+        )
+        .with_retry_after(1)
+    })?;
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut commits = state.ledger.subscribe();
+        loop {
+            if let Some(answer) = recorded_in_view(state, &tenant, &record, true).await? {
+                return Ok(answer);
+            }
+            tokio::select! {
+                _ = commits.changed() => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    let event_id = record.event_id(&tenant);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(AcceptedResponse {
+            accepted: true,
+            event_id,
+        }),
+    )
+        .into_response())
+}
+
+/// The answer this instance's view gives for `record`'s key, when it holds it: the event
+/// (201 when `created`, this request's own; else a 200 replay), or a 409 when the key
+/// recorded another decision.
+async fn recorded_in_view(
+    state: &AppState,
+    tenant: &crate::domain::tenant::TenantId,
+    record: &ConsentRecord,
+    created: bool,
+) -> Result<Option<Response>, Problem> {
+    let (ledger, tenant, record) = (state.ledger.clone(), tenant.clone(), record.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        if !ledger.is_seen(&tenant, &record.key, record.origin.dedupe_kind())? {
+            return Ok::<_, crate::ledger::LedgerError>(None);
+        }
+        let event_id = record.event_id(&tenant);
+        Ok(Some(
+            ledger
+                .history(&tenant, &record.contact)?
+                .into_iter()
+                .find(|e| e.event_id == event_id && same_decision(e, &record)),
+        ))
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))??;
+    Ok(match found {
+        None => None,
+        Some(Some(event)) if created => Some(
+            (
+                StatusCode::CREATED,
+                Json(RecordResponse {
+                    replayed: false,
+                    event,
+                }),
+            )
+                .into_response(),
+        ),
+        Some(Some(event)) => {
+            let mut res = Json(RecordResponse {
+                replayed: true,
+                event,
+            })
+            .into_response();
+            res.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Some(res)
+        }
+        Some(None) => Some(key_reused().into_response()),
+    })
+}
+
+fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "idempotency-key-reused",
+        "Idempotency key reused",
+        "this Idempotency-Key was already used for a decision about another contact, of another type or of another scope; use a new key for a new decision",
+    )
+}
+
+/// `?wait=SECONDS` (1 to 60): scale-out answers 201 once the decision is in this instance's
+/// view, or 202 when the wait runs out. A single instance records at once and ignores it.
+fn wait_param(uri: &axum::http::Uri) -> Result<Option<std::time::Duration>, Problem> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name != "wait" {
+            continue;
+        }
+        return match value.parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(secs @ 1..=60) => Ok(Some(std::time::Duration::from_secs(secs))),
+            _ => Err(Problem::bad_request(
+                "invalid-wait",
+                "Invalid wait",
+                format!("wait must be a whole number of seconds from 0 to 60 (got {value:?})"),
+            )),
+        };
+    }
+    Ok(None)
 }
 
 /// Whether `event`, stored under the request's key, records the decision `record` asks for.

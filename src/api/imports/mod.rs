@@ -19,6 +19,7 @@ mod rows;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -47,6 +48,11 @@ pub struct ImportReport {
     pub rejections: Vec<RejectedRow>,
     /// CSV columns that were not read.
     pub ignored_columns: Vec<String>,
+    /// Scale-out: valid rows put on the inbound topic (all in one transaction), recorded
+    /// shortly by the instances that own their partitions; `imported` and `duplicates` stay
+    /// 0 since this instance does not write them. Absent on a single instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -107,7 +113,7 @@ pub async fn import(
     Path(tenant): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ImportReport>, Problem> {
+) -> Result<axum::response::Response, Problem> {
     let tenant = caller.allow(&tenant, Access::Write)?;
     let csv = match media_type(&headers, header::CONTENT_TYPE).as_deref() {
         Some("text/csv") => true,
@@ -121,6 +127,8 @@ pub async fn import(
     };
     let body = stream::read_body(&headers, body, state.settings.api_max_body_bytes()).await?;
     let importer = Importer {
+        forward: state.forward(),
+        forwarded: Vec::new(),
         settings: state.settings.clone(),
         profile: state.settings.profile(&tenant),
         batch: state.settings.batch_size(),
@@ -142,7 +150,17 @@ pub async fn import(
     let report = importer.report;
     state.metrics.events_appended.inc_by(report.imported);
     match outcome {
-        Ok(()) => Ok(Json(report)),
+        Ok(()) if report.accepted.is_some() => {
+            Ok((axum::http::StatusCode::ACCEPTED, Json(report)).into_response())
+        }
+        Ok(()) => Ok(Json(report).into_response()),
+        Err(Stop::Forward(e)) => Err(Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "broker-unavailable",
+            "Broker unavailable",
+            format!("{e}; no row was imported, send the file again"),
+        )
+        .with_retry_after(1)),
         Err(Stop::Ledger(e)) => {
             // The body was whole, so only storage can fail here, between two batches.
             let mut p = Problem::from(e);
@@ -190,6 +208,8 @@ pub fn check_rows(
 enum Stop {
     Ledger(CommitError),
     Header(String),
+    /// Scale-out: the broker did not take the rows; none of them is on the topic.
+    Forward(crate::api::forward::ForwardError),
 }
 
 impl From<CommitError> for Stop {

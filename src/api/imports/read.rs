@@ -17,6 +17,9 @@ const MAX_LISTED: usize = 1000;
 
 /// One import's reading state: the rows waiting for their batch and the answer so far.
 pub(super) struct Importer {
+    /// Scale-out: the valid rows go onto the inbound topic at the end, in one transaction.
+    pub(super) forward: Option<std::sync::Arc<crate::api::forward::Forward>>,
+    pub(super) forwarded: Vec<ConsentRecord>,
     pub(super) settings: std::sync::Arc<Settings>,
     pub(super) tenant: TenantId,
     pub(super) profile: std::sync::Arc<TenantProfile>,
@@ -49,7 +52,14 @@ impl Importer {
                 self.commit(ledger, &mut pending)?;
             }
         }
-        self.commit(ledger, &mut pending)
+        self.commit(ledger, &mut pending)?;
+        if let Some(forward) = &self.forward {
+            forward
+                .all(&self.tenant, &self.forwarded)
+                .map_err(Stop::Forward)?;
+            self.report.accepted = Some(self.forwarded.len() as u64);
+        }
+        Ok(())
     }
 
     fn reject(&mut self, line: u64, reason: String) {
@@ -63,6 +73,10 @@ impl Importer {
     /// batch opens, so a slow upload never holds the ledger's writer lock.
     fn commit(&mut self, ledger: &Ledger, pending: &mut Vec<ConsentRecord>) -> Result<(), Stop> {
         if pending.is_empty() {
+            return Ok(());
+        }
+        if self.forward.is_some() {
+            self.forwarded.append(pending);
             return Ok(());
         }
         let inputs: Vec<Input<'_>> = pending

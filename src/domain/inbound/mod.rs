@@ -7,11 +7,13 @@
 //! Here: the decoded types and [`decode`], which tells the shapes apart. [`whatsapp`] holds
 //! Meta's webhook format, `normalized` our own flat inbound and sent records.
 
+mod consent;
 pub mod identity;
 mod normalized;
 mod status;
 pub mod whatsapp;
 
+pub use consent::ConsentWire;
 pub use normalized::{NormalizedInbound, SentRecord};
 pub use whatsapp::WhatsappWebhook;
 
@@ -155,6 +157,8 @@ pub enum Item {
     Sent(SentMessage),
     /// A WhatsApp delivery status of a business-initiated message, kept for delivery counts.
     Status(DeliveryStatus),
+    /// A decision the API or an import received, forwarded by scale-out (`consent.rs`).
+    Consent(Box<ConsentWire>),
     /// Statuses, reactions, media…: valid input that carries no consent meaning.
     Ignored(&'static str),
     Rejected {
@@ -262,6 +266,11 @@ fn decode_value(bytes: &[u8]) -> Result<Vec<Item>, DecodeError> {
             let record: NormalizedInbound = serde_json::from_value(value)
                 .map_err(|e| invalid("inbound record", e.to_string()))?;
             Ok(vec![Item::Message(normalized::decode_normalized(record)?)])
+        }
+        Some("consent") => {
+            let record: ConsentWire = serde_json::from_value(value)
+                .map_err(|e| invalid("consent record", e.to_string()))?;
+            Ok(vec![Item::Consent(Box::new(record))])
         }
         Some("sent") => {
             let record: SentRecord =

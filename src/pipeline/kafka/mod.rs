@@ -230,7 +230,7 @@ pub async fn run(
 
 /// This instance's id: configured, or made once and kept in the data dir beside the ledger,
 /// so that a restart keeps its transactional id and fences the process it replaces.
-fn instance_id(k: &KafkaConfig, ledger: &Ledger) -> Result<String, KafkaModeError> {
+pub fn instance_id(k: &KafkaConfig, ledger: &Ledger) -> Result<String, KafkaModeError> {
     if let Some(id) = &k.instance_id {
         return Ok(id.clone());
     }
