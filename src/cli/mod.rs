@@ -156,8 +156,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rebuild the consent view from the log.
-    Rebuild,
+    /// Rebuild the consent view from the log; with --from-kafka, an empty ledger from the
+    /// record topic (scale-out).
+    Rebuild {
+        /// Fill this instance's empty ledger from `[kafka] topics.ledger` and `topics.keys`
+        /// (a lost or new instance of scale-out), then stop.
+        #[arg(long)]
+        from_kafka: bool,
+    },
     /// Opt-out statistics per campaign, with anomaly flags; optionally an HTML report.
     Stats {
         #[arg(long)]
@@ -407,7 +413,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             &reason,
         ),
         Command::Verify { json } => verify::run(&ledger, json),
-        Command::Rebuild => rebuild::run(&ledger),
+        Command::Rebuild { from_kafka: false } => rebuild::run(&ledger),
+        Command::Rebuild { from_kafka: true } => rebuild::from_kafka(ledger, &settings),
         Command::Stats {
             tenant,
             since,

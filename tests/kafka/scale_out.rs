@@ -289,7 +289,7 @@ async fn two_instances_share_the_stream_and_end_with_the_same_view() {
 
 /// The views of `instances` once each holds `events` events; the verify reports of their
 /// ledgers after they stopped, which must be equal and clean.
-fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) {
+fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) -> serde_json::Value {
     let vars = [
         ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
         ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
@@ -312,6 +312,7 @@ fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) {
         reports.push(report);
     }
     assert!(reports.windows(2).all(|w| w[0] == w[1]), "{reports:?}");
+    reports.pop().expect("one instance at least")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -528,7 +529,7 @@ async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
         Env::with_config(&config(&names)),
     );
     let a = instance(&a_env, &bootstrap);
-    produce(&bootstrap, &names.inbound, &records).await;
+    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
     wait_for_views(&[&a], expected as i64, Duration::from_secs(120));
     // d starts from an empty data dir: it takes the index secret, the keys and every event
     // from Kafka before it reads a message, and only then says it is ready.
@@ -550,5 +551,113 @@ async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
         };
         assert_eq!(answer(&a), answer(&d), "{path}");
     }
-    stop_and_compare(vec![(a, &a_env), (d, &d_env)], expected);
+    let report = stop_and_compare(vec![(a, &a_env), (d, &d_env)], expected);
+
+    // A lost instance's ledger, rebuilt offline from the record topic, verifies the same.
+    let e_env = Env::with_config(&config(&names));
+    let out = e_env
+        .command(&["rebuild", "--from-kafka"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .envs([
+            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{expected} events from 6 partitions")),
+        "{text}"
+    );
+    let out = e_env
+        .command(&["verify", "--json"])
+        .envs([
+            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+        ])
+        .output()
+        .unwrap();
+    let rebuilt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rebuilt, report,
+        "the rebuilt ledger holds the same chains and view"
+    );
+    let again = e_env
+        .command(&["rebuild", "--from-kafka"])
+        .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
+        .env("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success(),
+        "a ledger that holds events is not filled again"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds events"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_partitions_added_while_running_are_held_until_the_record_topic_has_them() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+    use rdkafka::producer::FutureRecord;
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-grow");
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    let env = Env::with_config(&config(&names));
+    let a = instance(&env, &bootstrap);
+    wait_ready(&a);
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+    admin
+        .create_partitions(
+            &[NewPartitions::new(&names.inbound, 8)],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "the added partitions to be held",
+        Duration::from_secs(60),
+        || metric(&a, "consent_ledger_inbound_partitions_unmatched") == 2,
+    );
+    assert!(a
+        .log_text()
+        .contains("the inbound topic has more partitions than the record topic"));
+    // A STOP on an added partition waits in Kafka; one on an old partition goes through.
+    let p = producer(&bootstrap);
+    for (partition, from) in [(7, "33650000007"), (1, "33650000001")] {
+        let value = wa_text(
+            from,
+            &format!("wamid.grow.{partition}"),
+            1_763_978_400,
+            "STOP",
+        );
+        p.send(
+            FutureRecord::<str, str>::to(&names.inbound)
+                .partition(partition)
+                .key(from)
+                .payload(&value),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    wait_for("the STOP on partition 1", Duration::from_secs(30), || {
+        may_send(&a, "+33650000001") == Some(false)
+    });
+    // Given the time the STOP on partition 1 took, and then some.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        may_send(&a, "+33650000007"),
+        Some(true),
+        "nothing read beyond the record topic"
+    );
+    assert_eq!(a.stop(), Some(0), "held partitions do not hold the stop up");
 }

@@ -53,6 +53,9 @@ pub struct Ctx {
     /// Bumped whenever inbound partitions are assigned: scale-out's writer then waits for
     /// its view to catch up with the record topic before it writes (`writer.rs`).
     pub assignments: Arc<std::sync::atomic::AtomicU64>,
+    /// Scale-out: the record topic's partition count. An inbound partition at or beyond it
+    /// has no chain to go to: it is paused, not read (README, "Scale-out").
+    pub record_partitions: Option<i32>,
 }
 
 impl Ctx {
@@ -69,6 +72,7 @@ impl Ctx {
             inbound: inbound.to_string(),
             assigned: Mutex::new(HashSet::new()),
             assignments: Default::default(),
+            record_partitions: None,
         }
     }
 
@@ -133,6 +137,37 @@ impl ClientContext for Ctx {
     }
 }
 
+impl Ctx {
+    /// Pauses the inbound partitions beyond the record topic's count, with an error and the
+    /// metric `consent_ledger_inbound_partitions_unmatched`: their messages wait in Kafka
+    /// until the record topic has as many partitions and the instances restart.
+    fn hold_unmatched(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let Some(n) = self.record_partitions else {
+            return;
+        };
+        let mut unmatched = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if e.topic() == self.inbound && e.partition() >= n {
+                unmatched.add_partition(e.topic(), e.partition());
+            }
+        }
+        self.metrics
+            .inbound_partitions_unmatched
+            .set(unmatched.count() as i64);
+        if unmatched.count() == 0 {
+            return;
+        }
+        tracing::error!(
+            partitions = unmatched.count(),
+            record_partitions = n,
+            "the inbound topic has more partitions than the record topic: those beyond are not read. Add the same partitions to the record topic, then restart the instances (README, \"Scale-out\")"
+        );
+        if let Err(e) = consumer.pause(&unmatched) {
+            tracing::error!(error = %e, "cannot pause the partitions beyond the record topic's");
+        }
+    }
+}
+
 impl ConsumerContext for Ctx {
     /// The outcome of an offset commit, the writer's asynchronous ones included. A failed one
     /// is harmless: the next batch's commit carries the same partitions further, and the
@@ -155,9 +190,10 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.hold_unmatched(consumer, tpl);
                 let parts: Vec<String> = tpl
                     .elements()
                     .iter()

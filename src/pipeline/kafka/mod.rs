@@ -58,6 +58,12 @@ pub enum KafkaModeError {
         "this instance's ledger holds data under another index secret than the deployment's (on {0}): it cannot join. Start it with an empty data dir: it then takes everything from the record topic"
     )]
     IndexSecret(String),
+    #[error(
+        "the ledger at {0} already holds events: rebuild --from-kafka fills an empty one only. Move the data dir aside (or start with a new one) and run it again"
+    )]
+    NotEmpty(String),
+    #[error("the record topic {0} does not exist: nothing to rebuild from (is [kafka] scale_out on, and the topic name right?)")]
+    NoRecordTopic(String),
     #[error("cannot keep this instance's id in {path}: {detail}")]
     InstanceId { path: String, detail: String },
 }
@@ -144,10 +150,11 @@ pub async fn run(
     {
         config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS);
     }
-    let ctx = Ctx::new(to_writer, ready.clone(), metrics.clone(), &k.topics.inbound);
+    let mut ctx = Ctx::new(to_writer, ready.clone(), metrics.clone(), &k.topics.inbound);
     let mut scale_out = scale_out;
     if let Some(so) = &mut scale_out {
         so.assignments = ctx.assignments.clone();
+        ctx.record_partitions = Some(so.ledger_partitions);
     }
     let consumer: BaseConsumer<Ctx> = config
         .set("group.id", &k.group_id)
@@ -251,4 +258,70 @@ pub fn instance_id(k: &KafkaConfig, ledger: &Ledger) -> Result<String, KafkaMode
     std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes()).map_err(failed)?;
     f.sync_all().map_err(failed)?;
     Ok(id)
+}
+
+/// What `rebuild --from-kafka` took in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromKafka {
+    pub partitions: i32,
+    pub events: u64,
+}
+
+/// `rebuild --from-kafka`: fills a new (or lost) instance's empty ledger from the record and
+/// key topics, up to their end when it started, without consuming anything: the index
+/// secret, every data key, every event and row. Refuses a ledger that already holds events,
+/// so that nothing is mixed.
+pub async fn rebuild_from_kafka(
+    k: KafkaConfig,
+    ledger: Arc<Ledger>,
+    metrics: Metrics,
+) -> Result<FromKafka, KafkaModeError> {
+    k.validate().map_err(KafkaModeError::Config)?;
+    if !ledger
+        .is_fresh()
+        .map_err(|e| KafkaModeError::Commit(e.into()))?
+    {
+        return Err(KafkaModeError::NotEmpty(
+            ledger.path().display().to_string(),
+        ));
+    }
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        topics::client_config(&k).create()?;
+    let partitions = topics::partitions(&admin, &k.topics.ledger)?;
+    if partitions == 0 {
+        return Err(KafkaModeError::NoRecordTopic(k.topics.ledger.clone()));
+    }
+    index_secret::share(&k, &ledger).await?;
+    let instance = instance_id(&k, &ledger)?;
+    let view = View::new(&k, &instance, ledger.clone(), metrics.clone(), partitions)?;
+    let caught_up = view.caught_up.clone();
+    let (stop, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let thread = {
+        let (stop, failed) = (stop.clone(), failed.clone());
+        std::thread::Builder::new()
+            .name("record-view".into())
+            .spawn(move || view.run(stop, failed))
+            .map_err(|_| KafkaModeError::Panicked("view"))?
+    };
+    while !caught_up.load(Ordering::SeqCst) && !thread.is_finished() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    while !thread.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    thread
+        .join()
+        .map_err(|_| KafkaModeError::Panicked("view"))?
+        .map_err(|e| KafkaModeError::Commit(e.into()))?;
+    ledger
+        .sync()
+        .map_err(|e| KafkaModeError::Commit(e.into()))?;
+    Ok(FromKafka {
+        partitions,
+        events: metrics.events_adopted.get(),
+    })
 }
