@@ -49,6 +49,15 @@
 #                      LATENCY_LINGERS ("50 5 1"); then `run` on a backlog of
 #                      LATENCY_BACKLOG (200000) chat webhooks at each linger. LATENCY_VIA=feed
 #                      awaits each STOP through the event feed instead of polling (see the bench).
+#   scale              scale-out (not in the default set): SCALE_RECORDS (300,000) webhooks of
+#                      the `chat` mix on a 6-partition topic, read by one `run` with
+#                      `scale_out = true`, then by two such instances in one group (each its
+#                      own data dir, the same keys), KAFKA_BENCH_RUNS runs (3) each, and one
+#                      `run` without scale-out for reference; records/s until every record is
+#                      read and, with two instances, until both views hold every event. Then
+#                      STOP to `may_send:false` polled on the API of one of two instances
+#                      (so half the STOPs are written by the other), as the latency section
+#                      measures it, LATENCY_STOPS STOPs under LATENCY_CHAT_RATE chat/s.
 #   peer               the PostgreSQL peer of issue 13 (not in the default set): a Python
 #                      consumer (scripts/pg_peer.py, confluent-kafka) upserting consent
 #                      keywords into PostgreSQL 15 (fsync and synchronous_commit on), one
@@ -76,7 +85,7 @@ SMOKE=
 for arg in "$@"; do
   case "$arg" in
   [0-9]*) records=$arg ;;
-  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores | latency | peer) sections+=("$arg") ;;
+  ingest | check | webhooks | kafka-deadletters | kafka-burst | throughput | stores | latency | scale | peer) sections+=("$arg") ;;
   --smoke)
     SMOKE=1
     sections+=(throughput latency)
@@ -172,7 +181,9 @@ start_service() {
   local topic=$1 id
   RUN_DIR="$KWORK/run-$RANDOM$RANDOM"
   mkdir -p "$RUN_DIR"
-  id=$(basename "$RUN_DIR")
+  # SERVICE_ID, when set, names the group and the output topics instead of the run dir, so
+  # that several instances share them (the scale section).
+  id=${SERVICE_ID:-$(basename "$RUN_DIR")}
   cat >"$RUN_DIR/config.toml" <<EOF
 [kafka]
 bootstrap_servers = "$BOOTSTRAP"
@@ -533,6 +544,115 @@ admin_tokens_sha256 = [\"$hash\"]" start_service "$topic"
 }
 
 # ---------------------------------------------------------------------------------------
+# scale: one instance against two, Kafka as the record.
+
+# scale_run NAME TOPIC INSTANCES [SCALE_OUT]: INSTANCES `run` processes in one group on TOPIC;
+# appends "NAME SECONDS" (until every record is read and every view holds every event).
+scale_run() {
+  local name=$1 topic=$2 count=$3 scaled=${4:-true} id pids=() addrs=() dirs=() i
+  id="scale-$RANDOM$RANDOM"
+  for i in $(seq "$count"); do
+    SERVICE_ID=$id SERVICE_KAFKA_LINES="scale_out = $scaled
+instance_id = \"$id-$i\"" SERVICE_EXTRA_TOML="ledger = \"bench.ledger.$id\"
+keys = \"bench.keys.$id\"" start_service "$topic"
+    pids+=("$SERVICE_PID") addrs+=("$ADDR") dirs+=("$RUN_DIR")
+    SERVICE_PID=
+  done
+  local started got events views deadline=$((SECONDS + 1200))
+  for i in "${!addrs[@]}"; do
+    until curl -sf -o /dev/null "http://${addrs[$i]}/readyz"; do sleep 0.05; done
+  done
+  started=$(now)
+  while :; do
+    got=0 events=0 views=
+    for i in "${!addrs[@]}"; do
+      ADDR=${addrs[$i]}
+      got=$((got + $(metric consent_ledger_records_read_total)))
+      events=$((events + $(metric consent_ledger_events_appended_total)))
+    done
+    if [ "$got" -ge "$N" ]; then
+      views=1
+      for i in "${!addrs[@]}"; do
+        ADDR=${addrs[$i]}
+        [ "$(($(metric consent_ledger_events_appended_total) + $(metric consent_ledger_events_adopted_total)))" -ge "$events" ] || views=
+      done
+      [ -n "$views" ] && break
+    fi
+    ((SECONDS < deadline)) || { echo "scale: $name: $got of $N read" >&2; exit 1; }
+    sleep 0.05
+  done
+  awk -v n="$name" -v a="$started" -v b="$(now)" 'BEGIN { printf "%s %.3f\n", n, b - a }' >>"$KWORK/results"
+  awk -v n="$name" -v a="$started" -v b="$(now)" -v N="$N" -v e="$events" \
+    'BEGIN { printf "  %-10s %6d records in %6.2f s = %6.0f records/s (%d events)\n", n, N, b - a, N / (b - a), e }' >&2
+  for i in "${!pids[@]}"; do kill -TERM "${pids[$i]}"; done
+  for i in "${!pids[@]}"; do wait "${pids[$i]}" || true; rm -rf "${dirs[$i]}/data"; done
+}
+
+bench_scale() {
+  N=${SCALE_RECORDS:-300000}
+  local runs=${KAFKA_BENCH_RUNS:-3} stops=${LATENCY_STOPS:-1000} rate=${LATENCY_CHAT_RATE:-5000}
+  if [ -n "$SMOKE" ]; then N=2000 runs=1 stops=20 rate=500; fi
+  kafka_setup
+  if [ -z "$SMOKE" ]; then cargo bench --quiet --no-run --bench stop_latency 2>/dev/null; fi
+  export CONSENT_LEDGER_MASTER_KEY CONSENT_LEDGER_SIGNING_KEY
+  CONSENT_LEDGER_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+  CONSENT_LEDGER_SIGNING_KEY=$(head -c 32 /dev/urandom | base64)
+  local suffix topic run
+  suffix=$(date +%Y%m%d%H%M%S)-$$
+  topic=bench.scale.$suffix
+  echo "==> scale: $N chat webhooks, 6 partitions, one instance against two, $runs runs (broker $BOOTSTRAP)" >&2
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$topic" --records "$N" \
+    --partitions 6 --mix chat --seed 1
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  for run in $(seq "$runs"); do
+    echo "run $run:" >&2
+    scale_run single "$topic" 1 false
+    scale_run one "$topic" 1
+    scale_run two "$topic" 2
+  done
+  awk -v n="$N" '
+    { t[$1] = t[$1] " " $2 }
+    function median(list,   a, k, i, j, x) {
+      k = split(list, a, " ")
+      for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+      return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    END {
+      print "| readers of " n " chat webhooks (6 partitions) | runs (s) | median | records/s |"
+      print "|---|---|---|---|"
+      printf "| one `run`, scale_out off (local record) |%s | **%.2f s** | %.0f |\n", t["single"], median(t["single"]), n / median(t["single"])
+      printf "| one `run`, scale_out on |%s | **%.2f s** | %.0f |\n", t["one"], median(t["one"]), n / median(t["one"])
+      printf "| two `run`, scale_out on, one group |%s | **%.2f s** | %.0f |\n", t["two"], median(t["two"]), n / median(t["two"])
+      printf "\ntwo instances / one: **%.2f**\n", median(t["one"]) / median(t["two"])
+    }' "$KWORK/results"
+  # STOP to may_send:false on one instance of two: half the STOPs are the other's.
+  local latency_topic=bench.scale-latency.$suffix token hash id a_pid a_addr a_dir
+  bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$latency_topic" --records 0 --partitions 6 2>/dev/null
+  token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  hash=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+  id="scale-lat-$RANDOM"
+  for i in 1 2; do
+    SERVICE_ID=$id SERVICE_KAFKA_LINES="scale_out = true
+instance_id = \"$id-$i\"" SERVICE_EXTRA_TOML="ledger = \"bench.ledger.$id\"
+keys = \"bench.keys.$id\"
+[api]
+admin_tokens_sha256 = [\"$hash\"]" start_service "$latency_topic"
+    until curl -sf -o /dev/null "http://$ADDR/readyz"; do sleep 0.05; done
+    if [ "$i" = 1 ]; then a_pid=$SERVICE_PID a_addr=$ADDR a_dir=$RUN_DIR; SERVICE_PID=; fi
+  done
+  until curl -sf -o /dev/null "http://$a_addr/readyz"; do sleep 0.05; done
+  bench_bin stop_latency --bootstrap "$BOOTSTRAP" --topic "$latency_topic" --api "http://$ADDR" \
+    --token "$token" --pid "$SERVICE_PID" --stops "$stops" --chat-rate "$rate" --via poll \
+    --label "one of two instances"
+  kill -TERM "$a_pid" "$SERVICE_PID"
+  wait "$a_pid" || true
+  wait "$SERVICE_PID" || true
+  SERVICE_PID=
+  rm -rf "$a_dir/data" "$RUN_DIR/data"
+  echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
+
+# ---------------------------------------------------------------------------------------
 # peer: the PostgreSQL peer (scripts/pg_peer.py) on the throughput section's topics.
 
 PGWORK=
@@ -641,6 +761,7 @@ for section in "${sections[@]}"; do
     peer_cleanup
     ;;
   latency) bench_latency ;;
+  scale) bench_scale ;;
   peer)
     bench_peer
     peer_cleanup

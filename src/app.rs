@@ -43,22 +43,47 @@ pub enum AppError {
 
 /// Erases the message texts past retention (`[rgpd] retention_days`) at start, then once a
 /// day, until `stop`. A failed run is logged and tried again the next day.
+///
+/// Scale-out (`forward`): the first run waits until the instance is ready, its view holding
+/// what the record topic held at start, and text keys no event of the view uses yet are left
+/// alone, since their event may not be taken in yet; what it destroys it tombstones on the
+/// key topic.
 async fn retention_daily(
     ledger: Arc<Ledger>,
     retention: chrono::Duration,
+    forward: Option<(Arc<crate::api::forward::Forward>, Arc<AtomicBool>)>,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    if let Some((_, ready)) = &forward {
+        while !ready.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = &mut stop => return,
+            }
+        }
+    }
+    let scaled = forward.is_some();
     loop {
         let l = ledger.clone();
         let run = tokio::task::spawn_blocking(move || {
-            let expired = l.expired_texts(chrono::Utc::now() - retention)?;
-            l.erase_texts(&expired).map(|keys| (expired.len(), keys))
+            let mut expired = l.expired_texts(chrono::Utc::now() - retention)?;
+            if scaled {
+                expired.retain(|e| e.last_event.is_some());
+            }
+            let slots: Vec<Vec<u8>> = expired.iter().flat_map(|e| e.slots().to_vec()).collect();
+            l.erase_texts(&expired)
+                .map(|keys| (expired.len(), keys, slots))
         })
         .await;
         match run {
-            Ok(Ok((people, keys))) if keys > 0 => {
+            Ok(Ok((people, keys, slots))) if keys > 0 => {
                 tracing::info!(people, keys, "erased the message texts past retention");
+                if let Some((forward, _)) = &forward {
+                    if let Err(e) = forward.tombstone_keys(&slots).await {
+                        tracing::error!(error = %e, "cannot tombstone the expired text keys on the key topic; the next daily run tries again");
+                    }
+                }
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot apply the retention of message texts")
@@ -110,7 +135,12 @@ pub async fn serve(
     state.readiness().set_ready();
     // The relay outlives the server, so what the last requests recorded is published too.
     let served = Shutdown::new();
-    tokio::spawn(retention_daily(ledger.clone(), retention, served.wait()));
+    tokio::spawn(retention_daily(
+        ledger.clone(),
+        retention,
+        None,
+        served.wait(),
+    ));
     let relay = tokio::spawn(relay_files_on_commit(
         ledger,
         FileSinks::in_dir(data_dir, None),
@@ -156,25 +186,26 @@ pub async fn run(
         trigger.trigger();
     });
     let consumed = Shutdown::new();
+    let forward = if kafka_config.scale_out {
+        let instance = kafka::instance_id(&kafka_config, &ledger)?;
+        let forward = crate::api::forward::Forward::new(&kafka_config, &instance)
+            .map_err(KafkaModeError::Client)?;
+        Some(Arc::new(forward))
+    } else {
+        None
+    };
     tokio::spawn(retention_daily(
         ledger.clone(),
         retention_of(&settings),
+        forward.clone().map(|f| (f, ready.clone())),
         stop.wait(),
     ));
     let http = match listener {
         Some(listener) => {
             let webhooks = Webhooks::onto_kafka(&settings, &kafka_config, &metrics, &env_var)?;
-            let forward = if kafka_config.scale_out {
-                let instance = kafka::instance_id(&kafka_config, &ledger)?;
-                let forward = crate::api::forward::Forward::new(&kafka_config, &instance)
-                    .map_err(KafkaModeError::Client)?;
-                Some(forward)
-            } else {
-                None
-            };
             let state = AppState::new(ledger.clone(), settings.clone(), metrics.clone())
                 .with_webhooks(webhooks)
-                .with_forward(forward);
+                .with_forward(forward.clone());
             let readiness = state.readiness();
             readiness.follow(
                 ready.clone(),

@@ -4,7 +4,9 @@
 use schemars::{schema_for, Schema};
 
 use crate::domain::event::ConsentEvent;
-use crate::domain::inbound::{NormalizedInbound, SentRecord, WhatsappWebhook};
+use crate::domain::inbound::{
+    ConsentWire, EraseWire, NormalizedInbound, SentRecord, WhatsappWebhook,
+};
 use crate::domain::replies::OutboundMessage;
 use crate::pipeline::deadletter::DeadLetter;
 use crate::pipeline::Summary;
@@ -17,6 +19,8 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ("consent-event.v1.json", schema_for!(ConsentEvent)),
         ("inbound-message.v1.json", schema_for!(NormalizedInbound)),
         ("sent-message.v1.json", schema_for!(SentRecord)),
+        ("consent-record.v1.json", schema_for!(ConsentWire)),
+        ("erase-record.v1.json", schema_for!(EraseWire)),
         ("whatsapp-webhook.v1.json", schema_for!(WhatsappWebhook)),
         ("outbound-message.v1.json", schema_for!(OutboundMessage)),
         ("dead-letter.v1.json", schema_for!(DeadLetter)),

@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -36,11 +37,14 @@ pub struct EraseQuery {
         ("tenant" = String, Path, description = "Tenant id"),
         ("contact" = String, Path, description = "Any identifier of the person, URL-encoded (`%2B33612345678`)"),
         EraseQuery,
+        ("wait" = Option<u64>, Query,
+            description = "Scale-out only: seconds (1 to 60) to wait for the erasure to be written; 200 once it is, 202 when the wait runs out"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The `Erased` event (now, or the earlier one)",
             body = ref("#/components/schemas/ConsentEvent")),
+        (status = 202, description = "Scale-out: on the inbound topic, to be written by the instance that owns its partition"),
         (status = 400, description = "Invalid contact, tenant or reason", body = Problem,
             content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown token", body = Problem,
@@ -55,20 +59,14 @@ pub async fn erase(
     State(state): State<AppState>,
     Path((tenant, input)): Path<(String, String)>,
     Query(q): Query<EraseQuery>,
-) -> Result<Json<ConsentEvent>, Problem> {
+    uri: axum::http::Uri,
+) -> Result<Response, Problem> {
     let tenant = caller.allow(&tenant, Access::Write)?;
     let contact = contact_in_path(&state, &tenant, &input)?;
     let request = erasure::request(&caller.requested_by(), &q.reason)
         .map_err(|e| Problem::bad_request("invalid-reason", "Invalid reason", e.to_string()))?;
-    if state.forward().is_some() {
-        // An erasure written here would fork a chain the record topic holds; until it
-        // travels through Kafka like the other writes, scale-out refuses it openly.
-        return Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "erasure-not-in-scale-out",
-            "Erasure not available in scale-out yet",
-            "with [kafka] scale_out = true an erasure is not yet written through Kafka; nothing was erased. Stop the instances and run `consent-ledger erase` on one instance without scale_out, or see the README, \"Scale-out\"",
-        ));
+    if let Some(forward) = state.forward() {
+        return forwarded(&state, &forward, &tenant, &contact, &request, &uri).await;
     }
     let ledger = state.ledger.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -84,7 +82,7 @@ pub async fn erase(
     .map_err(|e| Problem::internal(&e))?
     .map_err(|e| Problem::internal(&e))?;
     match outcome {
-        Erased::Now(event) | Erased::Before(event) => Ok(Json(*event)),
+        Erased::Now(event) | Erased::Before(event) => Ok(Json(*event).into_response()),
         Erased::Unknown => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "unknown-contact",
@@ -92,4 +90,63 @@ pub async fn erase(
             "the ledger holds nothing about this contact in this tenant",
         )),
     }
+}
+
+/// Scale-out: the erasure onto the inbound topic, written by the owner of its partition
+/// (`api/forward.rs`). 202 once the broker has it; with `?wait=SECONDS`, 200 and the `Erased`
+/// event once this instance's view holds it. A person this view already knows as erased is
+/// answered at once.
+async fn forwarded(
+    state: &AppState,
+    forward: &crate::api::forward::Forward,
+    tenant: &crate::domain::tenant::TenantId,
+    contact: &crate::domain::contact::Contact,
+    request: &crate::domain::event::Erasure,
+    uri: &axum::http::Uri,
+) -> Result<Response, Problem> {
+    let wait = crate::api::events::record::wait_param(uri)?;
+    if let Some(event) = erased_in_view(state, tenant, contact).await? {
+        return Ok(Json(event).into_response());
+    }
+    forward.erase(tenant, contact, request).await.map_err(|e| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker-unavailable",
+            "Broker unavailable",
+            format!("{e}; nothing was erased, send the request again"),
+        )
+        .with_retry_after(1)
+    })?;
+    if let Some(wait) = wait {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut commits = state.ledger.subscribe();
+        loop {
+            if let Some(event) = erased_in_view(state, tenant, contact).await? {
+                return Ok(Json(event).into_response());
+            }
+            tokio::select! {
+                _ = commits.changed() => {}
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"accepted": true})),
+    )
+        .into_response())
+}
+
+/// The `Erased` event that suppresses `contact`, when this instance's view holds one.
+async fn erased_in_view(
+    state: &AppState,
+    tenant: &crate::domain::tenant::TenantId,
+    contact: &crate::domain::contact::Contact,
+) -> Result<Option<ConsentEvent>, Problem> {
+    let (ledger, tenant, contact) = (state.ledger.clone(), tenant.clone(), contact.clone());
+    tokio::task::spawn_blocking(move || ledger.erased_event_of(&tenant, &contact))
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .map_err(|e| Problem::internal(&e))
 }

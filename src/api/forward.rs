@@ -3,7 +3,7 @@
 //! and the instance that owns its partition writes it on that chain, so each chain keeps one
 //! writer. The answer is `202 Accepted` once the broker has the record (`acks=all`): it is
 //! then as durable as any message waiting in the topic. An import's rows go in one Kafka
-//! transaction, so that it is taken whole or not at all.
+//! transaction, so that it is taken whole or not at all. An erasure travels the same way.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,8 +15,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaConfig;
+use crate::domain::contact::Contact;
 use crate::domain::decide::ConsentRecord;
-use crate::domain::inbound::ConsentWire;
+use crate::domain::event::Erasure;
+use crate::domain::inbound::{ConsentWire, EraseWire};
 use crate::domain::tenant::TenantId;
 
 /// How long a forward may wait for the broker: the client gets a 503 after it and retries.
@@ -66,6 +68,50 @@ impl Forward {
             )
             .await
             .map_err(|(e, _)| ForwardError::from(e))?;
+        Ok(())
+    }
+
+    /// An erasure onto the inbound topic; returns once the broker has it.
+    pub async fn erase(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+        erasure: &Erasure,
+    ) -> Result<(), ForwardError> {
+        let wire = EraseWire {
+            kind: "erase".into(),
+            tenant: tenant.to_string(),
+            contact: contact.as_str().to_string(),
+            requested_by: erasure.requested_by.clone(),
+            reason: erasure.reason.clone(),
+            request_id: uuid::Uuid::new_v4(),
+        };
+        let key = format!("{tenant}:{}", contact.as_str());
+        let payload = serde_json::to_vec(&wire).expect("plain struct");
+        self.producer
+            .send(
+                FutureRecord::to(&self.inbound)
+                    .key(key.as_bytes())
+                    .payload(payload.as_slice()),
+                Timeout::After(Duration::ZERO),
+            )
+            .await
+            .map_err(|(e, _)| ForwardError::from(e))?;
+        Ok(())
+    }
+
+    /// Tombstones `slots` on the key topic: keys destroyed here (the retention of message
+    /// texts) are then gone for every instance, and for any rebuilt from Kafka.
+    pub async fn tombstone_keys(&self, slots: &[Vec<u8>]) -> Result<(), ForwardError> {
+        let sends = slots.iter().map(|slot| {
+            self.producer.send(
+                FutureRecord::<[u8], [u8]>::to(&self.config.topics.keys).key(slot.as_slice()),
+                Timeout::After(Duration::ZERO),
+            )
+        });
+        for sent in join_all(sends).await {
+            sent.map_err(|(e, _)| ForwardError::from(e))?;
+        }
         Ok(())
     }
 

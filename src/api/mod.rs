@@ -168,8 +168,8 @@ impl AppState {
     }
 
     /// Scale-out: decisions and imports go onto the inbound topic ([`forward`]).
-    pub fn with_forward(mut self, forward: Option<forward::Forward>) -> AppState {
-        self.forward = forward.map(Arc::new);
+    pub fn with_forward(mut self, forward: Option<Arc<forward::Forward>>) -> AppState {
+        self.forward = forward;
         self
     }
 

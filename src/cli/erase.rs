@@ -22,6 +22,18 @@ pub fn run(
     contact: &str,
     reason: &str,
 ) -> Result<ExitCode> {
+    if settings
+        .file
+        .kafka
+        .clone()
+        .with_env(std::env::vars())
+        .scale_out
+    {
+        return Err(UsageError(
+            "with [kafka] scale_out = true the record is Kafka: an erasure written into this instance's ledger would fork a chain. Erase through the API of a running instance (DELETE /v1/tenants/{tenant}/contacts/{contact}), which writes it through Kafka".into(),
+        )
+        .into());
+    }
     let tenant = super::tenant_arg(tenant)?;
     let contact = super::parse_contact(settings, &tenant, contact)?;
     let request = erasure::request(&cli_user(), reason).map_err(|e| UsageError(e.to_string()))?;

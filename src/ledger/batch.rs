@@ -390,6 +390,14 @@ impl<'a> Staged<'a> {
         Ok(())
     }
 
+    /// [`Self::index`] of an `Erased` event another instance wrote, which cannot be opened:
+    /// its stored row and the index row of the identifier `id` its sealed contact names.
+    pub(super) fn index_sealed(&mut self, stored: ConsentEvent, bytes: Vec<u8>, id: Id) {
+        self.stored.push(bytes);
+        self.event_ids.push((id, None));
+        self.events.push(stored);
+    }
+
     /// Appends a reply to the reply log of `partition`, which the relays follow like the
     /// event log: the reply is durable with the event that earned it.
     /// Returns the reply's seq in the partition's reply log.

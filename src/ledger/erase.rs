@@ -106,6 +106,19 @@ impl Ledger {
             .transpose()
     }
 
+    /// The `Erased` event that put `contact` on the suppression list, when it is there.
+    pub fn erased_event_of(
+        &self,
+        tenant: &TenantId,
+        contact: &Contact,
+    ) -> Result<Option<ConsentEvent>> {
+        let Some(s) = self.suppression(tenant, contact)? else {
+            return Ok(None);
+        };
+        let event = self.open_event(self.event_at(s.partition, s.seq)?)?;
+        Ok(Some(event).filter(|e| e.event_type == EventType::Erased))
+    }
+
     pub(super) fn suppressed_key(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<u8>> {
         Ok(suppressed_key(tenant, &self.digest(tenant, contact)?))
     }
@@ -128,8 +141,29 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<Erased> {
         let mut batch = self.stage();
+        let erased = batch.erase(tenant, contact, erasure, Uuid::new_v4(), partition, now)?;
+        if matches!(erased, Erased::Now(_)) {
+            batch.commit()?;
+        }
+        Ok(erased)
+    }
+}
+
+impl Staged<'_> {
+    /// The erasure in this batch: what [`Ledger::erase`] does, for the commit path (an erasure
+    /// scale-out forwarded on the inbound topic). `request_id` makes the event's id.
+    pub fn erase(
+        &mut self,
+        tenant: &TenantId,
+        contact: &Contact,
+        erasure: Erasure,
+        request_id: Uuid,
+        partition: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Erased> {
+        let ledger = self.ledger();
         if let Some(s) = self.suppression(tenant, contact)? {
-            let event = Some(self.open_event(self.event_at(s.partition, s.seq)?)?)
+            let event = Some(ledger.open_event(ledger.event_at(s.partition, s.seq)?)?)
                 .filter(|e| e.event_type == EventType::Erased)
                 .ok_or_else(|| LedgerError::Corrupt {
                     tree: "suppressed",
@@ -137,30 +171,29 @@ impl Ledger {
                 })?;
             return Ok(Erased::Before(Box::new(event)));
         }
-        if !self.knows(tenant, contact)? {
+        if !ledger.knows(tenant, contact)? {
             return Ok(Erased::Unknown);
         }
-        let members = batch.member_ids(tenant, contact)?;
+        let members = self.member_ids(tenant, contact)?;
         let readable: Vec<&Contact> = members.values().flatten().collect();
         let others = readable
             .iter()
             .filter(|c| **c != contact)
             .map(|c| (*c).clone())
             .collect();
-        let event = erased_event(tenant, contact, others, erasure, Uuid::new_v4(), now);
-        let sealed = batch.append(event, partition)?;
+        let event = erased_event(tenant, contact, others, erasure, request_id, now);
+        let sealed = self.append(event, partition)?;
         let entry = serde_json::to_vec(&Suppression::of(&sealed)).expect("plain struct");
         for id in members.keys() {
             for kind in KeyKind::ALL {
-                batch.destroy.insert(slot(tenant, id, kind));
+                self.destroy.insert(slot(tenant, id, kind));
             }
-            batch
-                .suppress
+            self.suppress
                 .insert(suppressed_key(tenant, id), Some(entry.clone()));
         }
         let mut reply_seq = 0;
         for (i, member) in readable.iter().enumerate() {
-            reply_seq = batch.push_reply(partition, &erased_record(&sealed, member, i))?;
+            reply_seq = self.push_reply(partition, &erased_record(&sealed, member, i))?;
         }
         let notice = Notice {
             tenant: tenant.clone(),
@@ -168,11 +201,10 @@ impl Ledger {
             seq: sealed.seq,
             reply_seq,
         };
-        batch.notices.push((
+        self.notices.push((
             notice_key(partition, sealed.seq),
             serde_json::to_vec(&notice).expect("plain struct"),
         ));
-        batch.commit()?;
         Ok(Erased::Now(Box::new(sealed)))
     }
 }

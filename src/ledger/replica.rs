@@ -12,7 +12,7 @@
 
 use super::batch::Staged;
 use super::{decode, ChainHead, Ledger, LedgerError, Result};
-use crate::domain::event::ConsentEvent;
+use crate::domain::event::{ConsentEvent, EventType};
 use crate::domain::replies::OutboundMessage;
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -27,6 +27,9 @@ pub enum RowTree {
     SentByContact = 3,
     Delivery = 4,
     Signals = 5,
+    /// Suppression entries an erasure wrote (`erase.rs`); an opt-in's lifting of one is
+    /// derived again from the opt-in by whoever adopts it.
+    Suppressed = 6,
 }
 
 impl RowTree {
@@ -37,6 +40,7 @@ impl RowTree {
             3 => RowTree::SentByContact,
             4 => RowTree::Delivery,
             5 => RowTree::Signals,
+            6 => RowTree::Suppressed,
             _ => return None,
         })
     }
@@ -106,8 +110,12 @@ pub struct Replica<'s> {
     /// subscriber feed of the same transaction).
     pub events: Vec<(u32, u64, &'s [u8], &'s ConsentEvent)>,
     pub rows: Rows,
-    /// Data keys the batch created: `keys` slot and wrapped key.
+    /// Data keys the batch created: `keys` slot and wrapped key. Not the notice keys of
+    /// `Erased` events: the transaction publishes what they open, so they are never shared
+    /// and never stored (`forget_notices`).
     pub keys: Vec<(&'s [u8], &'s [u8])>,
+    /// Data keys the batch destroyed (an erasure): tombstones on the key topic.
+    pub destroyed: Vec<&'s [u8]>,
     /// Replies to the customer, opened, with the partition of the message that earned them.
     pub replies: Vec<(u32, &'s OutboundMessage)>,
 }
@@ -154,10 +162,10 @@ impl Staged<'_> {
                 "its hash does not match it",
             ));
         }
-        if !self.ledger().keys_present(&stored)? {
+        let erased = stored.event_type == EventType::Erased;
+        if !erased && !self.ledger().keys_present(&stored)? {
             return Ok(Adopted::MissingKey);
         }
-        let event = self.ledger().open_event(stored.clone())?;
         self.set_head(
             partition,
             ChainHead {
@@ -165,7 +173,16 @@ impl Staged<'_> {
                 hash: stored.hash.clone(),
             },
         );
-        self.index(event, stored_bytes.to_vec())?;
+        if erased {
+            // Its identifiers were sealed under a notice key nobody kept: it is indexed by
+            // the keyed hash its sealed contact names, and changes no fold.
+            let id = super::seal::field_ref(stored.contact.as_str())
+                .ok_or_else(|| chain_error(partition, &stored, "its contact is not sealed"))?;
+            self.index_sealed(stored, stored_bytes.to_vec(), id);
+        } else {
+            let event = self.ledger().open_event(stored)?;
+            self.index(event, stored_bytes.to_vec())?;
+        }
         Ok(Adopted::Appended)
     }
 
@@ -187,6 +204,11 @@ impl Staged<'_> {
         for (k, v) in &self.signals {
             rows.push(RowTree::Signals, k, v);
         }
+        for (k, v) in &self.suppress {
+            if let Some(v) = v {
+                rows.push(RowTree::Suppressed, k, v);
+            }
+        }
         Ok(Replica {
             events: self
                 .events
@@ -198,8 +220,10 @@ impl Staged<'_> {
             keys: self
                 .new_keys
                 .iter()
+                .filter(|(k, _)| !is_notice_slot(k))
                 .map(|(k, v)| (k.as_slice(), v.as_slice()))
                 .collect(),
+            destroyed: self.destroy.iter().map(Vec::as_slice).collect(),
             replies: self
                 .replies
                 .iter()
@@ -227,6 +251,9 @@ impl Staged<'_> {
                 self.delivery.insert(key, decode("delivery", value)?);
             }
             RowTree::Signals => self.signals.push((key, value.to_vec())),
+            RowTree::Suppressed => {
+                self.suppress.insert(key, Some(value.to_vec()));
+            }
         }
         Ok(())
     }
@@ -238,6 +265,14 @@ impl Staged<'_> {
             self.stage_row(*tree, key, value)?;
         }
         Ok(rows.len())
+    }
+
+    /// Once the transaction published the batch: the notice keys of its `Erased` events opened
+    /// the feed's copy only, which is out, so they are not stored and nothing waits to
+    /// release them. The events' identifiers are unreadable from now on, as an erasure wants.
+    pub fn forget_notices(&mut self) {
+        self.new_keys.retain(|k, _| !is_notice_slot(k));
+        self.notices.clear();
     }
 
     /// Records that the record topic's `partition` is taken in up to `next` (excluded), in
@@ -255,6 +290,10 @@ fn chain_error(partition: u32, stored: &ConsentEvent, why: &str) -> LedgerError 
             stored.event_id, stored.seq
         ),
     }
+}
+
+fn is_notice_slot(slot: &[u8]) -> bool {
+    slot.first() == Some(&b'n')
 }
 
 pub(super) fn view_cursor_key(topic_partition: i32) -> Vec<u8> {

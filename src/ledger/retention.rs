@@ -32,6 +32,12 @@ pub struct Expired {
 }
 
 impl Expired {
+    /// The `keys` slots of the text keys its erasure destroys: scale-out tombstones them on
+    /// the key topic too.
+    pub fn slots(&self) -> &[Vec<u8>] {
+        &self.slots
+    }
+
     pub fn text_keys(&self) -> usize {
         self.slots.len()
     }

@@ -265,6 +265,17 @@ impl Batch<'_, '_> {
                     self.consent(&tenant, &record, partition)?;
                     Ok(())
                 }
+                Ready::Erase(tenant, contact, erasure, request_id) => {
+                    let erased = self
+                        .staged
+                        .erase(&tenant, &contact, erasure, request_id, partition, self.now)?;
+                    match erased {
+                        crate::ledger::Erased::Now(_) => self.summary.events += 1,
+                        crate::ledger::Erased::Before(_) => self.summary.duplicates += 1,
+                        crate::ledger::Erased::Unknown => self.summary.ignored += 1,
+                    }
+                    Ok(())
+                }
             };
             if let Err(r) = outcome {
                 self.summary.rejected += 1;

@@ -11,7 +11,9 @@ use super::commit::Rejection;
 use super::resolve;
 use crate::config::Settings;
 use crate::domain::analytics::SentRef;
+use crate::domain::contact::Contact;
 use crate::domain::decide::{self, Classified, ConsentRecord, Origin, Resolved};
+use crate::domain::event::Erasure;
 use crate::domain::inbound::{self, Content, DecodeError, DeliveryStatus, Item, TenantRef};
 use crate::domain::tenant::TenantId;
 
@@ -32,6 +34,7 @@ pub(super) enum Ready {
     Sent(TenantId, SentRef),
     Status(TenantId, DeliveryStatus),
     Consent(TenantId, Box<ConsentRecord>),
+    Erase(TenantId, Contact, Erasure, uuid::Uuid),
 }
 
 /// What one record needs to be prepared.
@@ -124,6 +127,22 @@ fn ready(item: Item, origin: &Origin, settings: &Settings, now: DateTime<Utc>) -
                 });
             match decided {
                 Ok((tenant, record)) => Ready::Consent(tenant, Box::new(record)),
+                Err(error) => Ready::Rejected(Rejection { error, path: None }),
+            }
+        }
+        Item::Erase(wire) => {
+            let erase = resolve::tenant(settings, &TenantRef::Name(wire.tenant.clone())).and_then(
+                |tenant| {
+                    let contact = resolve::contact(settings, &tenant, &wire.contact)?;
+                    let erasure = crate::domain::erasure::request(&wire.requested_by, &wire.reason)
+                        .map_err(|e| inbound::invalid_record("erase record", e.to_string()))?;
+                    Ok((tenant, contact, erasure))
+                },
+            );
+            match erase {
+                Ok((tenant, contact, erasure)) => {
+                    Ready::Erase(tenant, contact, erasure, wire.request_id)
+                }
                 Err(error) => Ready::Rejected(Rejection { error, path: None }),
             }
         }

@@ -339,7 +339,7 @@ fn key_reused() -> Problem {
 
 /// `?wait=SECONDS` (1 to 60): scale-out answers 201 once the decision is in this instance's
 /// view, or 202 when the wait runs out. A single instance records at once and ignores it.
-fn wait_param(uri: &axum::http::Uri) -> Result<Option<std::time::Duration>, Problem> {
+pub(crate) fn wait_param(uri: &axum::http::Uri) -> Result<Option<std::time::Duration>, Problem> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };

@@ -13,9 +13,10 @@ use crate::domain::decide::{ConsentRecord, RecordOrigin};
 use crate::domain::tenant::TenantId;
 
 /// `{"type":"consent", …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentWire {
+    /// `consent`.
     #[serde(rename = "type")]
     pub kind: String,
     pub tenant: String,
@@ -39,6 +40,22 @@ pub struct ConsentWire {
     pub campaign_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
+}
+
+/// `{"type":"erase", …}`: an erasure the API received (scale-out), written by the owner of
+/// its partition like any decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseWire {
+    /// `erase`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tenant: String,
+    pub contact: String,
+    pub requested_by: String,
+    pub reason: String,
+    /// Makes the `Erased` event's id, so that a redelivery cannot make a second one.
+    pub request_id: uuid::Uuid,
 }
 
 /// Bounds the API enforces, enforced again here: the topic is not the API.

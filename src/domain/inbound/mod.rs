@@ -13,7 +13,7 @@ mod normalized;
 mod status;
 pub mod whatsapp;
 
-pub use consent::ConsentWire;
+pub use consent::{ConsentWire, EraseWire};
 pub use normalized::{NormalizedInbound, SentRecord};
 pub use whatsapp::WhatsappWebhook;
 
@@ -159,6 +159,8 @@ pub enum Item {
     Status(DeliveryStatus),
     /// A decision the API or an import received, forwarded by scale-out (`consent.rs`).
     Consent(Box<ConsentWire>),
+    /// An erasure the API received, forwarded by scale-out.
+    Erase(Box<EraseWire>),
     /// Statuses, reactions, media…: valid input that carries no consent meaning.
     Ignored(&'static str),
     Rejected {
@@ -272,6 +274,11 @@ fn decode_value(bytes: &[u8]) -> Result<Vec<Item>, DecodeError> {
                 .map_err(|e| invalid("consent record", e.to_string()))?;
             Ok(vec![Item::Consent(Box::new(record))])
         }
+        Some("erase") => {
+            let record: EraseWire = serde_json::from_value(value)
+                .map_err(|e| invalid("erase record", e.to_string()))?;
+            Ok(vec![Item::Erase(Box::new(record))])
+        }
         Some("sent") => {
             let record: SentRecord =
                 serde_json::from_value(value).map_err(|e| invalid("sent record", e.to_string()))?;
@@ -283,6 +290,11 @@ fn decode_value(bytes: &[u8]) -> Result<Vec<Item>, DecodeError> {
 
 pub(super) fn invalid(what: &'static str, detail: String) -> DecodeError {
     DecodeError::Invalid { what, detail }
+}
+
+/// A record of a known shape whose content cannot be used, for the pipeline's own checks.
+pub fn invalid_record(what: &'static str, detail: String) -> DecodeError {
+    invalid(what, detail)
 }
 
 pub(super) fn check_content(content: &Content) -> Result<(), DecodeError> {

@@ -4,7 +4,8 @@
 //! topic) take the batch; an aborted one leaves no trace anywhere, and its input is read again.
 //!
 //! In the transaction, for each batch:
-//! - `consent.keys`: the data keys it created, wrapped (before the events they open);
+//! - `consent.keys`: the data keys it created, wrapped (before the events they open), and a
+//!   tombstone for each key an erasure destroyed;
 //! - `consent.ledger`: each event, stored form, on the partition number of its chain (the
 //!   inbound partition), and the rows no event implies ([`crate::ledger::replica`]);
 //! - `consent.events` and `outbound.messages`: the subscriber feed and the replies, opened;
@@ -67,6 +68,10 @@ impl Txn<'_> {
                 &t.keys,
                 self.send(FutureRecord::to(&t.keys).key(*slot).payload(*wrapped))?,
             ));
+        }
+        for slot in &replica.destroyed {
+            let tombstone = FutureRecord::<[u8], [u8]>::to(&t.keys).key(*slot);
+            sends.push((&t.keys, self.send(tombstone)?));
         }
         for (partition, seq, stored, opened) in &replica.events {
             let key = format!("{partition}/{seq}");
@@ -139,6 +144,7 @@ impl Txn<'_> {
         for (partition, offset) in next {
             staged.set_view_cursor(partition, offset);
         }
+        staged.forget_notices();
         Ok(())
     }
 
