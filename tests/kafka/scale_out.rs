@@ -756,3 +756,23 @@ async fn an_erasure_through_one_instance_erases_everywhere_and_tombstones_the_ke
     );
     stop_and_compare(vec![(a, &a_env), (b, &b_env)], 7);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_out_without_the_deployment_keys_in_the_configuration_is_refused() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-keys");
+    let env = Env::with_config(&config(&names));
+    // The master key configured, the signing key left to the data dir: refused.
+    let mut svc = Service::start_with(
+        &env,
+        &bootstrap,
+        &[("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY)],
+    );
+    let status = svc.child.wait().unwrap();
+    assert!(!status.success());
+    let log = svc.log_text();
+    assert!(
+        log.contains("scale-out needs the deployment's signing key"),
+        "{log}"
+    );
+}

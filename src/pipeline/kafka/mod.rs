@@ -64,6 +64,10 @@ pub enum KafkaModeError {
     NotEmpty(String),
     #[error("the record topic {0} does not exist: nothing to rebuild from (is [kafka] scale_out on, and the topic name right?)")]
     NoRecordTopic(String),
+    #[error(
+        "scale-out needs the deployment's {0} from the configuration, the same for every instance: a key made in this instance's data dir would be its own. Set it (README, \"Scale-out\")"
+    )]
+    DeploymentKey(&'static str),
     #[error("cannot keep this instance's id in {path}: {detail}")]
     InstanceId { path: String, detail: String },
 }
@@ -90,6 +94,9 @@ pub async fn run(
         .rgpd
         .dead_letter_days
         .unwrap_or(crate::config::DEFAULT_DEAD_LETTER_DAYS);
+    if k.scale_out {
+        deployment_keys(&settings)?;
+    }
     let consent_partitions = topics::ensure_topics(&k, dead_letter_days, &stop).await?;
     let failed = Arc::new(AtomicBool::new(false));
     let view_stop = Arc::new(AtomicBool::new(false));
@@ -324,4 +331,22 @@ pub async fn rebuild_from_kafka(
         partitions,
         events: metrics.events_adopted.get(),
     })
+}
+
+/// Scale-out's instances open each other's keys and sign for each other: both keys must come
+/// from the configuration, never be made in one instance's data dir.
+fn deployment_keys(settings: &Settings) -> Result<(), KafkaModeError> {
+    let rgpd = &settings.file.rgpd;
+    if std::env::var_os(crate::config::MASTER_KEY_ENV).is_none() && rgpd.master_key_file.is_none() {
+        return Err(KafkaModeError::DeploymentKey(
+            "master key (CONSENT_LEDGER_MASTER_KEY or [rgpd] master_key_file)",
+        ));
+    }
+    if std::env::var_os(crate::config::SIGNING_KEY_ENV).is_none() && rgpd.signing_key_file.is_none()
+    {
+        return Err(KafkaModeError::DeploymentKey(
+            "signing key (CONSENT_LEDGER_SIGNING_KEY or [rgpd] signing_key_file)",
+        ));
+    }
+    Ok(())
 }

@@ -29,6 +29,9 @@ use crate::ledger::replica::Adopted;
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::Metrics;
 
+/// How long the view's fetches wait at the end of a partition (see [`View::new`]).
+const VIEW_FETCH_WAIT_MS: &str = "20";
+
 /// Entries taken in per write, at most.
 const ROUND: usize = 5000;
 /// How long an event may wait for its key before the wait is logged as an error.
@@ -87,7 +90,15 @@ impl View {
         metrics: Metrics,
         partitions: i32,
     ) -> Result<View, KafkaModeError> {
-        let consumer: BaseConsumer<ViewCtx> = super::topics::client_config(k)
+        let mut config = super::topics::client_config(k);
+        // A read-committed fetch waiting at the end of a partition is not woken by the
+        // transaction marker that makes the waiting entries readable: it returns after
+        // `fetch.wait.max.ms` (500 ms by default), which would be most of the time a STOP
+        // takes to show on the other instances.
+        if !k.properties.contains_key("fetch.wait.max.ms") {
+            config.set("fetch.wait.max.ms", VIEW_FETCH_WAIT_MS);
+        }
+        let consumer: BaseConsumer<ViewCtx> = config
             .set("group.id", format!("{}.view.{instance}", k.group_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
