@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use chrono::Utc;
 use consent_ledger::domain::clock::ClockBounds;
+use consent_ledger::domain::contact::Contact;
 use consent_ledger::domain::decide::classify;
 use consent_ledger::domain::event::SourceKind;
 use consent_ledger::domain::inbound::{decode, Content, DecodeError, Item, MAX_TEXT_CHARS};
@@ -71,7 +72,12 @@ fuzz_target!(|data: &[u8]| {
                     effective.at
                 );
             }
-            Item::Sent(_) | Item::Status(_) | Item::Ignored(_) => {}
+            Item::Consent(wire) => {
+                // Whatever its fields hold, its checks give an error, never a panic.
+                let contact = Contact::from_stored(wire.contact.clone());
+                let _ = (**wire).clone().into_record(contact);
+            }
+            Item::Sent(_) | Item::Status(_) | Item::Erase(_) | Item::Ignored(_) => {}
         }
     }
 });

@@ -108,27 +108,17 @@ async fn forwarded(
     if let Some(event) = erased_in_view(state, tenant, contact).await? {
         return Ok(Json(event).into_response());
     }
-    forward.erase(tenant, contact, request).await.map_err(|e| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "broker-unavailable",
-            "Broker unavailable",
-            format!("{e}; nothing was erased, send the request again"),
-        )
-        .with_retry_after(1)
-    })?;
+    forward
+        .erase(tenant, contact, request)
+        .await
+        .map_err(|e| e.problem("nothing was erased"))?;
     if let Some(wait) = wait {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut commits = state.ledger.subscribe();
-        loop {
-            if let Some(event) = erased_in_view(state, tenant, contact).await? {
-                return Ok(Json(event).into_response());
-            }
-            tokio::select! {
-                _ = commits.changed() => {}
-                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-                () = tokio::time::sleep_until(deadline) => break,
-            }
+        let erased = crate::api::forward::wait_for(&state.ledger, wait, || {
+            erased_in_view(state, tenant, contact)
+        })
+        .await?;
+        if let Some(event) = erased {
+            return Ok(Json(event).into_response());
         }
     }
     Ok((

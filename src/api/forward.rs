@@ -14,12 +14,14 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use crate::api::problem::Problem;
 use crate::config::KafkaConfig;
 use crate::domain::contact::Contact;
 use crate::domain::decide::ConsentRecord;
 use crate::domain::event::Erasure;
 use crate::domain::inbound::{ConsentWire, EraseWire};
 use crate::domain::tenant::TenantId;
+use crate::ledger::Ledger;
 
 /// How long a forward may wait for the broker: the client gets a 503 after it and retries.
 const MESSAGE_TIMEOUT_MS: &str = "10000";
@@ -37,6 +39,44 @@ pub struct Forward {
 #[derive(Debug, thiserror::Error)]
 #[error("the broker did not take the record: {0}")]
 pub struct ForwardError(String);
+
+impl ForwardError {
+    /// 503 with `Retry-After`; `undone` says what did not happen (the client sends again).
+    pub fn problem(&self, undone: &str) -> Problem {
+        Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "broker-unavailable",
+            "Broker unavailable",
+            format!("{self}; {undone}, send the request again"),
+        )
+        .with_retry_after(1)
+    }
+}
+
+/// Asks `check` whenever this instance's ledger commits (and every 100 ms) until it answers
+/// or `wait` runs out: how `?wait=SECONDS` waits for a forwarded write to reach the view.
+pub async fn wait_for<T, F, Fut>(
+    ledger: &Ledger,
+    wait: Duration,
+    mut check: F,
+) -> Result<Option<T>, Problem>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, Problem>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut commits = ledger.subscribe();
+    loop {
+        if let Some(found) = check().await? {
+            return Ok(Some(found));
+        }
+        tokio::select! {
+            _ = commits.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(None),
+        }
+    }
+}
 
 impl From<KafkaError> for ForwardError {
     fn from(e: KafkaError) -> Self {
@@ -59,11 +99,15 @@ impl Forward {
     /// One decision onto the inbound topic; returns once the broker has it.
     pub async fn one(&self, tenant: &TenantId, record: &ConsentRecord) -> Result<(), ForwardError> {
         let (key, payload) = encode(tenant, record);
+        self.send(&key, &payload).await
+    }
+
+    async fn send(&self, key: &str, payload: &[u8]) -> Result<(), ForwardError> {
         self.producer
             .send(
                 FutureRecord::to(&self.inbound)
                     .key(key.as_bytes())
-                    .payload(payload.as_slice()),
+                    .payload(payload),
                 Timeout::After(Duration::ZERO),
             )
             .await
@@ -88,16 +132,7 @@ impl Forward {
         };
         let key = format!("{tenant}:{}", contact.as_str());
         let payload = serde_json::to_vec(&wire).expect("plain struct");
-        self.producer
-            .send(
-                FutureRecord::to(&self.inbound)
-                    .key(key.as_bytes())
-                    .payload(payload.as_slice()),
-                Timeout::After(Duration::ZERO),
-            )
-            .await
-            .map_err(|(e, _)| ForwardError::from(e))?;
-        Ok(())
+        self.send(&key, &payload).await
     }
 
     /// Tombstones `slots` on the key topic: keys destroyed here (the retention of message

@@ -33,15 +33,14 @@ fn config(names: &Names) -> String {
         )
 }
 
+/// The deployment's keys as every instance and CLI command of a test gets them.
+const KEYS: [(&str, &str); 2] = [
+    ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
+    ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
+];
+
 fn instance(env: &Env, bootstrap: &str) -> Service {
-    Service::start_with(
-        env,
-        bootstrap,
-        &[
-            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
-            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
-        ],
-    )
+    Service::start_with(env, bootstrap, &KEYS)
 }
 
 /// A metric's value summed over its label sets (0 when absent).
@@ -159,17 +158,8 @@ async fn a_record_topic_with_another_partition_count_than_the_inbound_topic_is_r
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_one_instance_processed_is_answered_by_the_other() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-query");
-    create_topic(&bootstrap, &names.inbound, 6).await;
-    let (a_env, b_env) = (
-        Env::with_config(&config(&names)),
-        Env::with_config(&config(&names)),
-    );
-    let a = instance(&a_env, &bootstrap);
-    let b = instance(&b_env, &bootstrap);
-    wait_ready(&a);
-    wait_ready(&b);
+    let (bootstrap, names) = deployment("scale-query").await;
+    let (_a_env, _b_env, a, b) = two(&names, &bootstrap, true);
     // Six people, so that each instance's partitions get some of them.
     let people: Vec<String> = (0..6).map(|i| format!("33620000{i:03}")).collect();
     let records: Vec<Record> = people
@@ -205,6 +195,29 @@ async fn a_stop_one_instance_processed_is_answered_by_the_other() {
     );
 }
 
+/// The broker and the names of a new deployment, its inbound topic made with 6 partitions.
+async fn deployment(test: &str) -> (String, Names) {
+    let bootstrap = bootstrap();
+    let names = Names::new(test);
+    create_topic(&bootstrap, &names.inbound, 6).await;
+    (bootstrap, names)
+}
+
+/// Two instances of the deployment, each with its own data dir; `ready`: once both are.
+fn two(names: &Names, bootstrap: &str, ready: bool) -> (Env, Env, Service, Service) {
+    let (a_env, b_env) = (
+        Env::with_config(&config(names)),
+        Env::with_config(&config(names)),
+    );
+    let a = instance(&a_env, bootstrap);
+    let b = instance(&b_env, bootstrap);
+    if ready {
+        wait_ready(&a);
+        wait_ready(&b);
+    }
+    (a_env, b_env, a, b)
+}
+
 fn wait_ready(svc: &Service) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while !svc.get("/readyz").is_some_and(|(s, _)| s == 200) {
@@ -219,16 +232,9 @@ fn wait_ready(svc: &Service) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_share_the_stream_and_end_with_the_same_view() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-share");
-    create_topic(&bootstrap, &names.inbound, 6).await;
+    let (bootstrap, names) = deployment("scale-share").await;
     let (records, expected) = stream(100_000, 5_000, 14);
-    let (a_env, b_env) = (
-        Env::with_config(&config(&names)),
-        Env::with_config(&config(&names)),
-    );
-    let a = instance(&a_env, &bootstrap);
-    let b = instance(&b_env, &bootstrap);
+    let (a_env, b_env, a, b) = two(&names, &bootstrap, false);
     let started = Instant::now();
     produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
     wait_for_views(&[&a, &b], expected as i64, Duration::from_secs(600));
@@ -242,64 +248,25 @@ async fn two_instances_share_the_stream_and_end_with_the_same_view() {
     );
     assert_eq!(own_a + own_b, expected as i64, "every event written once");
     eprintln!("views complete after {:?}", started.elapsed());
-    for i in (0..5_000u64).step_by(50) {
-        let path = format!("/v1/tenants/acme/contacts/%2B3362{i:07}/consent?purpose=marketing");
-        let answer = |svc: &Service| {
-            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
-            assert_eq!(status, 200, "{body}");
-            let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            v.as_object_mut().unwrap().remove("checked_at");
-            v
-        };
-        assert_eq!(
-            answer(&a),
-            answer(&b),
-            "both instances answer alike for {path}"
-        );
-    }
-    assert_eq!(a.stop(), Some(0));
-    assert_eq!(b.stop(), Some(0));
-    let vars = [
-        ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
-        ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
-    ];
-    let verify = |env: &Env| -> serde_json::Value {
-        let out = env
-            .command(&["verify", "--json"])
-            .envs(vars)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let (in_a, in_b) = (verify(&a_env), verify(&b_env));
-    assert_eq!(in_a["events"], expected, "one event per qualifying message");
-    assert_eq!(in_a["problems"], serde_json::json!([]), "{in_a}");
+    same_answers(&a, &b, (0..5_000u64).step_by(50));
+    let report = stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
     assert_eq!(
-        in_a["heads"].as_object().map(|h| h.len()),
+        report["heads"].as_object().map(|h| h.len()),
         Some(6),
         "one chain per partition"
     );
-    assert_eq!(in_a, in_b, "both ledgers hold the same chains and verify");
 }
 
-/// The views of `instances` once each holds `events` events; the verify reports of their
-/// ledgers after they stopped, which must be equal and clean.
+/// Stops each instance and verifies its ledger (`verify --json`): each holds `events` events
+/// and verifies, and all reports (chain heads included) are equal. Returns the report.
 fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) -> serde_json::Value {
-    let vars = [
-        ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
-        ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
-    ];
     let mut reports = Vec::new();
     for (svc, env) in pairs {
         assert_eq!(svc.stop(), Some(0));
         let out = env
             .command(&["verify", "--json"])
-            .envs(vars)
+            .envs(KEYS)
             .output()
             .unwrap();
         assert!(
@@ -317,18 +284,9 @@ fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) -> serde_json::V
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_one_instance_mid_stream_loses_doubles_and_destroys_nothing() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-kill");
-    create_topic(&bootstrap, &names.inbound, 6).await;
-    let (records, expected) = stream(20_000, 2_000, 15);
-    let (a_env, b_env) = (
-        Env::with_config(&config(&names)),
-        Env::with_config(&config(&names)),
-    );
-    let a = instance(&a_env, &bootstrap);
-    let b = instance(&b_env, &bootstrap);
-    wait_ready(&a);
-    wait_ready(&b);
+    let (bootstrap, names) = deployment("scale-kill").await;
+    let (records, expected) = stream(10_000, 2_000, 15);
+    let (a_env, b_env, a, b) = two(&names, &bootstrap, true);
     produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
     // Mid-stream: both have written, neither is done.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -375,8 +333,8 @@ async fn kill_9_of_one_instance_mid_stream_loses_doubles_and_destroys_nothing() 
     stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
 }
 
-/// `POST path` with `body` and extra header lines on `svc`'s API: status and body.
-fn post(svc: &Service, path: &str, headers: &str, body: &str) -> (u16, String) {
+/// `METHOD path` with extra header lines and `body` on `svc`'s API: status and body.
+fn request(svc: &Service, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let addr = svc.addr().expect("the API listens");
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
@@ -384,58 +342,61 @@ fn post(svc: &Service, path: &str, headers: &str, body: &str) -> (u16, String) {
         .unwrap();
     write!(
         conn,
-        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
     let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+    (status, body.unwrap_or_default())
+}
+
+fn post(svc: &Service, path: &str, headers: &str, body: &str) -> (u16, String) {
+    request(svc, "POST", path, headers, body)
+}
+
+fn delete(svc: &Service, path: &str) -> (u16, String) {
+    request(svc, "DELETE", path, "", "")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn api_writes_and_imports_go_through_kafka_and_every_instance_answers_for_them() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-api");
-    create_topic(&bootstrap, &names.inbound, 6).await;
-    let (a_env, b_env) = (
-        Env::with_config(&config(&names)),
-        Env::with_config(&config(&names)),
-    );
-    let a = instance(&a_env, &bootstrap);
-    let b = instance(&b_env, &bootstrap);
-    wait_ready(&a);
-    wait_ready(&b);
-    let json = "Content-Type: application/json\r\n";
+    let (bootstrap, names) = deployment("scale-api").await;
+    let (_a_env, _b_env, a, b) = two(&names, &bootstrap, true);
+    // POST consent-events?QUERY with Idempotency-Key KEY: status, JSON answer, raw answer.
+    let record = |svc: &Service, query: &str, key: &str, body: &str| {
+        let (status, text) = post(
+            svc,
+            &format!("/v1/tenants/acme/consent-events{query}"),
+            &format!("Content-Type: application/json\r\nIdempotency-Key: {key}\r\n"),
+            body,
+        );
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        (status, json, text)
+    };
 
     // Without a wait: 202 and the event's id, the decision on its way.
-    let (status, body) = post(
+    let (status, answer, body) = record(
         &a,
-        "/v1/tenants/acme/consent-events",
-        &format!("{json}Idempotency-Key: api-1\r\n"),
+        "",
+        "api-1",
         r#"{"contact":"+33640000001","type":"OptedOut","channel":"support","source":"agent"}"#,
     );
     assert_eq!(status, 202, "{body}");
-    let accepted: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(accepted["accepted"], true);
-    let event_id = accepted["event_id"].as_str().unwrap().to_string();
+    assert_eq!(answer["accepted"], true);
+    let event_id = answer["event_id"].as_str().unwrap().to_string();
 
     // With a wait: 201 and the event, once this instance's view holds it.
-    let (status, body) = post(
+    let (status, answer, body) = record(
         &b,
-        "/v1/tenants/acme/consent-events?wait=20",
-        &format!("{json}Idempotency-Key: api-2\r\n"),
+        "?wait=20",
+        "api-2",
         r#"{"contact":"+33640000002","type":"OptedOut","scope":"all"}"#,
     );
     assert_eq!(status, 201, "{body}");
-    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(created["event"]["source"]["kind"], "api", "{created}");
+    assert_eq!(answer["event"]["source"]["kind"], "api", "{body}");
 
     // An import through a, all rows in one transaction.
     let csv = "contact,status,occurred_at\n+33640000003,opted_out,2026-11-01T10:00:00Z\n+33640000004,opted_out,2026-11-01T10:00:00Z\nnot-a-number,opted_out,2026-11-01T10:00:00Z\n";
@@ -471,23 +432,49 @@ async fn api_writes_and_imports_go_through_kafka_and_every_instance_answers_for_
     }
 
     // The key again, through the other instance: the original event from its view.
-    let (status, body) = post(
+    let (status, answer, body) = record(
         &b,
-        "/v1/tenants/acme/consent-events",
-        &format!("{json}Idempotency-Key: api-1\r\n"),
+        "",
+        "api-1",
         r#"{"contact":"+33640000001","type":"OptedOut","channel":"support","source":"agent"}"#,
     );
     assert_eq!(status, 200, "{body}");
-    let replayed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(replayed["event"]["event_id"], event_id.as_str());
+    assert_eq!(answer["event"]["event_id"], event_id.as_str());
     // The key for another decision: 409, as on a single instance.
-    let (status, body) = post(
+    let (status, answer, body) = record(
         &a,
-        "/v1/tenants/acme/consent-events",
-        &format!("{json}Idempotency-Key: api-1\r\n"),
+        "",
+        "api-1",
         r#"{"contact":"+33640000001","type":"OptedIn"}"#,
     );
     assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        answer["type"]
+            .as_str()
+            .map(|t| t.ends_with("idempotency-key-reused")),
+        Some(true),
+        "{body}"
+    );
+}
+
+/// Both instances' API answers for the marketing consent of `+3362` and each of `numbers`
+/// (7 digits) are the same, but for the time each answered.
+fn same_answers(x: &Service, y: &Service, numbers: impl Iterator<Item = u64>) {
+    for i in numbers {
+        let path = format!("/v1/tenants/acme/contacts/%2B3362{i:07}/consent?purpose=marketing");
+        let answer = |svc: &Service| {
+            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
+            assert_eq!(status, 200, "{body}");
+            let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v.as_object_mut().unwrap().remove("checked_at");
+            v
+        };
+        assert_eq!(
+            answer(x),
+            answer(y),
+            "both instances answer alike for {path}"
+        );
+    }
 }
 
 /// Events in `svc`'s view: written by it or taken from the others.
@@ -506,28 +493,45 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scaling_from_one_instance_to_three_and_back_mid_stream_keeps_the_state_exact() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-123");
-    create_topic(&bootstrap, &names.inbound, 6).await;
-    let (records, expected) = stream(24_000, 2_000, 16);
+    let (bootstrap, names) = deployment("scale-123").await;
+    let (records, expected) = stream(12_000, 2_000, 16);
+    let thirds: Vec<&[Record]> = records.chunks(4_000).collect();
     let envs: Vec<Env> = (0..3).map(|_| Env::with_config(&config(&names))).collect();
     let a = instance(&envs[0], &bootstrap);
     wait_ready(&a);
-    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
-    let quarter = (expected / 4) as i64;
-    wait_for("a quarter of the stream", Duration::from_secs(120), || {
-        in_view(&a) >= quarter
-    });
+    // A first third as a backlog: b and c join while a works through it.
+    produce_with(
+        &bootstrap,
+        &names.inbound,
+        thirds[0],
+        &[("linger.ms", "20")],
+    )
+    .await;
+    wait_for("a to write", Duration::from_secs(120), || in_view(&a) > 0);
     let b = instance(&envs[1], &bootstrap);
     let c = instance(&envs[2], &bootstrap);
+    wait_ready(&b);
+    wait_ready(&c);
+    // The second third with three instances, each owning two partitions.
+    produce_with(
+        &bootstrap,
+        &names.inbound,
+        thirds[1],
+        &[("linger.ms", "20")],
+    )
+    .await;
     wait_for("b and c to write", Duration::from_secs(120), || {
         metric(&b, "consent_ledger_events_appended_total") > 0
             && metric(&c, "consent_ledger_events_appended_total") > 0
     });
-    assert!(
-        in_view(&a) < expected as i64,
-        "the stream was over before b and c joined"
-    );
+    // Back to one while the stream goes on: b and c leave with the last third in the topic.
+    produce_with(
+        &bootstrap,
+        &names.inbound,
+        thirds[2],
+        &[("linger.ms", "20")],
+    )
+    .await;
     assert_eq!(b.stop(), Some(0));
     assert_eq!(c.stop(), Some(0));
     wait_for_views(&[&a], expected as i64, Duration::from_secs(300));
@@ -556,17 +560,7 @@ async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
         expected as i64,
         "ready means the view holds what the record topic held"
     );
-    for i in (0..300u64).step_by(7) {
-        let path = format!("/v1/tenants/acme/contacts/%2B3362{i:07}/consent?purpose=marketing");
-        let answer = |svc: &Service| {
-            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
-            assert_eq!(status, 200, "{body}");
-            let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            v.as_object_mut().unwrap().remove("checked_at");
-            v
-        };
-        assert_eq!(answer(&a), answer(&d), "{path}");
-    }
+    same_answers(&a, &d, (0..300u64).step_by(7));
     let report = stop_and_compare(vec![(a, &a_env), (d, &d_env)], expected);
 
     // A lost instance's ledger, rebuilt offline from the record topic, verifies the same.
@@ -574,10 +568,7 @@ async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
     let out = e_env
         .command(&["rebuild", "--from-kafka"])
         .env("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)
-        .envs([
-            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
-            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
-        ])
+        .envs(KEYS)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -592,10 +583,7 @@ async fn a_brand_new_instance_joins_and_answers_for_everyone_once_ready() {
     );
     let out = e_env
         .command(&["verify", "--json"])
-        .envs([
-            ("CONSENT_LEDGER_MASTER_KEY", MASTER_KEY),
-            ("CONSENT_LEDGER_SIGNING_KEY", SIGNING_KEY),
-        ])
+        .envs(KEYS)
         .output()
         .unwrap();
     let rebuilt: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -678,42 +666,10 @@ async fn inbound_partitions_added_while_running_are_held_until_the_record_topic_
     assert_eq!(a.stop(), Some(0), "held partitions do not hold the stop up");
 }
 
-/// `DELETE path` on `svc`'s API: status and body.
-fn delete(svc: &Service, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = svc.addr().expect("the API listens");
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        conn,
-        "DELETE {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_erasure_through_one_instance_erases_everywhere_and_tombstones_the_keys() {
-    let bootstrap = bootstrap();
-    let names = Names::new("scale-erase");
-    create_topic(&bootstrap, &names.inbound, 6).await;
-    let (a_env, b_env) = (
-        Env::with_config(&config(&names)),
-        Env::with_config(&config(&names)),
-    );
-    let a = instance(&a_env, &bootstrap);
-    let b = instance(&b_env, &bootstrap);
-    wait_ready(&a);
-    wait_ready(&b);
+    let (bootstrap, names) = deployment("scale-erase").await;
+    let (a_env, b_env, a, b) = two(&names, &bootstrap, true);
     let records: Vec<Record> = (0..6)
         .map(|i| {
             let from = format!("3366000000{i}");
@@ -775,4 +731,33 @@ async fn scale_out_without_the_deployment_keys_in_the_configuration_is_refused()
         log.contains("scale-out needs the deployment's signing key"),
         "{log}"
     );
+}
+
+/// Regression: two instances starting at once on a new deployment raced the creation of the
+/// record topic; one asked for offsets of partitions the broker did not know yet and stopped
+/// ("UnknownPartition"). Both must come up and share the work.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_starting_together_on_a_new_deployment_both_get_ready() {
+    let bootstrap = bootstrap();
+    let names = Names::new("scale-race");
+    // No topic exists: both instances create them, at the same moment.
+    let (_a_env, _b_env, a, b) = two(&names, &bootstrap, true);
+    assert!(
+        a.log_text().contains("Kafka is the record")
+            && b.log_text().contains("Kafka is the record")
+    );
+    produce(
+        &bootstrap,
+        &names.inbound,
+        &[stop_record(
+            "33670000001",
+            "wamid.race",
+            1_763_978_400,
+            "STOP",
+        )],
+    )
+    .await;
+    wait_for("the STOP on both", Duration::from_secs(30), || {
+        may_send(&a, "+33670000001") == Some(false) && may_send(&b, "+33670000001") == Some(false)
+    });
 }

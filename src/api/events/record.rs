@@ -209,25 +209,9 @@ pub async fn record(
     match recorded {
         Some((true, event)) => {
             state.metrics.events_appended.inc();
-            Ok((
-                StatusCode::CREATED,
-                Json(RecordResponse {
-                    replayed: false,
-                    event,
-                }),
-            )
-                .into_response())
+            Ok(created(event))
         }
-        Some((false, event)) => {
-            let mut res = Json(RecordResponse {
-                replayed: true,
-                event,
-            })
-            .into_response();
-            res.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(res)
-        }
+        Some((false, event)) => Ok(replayed(event)),
         None => Err(key_reused()),
     }
 }
@@ -244,27 +228,17 @@ async fn forwarded(
     if let Some(answer) = recorded_in_view(state, &tenant, &record, false).await? {
         return Ok(answer);
     }
-    forward.one(&tenant, &record).await.map_err(|e| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "broker-unavailable",
-            "Broker unavailable",
-            format!("{e}; nothing was recorded, send the request again"),
-        )
-        .with_retry_after(1)
-    })?;
+    forward
+        .one(&tenant, &record)
+        .await
+        .map_err(|e| e.problem("nothing was recorded"))?;
     if let Some(wait) = wait {
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut commits = state.ledger.subscribe();
-        loop {
-            if let Some(answer) = recorded_in_view(state, &tenant, &record, true).await? {
-                return Ok(answer);
-            }
-            tokio::select! {
-                _ = commits.changed() => {}
-                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-                () = tokio::time::sleep_until(deadline) => break,
-            }
+        let answer = crate::api::forward::wait_for(&state.ledger, wait, || {
+            recorded_in_view(state, &tenant, &record, true)
+        })
+        .await?;
+        if let Some(answer) = answer {
+            return Ok(answer);
         }
     }
     let event_id = record.event_id(&tenant);
@@ -279,13 +253,13 @@ async fn forwarded(
 }
 
 /// The answer this instance's view gives for `record`'s key, when it holds it: the event
-/// (201 when `created`, this request's own; else a 200 replay), or a 409 when the key
+/// (201 when `fresh`, this request's own; else a 200 replay), or a 409 when the key
 /// recorded another decision.
 async fn recorded_in_view(
     state: &AppState,
     tenant: &crate::domain::tenant::TenantId,
     record: &ConsentRecord,
-    created: bool,
+    fresh: bool,
 ) -> Result<Option<Response>, Problem> {
     let (ledger, tenant, record) = (state.ledger.clone(), tenant.clone(), record.clone());
     let found = tokio::task::spawn_blocking(move || {
@@ -304,28 +278,31 @@ async fn recorded_in_view(
     .map_err(|e| Problem::internal(&e))??;
     Ok(match found {
         None => None,
-        Some(Some(event)) if created => Some(
-            (
-                StatusCode::CREATED,
-                Json(RecordResponse {
-                    replayed: false,
-                    event,
-                }),
-            )
-                .into_response(),
-        ),
-        Some(Some(event)) => {
-            let mut res = Json(RecordResponse {
-                replayed: true,
-                event,
-            })
-            .into_response();
-            res.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Some(res)
-        }
+        Some(Some(event)) if fresh => Some(created(event)),
+        Some(Some(event)) => Some(replayed(event)),
         Some(None) => Some(key_reused().into_response()),
     })
+}
+
+/// 201 and the event this request recorded.
+fn created(event: ConsentEvent) -> Response {
+    let body = RecordResponse {
+        replayed: false,
+        event,
+    };
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// 200 and the event an earlier request with this key recorded.
+fn replayed(event: ConsentEvent) -> Response {
+    let mut res = Json(RecordResponse {
+        replayed: true,
+        event,
+    })
+    .into_response();
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
 }
 
 fn key_reused() -> Problem {

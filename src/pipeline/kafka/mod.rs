@@ -107,13 +107,7 @@ pub async fn run(
         tracing::info!(topic = %k.topics.ledger, partitions, instance = %instance, "scale-out: Kafka is the record");
         let view = View::new(&k, &instance, ledger.clone(), metrics.clone(), partitions)?;
         let caught_up = view.caught_up.clone();
-        let thread = {
-            let (stop, failed) = (view_stop.clone(), failed.clone());
-            std::thread::Builder::new()
-                .name("record-view".into())
-                .spawn(move || view.run(stop, failed))
-                .map_err(|_| KafkaModeError::Panicked("view"))?
-        };
+        let thread = view.spawn(view_stop.clone(), failed.clone())?;
         // Nothing is consumed before the view holds what the record topic held at start:
         // `/readyz` turns ready with the first inbound assignment, so only then.
         while !caught_up.load(Ordering::SeqCst) && !*stop.borrow() && !thread.is_finished() {
@@ -306,13 +300,7 @@ pub async fn rebuild_from_kafka(
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
-    let thread = {
-        let (stop, failed) = (stop.clone(), failed.clone());
-        std::thread::Builder::new()
-            .name("record-view".into())
-            .spawn(move || view.run(stop, failed))
-            .map_err(|_| KafkaModeError::Panicked("view"))?
-    };
+    let thread = view.spawn(stop.clone(), failed.clone())?;
     while !caught_up.load(Ordering::SeqCst) && !thread.is_finished() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

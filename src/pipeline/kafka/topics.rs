@@ -206,7 +206,7 @@ async fn record_topics_once(
         create(admin, keys).await?;
     }
     let ledger = partitions(admin, &t.ledger)?;
-    if ledger == 0 {
+    if ledger == 0 || !has_leaders(admin, &t.ledger)? || !has_leaders(admin, &t.keys)? {
         return Ok(None);
     }
     if ledger != inbound {
@@ -234,6 +234,21 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// Whether every partition of `topic` exists and has a leader: a topic another instance
+/// created a moment ago may not, and reading its offsets would fail.
+fn has_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<bool, KafkaError> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(md.topics().first().is_some_and(|t| {
+        t.error().is_none()
+            && !t.partitions().is_empty()
+            && t.partitions()
+                .iter()
+                .all(|p| p.error().is_none() && p.leader() >= 0)
+    }))
 }
 
 /// The partition count of `topic` (0: it does not exist).

@@ -127,9 +127,7 @@ impl View {
         consumer.assign(&tpl)?;
         let mut ends = Vec::new();
         for p in 0..partitions {
-            let (_, high) =
-                consumer.fetch_watermarks(&k.topics.ledger, p, Duration::from_secs(10))?;
-            ends.push(high);
+            ends.push(end_offset(&consumer, &k.topics.ledger, p)?);
         }
         Ok(View {
             ledger,
@@ -144,6 +142,18 @@ impl View {
             ends,
             caught_up: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// [`View::run`] on a thread of its own, `record-view`.
+    pub fn spawn(
+        self,
+        stop: Arc<AtomicBool>,
+        failed: Arc<AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<Result<(), LedgerError>>, KafkaModeError> {
+        std::thread::Builder::new()
+            .name("record-view".into())
+            .spawn(move || self.run(stop, failed))
+            .map_err(|_| KafkaModeError::Panicked("view"))
     }
 
     /// Reads and takes in until `stop`; on an error, sets `failed` and returns it.
@@ -302,6 +312,27 @@ impl View {
             }
         }
         out
+    }
+}
+
+/// The end offset of a partition, asked again for a while when the broker does not know the
+/// partition yet (a topic created a moment ago, a leader moving).
+pub(super) fn end_offset<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, rdkafka::error::KafkaError> {
+    let mut attempt = 0;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok((_, high)) => return Ok(high),
+            Err(e) if attempt < 40 => {
+                attempt += 1;
+                tracing::debug!(error = %e, topic, partition, "end offset not known yet; asking again");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -130,9 +130,7 @@ impl Writer {
         }
         let mut ends = Vec::new();
         for p in 0..so.ledger_partitions {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(&so.topics.ledger, p, Duration::from_secs(10))
+            let high = super::view::end_offset(&self.consumer, &so.topics.ledger, p)
                 .map_err(|e| CommitError::Record(format!("end offsets: {e}")))?;
             ends.push((p, high));
         }
