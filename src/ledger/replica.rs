@@ -180,7 +180,18 @@ impl Staged<'_> {
                 .ok_or_else(|| chain_error(partition, &stored, "its contact is not sealed"))?;
             self.index_sealed(stored, stored_bytes.to_vec(), id);
         } else {
-            let event = self.ledger().open_event(stored)?;
+            let sealed_ref = super::seal::field_ref(stored.contact.as_str());
+            let event = self.ledger().open_event(stored.clone())?;
+            // The key in its slot must be the one it was sealed with: two instances that made
+            // keys for one new identifier at once would otherwise index it as `[erased]`.
+            let opened = self.ledger().digest(&event.tenant, &event.contact)?;
+            if sealed_ref.is_some_and(|r| r != opened) {
+                return Err(chain_error(
+                    partition,
+                    &stored,
+                    "this instance's data key for its contact is not the one it was sealed with (two instances made keys for one new identifier at once: keep each contact's records on one inbound partition, README \"Scale-out\")",
+                ));
+            }
             self.index(event, stored_bytes.to_vec())?;
         }
         Ok(Adopted::Appended)
@@ -360,6 +371,44 @@ mod tests {
             assert!(Rows::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
         assert!(Rows::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    /// Regression guard for scale-out's key race: an event sealed under another instance's
+    /// key for the same identifier is refused, not indexed under `[erased]`.
+    #[test]
+    fn an_event_sealed_under_another_key_for_its_contact_is_refused() {
+        use crate::config::{ConfigFile, Settings};
+        use crate::pipeline::file::{ingest, FileSinks};
+        use crate::rgpd::MasterKey;
+
+        let settings = Settings::from_file(ConfigFile::default()).unwrap();
+        // One deployment: the same master key for both instances.
+        let master =
+            || MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=").unwrap();
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Ledger::open(&dir_a.path().join("ledger"), master()).unwrap();
+        let b = Ledger::open(&dir_b.path().join("ledger"), master()).unwrap();
+        b.adopt_index_secret(&a.wrapped_index_secret().unwrap())
+            .unwrap();
+        let stop = |id: &str| {
+            format!(
+                r#"{{"type":"inbound","tenant":"acme","channel":"sms","message_id":"{id}","from":"+33612000001","received_at":"2026-11-20T10:00:00Z","text":"STOP"}}"#
+            )
+        };
+        // Each instance seals a first event of the same contact: each makes its own key.
+        for (ledger, dir, id) in [(&a, &dir_a, "m-a"), (&b, &dir_b, "m-b")] {
+            let mut sinks = FileSinks::in_dir(dir.path(), None);
+            ingest(ledger, &settings, stop(id).as_bytes(), "test", &mut sinks).unwrap();
+        }
+        let stored = a.events.iter().next().unwrap().unwrap().1;
+        // On b, a's event would continue an empty chain 0 (b's own event aside).
+        let mut staged = b.stage();
+        staged.set_head(0, ChainHead::default());
+        let refused = staged.adopt(0, &stored).unwrap_err().to_string();
+        assert!(
+            refused.contains("not the one it was sealed with"),
+            "{refused}"
+        );
     }
 
     proptest! {
