@@ -50,8 +50,10 @@ awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) {
   >"$WORK/audience.json"
 
 start_server() {
+  # Created first: the background process opens its redirections only once it is scheduled.
+  : >"$WORK/serve.out"
   "$BIN" --data-dir "$WORK/data" --config "$WORK/config.toml" serve --listen 127.0.0.1:0 \
-    >"$WORK/serve.out" 2>"$WORK/serve.err" &
+    >>"$WORK/serve.out" 2>"$WORK/serve.err" &
   PID=$!
   for _ in $(seq 100); do
     if grep -q '^listening on ' "$WORK/serve.out"; then break; fi

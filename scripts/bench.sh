@@ -199,8 +199,13 @@ outbound = "bench.outbound.$id"
 dead_letter = "bench.dlq.$id"
 ${SERVICE_EXTRA_TOML:-}
 EOF
+  # The files exist before the service starts: the background process opens its redirections
+  # only once it is scheduled, and the loop below must not read a file that is not there yet
+  # (under load, it did: CI at 00cda89 stopped on "sed: can't read …/out").
+  : >"$RUN_DIR/out"
+  : >"$RUN_DIR/err"
   "$BIN" --data-dir "$RUN_DIR/data" --config "$RUN_DIR/config.toml" run --listen 127.0.0.1:0 \
-    >"$RUN_DIR/out" 2>"$RUN_DIR/err" &
+    >>"$RUN_DIR/out" 2>>"$RUN_DIR/err" &
   SERVICE_PID=$!
   ADDR=
   for _ in $(seq 300); do
