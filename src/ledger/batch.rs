@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::person::{events_of, neighbours, Id, Members, PersonView};
+use super::seal::field_ref;
 use super::sent::{keys as sent_keys, lookup_floor};
 use super::{keys, ChainHead, Ledger, Result};
 use crate::domain::analytics::{DeliveryRecord, SentRef, SignalKind};
@@ -22,11 +23,13 @@ use crate::rgpd::DataKey;
 pub struct Staged<'a> {
     ledger: &'a Ledger,
     _writer: std::sync::MutexGuard<'a, ()>,
-    /// Each identifier's own fold, as the `consent` tree will hold it.
-    own: HashMap<(TenantId, Contact), ContactConsent>,
-    dirty: HashSet<(TenantId, Contact)>,
-    /// Links staged in this batch, both ways, by keyed hash, and the `links` rows to write.
-    links: HashMap<(TenantId, Id), Vec<(Id, Contact)>>,
+    /// Each identifier's own fold by keyed hash, as the `consent` tree will hold it: an
+    /// event taken in from another instance folds without its identifier being opened.
+    own: HashMap<(TenantId, Id), ContactConsent>,
+    dirty: HashSet<(TenantId, Id)>,
+    /// Links staged in this batch, both ways, by keyed hash (with the other side where this
+    /// batch can read it), and the `links` rows to write.
+    links: HashMap<(TenantId, Id), Vec<(Id, Option<Contact>)>>,
     link_rows: Vec<(Vec<u8>, Vec<u8>)>,
     pub(super) seen: HashSet<Vec<u8>>,
     pub(super) dedupe: Vec<(Vec<u8>, Vec<u8>)>,
@@ -252,7 +255,7 @@ impl<'a> Staged<'a> {
         neighbours((id, Some(contact.clone())), |i| {
             let mut direct = self.ledger.direct_links(tenant, i)?;
             if let Some(staged) = self.links.get(&(tenant.clone(), *i)) {
-                direct.extend(staged.iter().map(|(o, c)| (*o, Some(c.clone()))));
+                direct.extend(staged.iter().cloned());
             }
             Ok(direct)
         })
@@ -288,11 +291,16 @@ impl<'a> Staged<'a> {
     }
 
     fn own(&mut self, tenant: &TenantId, contact: &Contact) -> Result<ContactConsent> {
-        let key = (tenant.clone(), contact.clone());
+        let id = self.ledger.digest(tenant, contact)?;
+        self.own_of(tenant, id)
+    }
+
+    fn own_of(&mut self, tenant: &TenantId, id: Id) -> Result<ContactConsent> {
+        let key = (tenant.clone(), id);
         if let Some(c) = self.own.get(&key) {
             return Ok(c.clone());
         }
-        let c = self.ledger.own_consent(tenant, contact)?;
+        let c = self.ledger.own_consent_of(tenant, &id)?;
         self.own.insert(key, c.clone());
         Ok(c)
     }
@@ -354,23 +362,54 @@ impl<'a> Staged<'a> {
     }
 
     /// Everything an event on its chain implies: its stored row, its index rows, a link or
-    /// its identifier's fold, a suppression it lifts. The writer's events and those another
-    /// instance wrote (`adopt`) go through here alike.
+    /// its identifier's fold, a suppression it lifts. `event` is opened; its identifiers'
+    /// keyed hashes are computed here.
     pub(super) fn index(&mut self, event: ConsentEvent, stored: Vec<u8>) -> Result<()> {
-        self.stored.push(stored);
         let contact_id = self.ledger.digest(&event.tenant, &event.contact)?;
         let linked_id = match &event.linked_contact {
             Some(l) => Some(self.ledger.digest(&event.tenant, l)?),
             None => None,
         };
+        let readable = (Some(event.contact.clone()), event.linked_contact.clone());
+        self.index_by_id(event, stored, (contact_id, linked_id), readable)
+    }
+
+    /// [`Self::index`] of an event another instance sealed, as it is stored: by the keyed
+    /// hashes its sealed fields carry, so that it needs no data key. One whose keys were
+    /// destroyed (the person erased since) is taken in exactly like one whose keys are here.
+    pub(super) fn index_sealed(&mut self, stored: ConsentEvent, bytes: Vec<u8>) -> Result<()> {
+        let field = |name: &str, value: &Contact| {
+            field_ref(value.as_str()).ok_or_else(|| super::LedgerError::Corrupt {
+                tree: "record topic",
+                detail: format!(
+                    "event {} at seq {} of partition {}: its {name} is not sealed",
+                    stored.event_id, stored.seq, stored.partition
+                ),
+            })
+        };
+        let contact_id = field("contact", &stored.contact)?;
+        let linked_id = match &stored.linked_contact {
+            Some(l) => Some(field("linked contact", l)?),
+            None => None,
+        };
+        self.index_by_id(stored, bytes, (contact_id, linked_id), (None, None))
+    }
+
+    /// What `index` and `index_sealed` share: `ids` are the keyed hashes of the event's
+    /// contact and linked contact, `readable` those identifiers where they can be read.
+    fn index_by_id(
+        &mut self,
+        event: ConsentEvent,
+        stored: Vec<u8>,
+        (contact_id, linked_id): (Id, Option<Id>),
+        (contact, linked): (Option<Contact>, Option<Contact>),
+    ) -> Result<()> {
+        self.stored.push(stored);
         self.event_ids.push((contact_id, linked_id));
-        if let (Some(linked), Some(l)) = (&event.linked_contact, linked_id) {
+        if let Some(l) = linked_id {
             let key = keys::event(event.partition, event.seq).to_vec();
             let c = contact_id;
-            for ((a, _), (b, b_contact)) in [
-                ((c, &event.contact), (l, linked)),
-                ((l, linked), (c, &event.contact)),
-            ] {
+            for (a, (b, b_contact)) in [(c, (l, &linked)), (l, (c, &contact))] {
                 self.links
                     .entry((event.tenant.clone(), a))
                     .or_default()
@@ -379,23 +418,15 @@ impl<'a> Staged<'a> {
                     .push((keys::link(&event.tenant, &a, &b), key.clone()));
             }
         } else {
-            let before = self.own(&event.tenant, &event.contact)?;
+            let before = self.own_of(&event.tenant, contact_id)?;
             let after = before.apply(&event);
-            let key = (event.tenant.clone(), event.contact.clone());
+            let key = (event.tenant.clone(), contact_id);
             self.own.insert(key.clone(), after);
             self.dirty.insert(key);
         }
-        self.lift_suppression(&event)?;
+        self.lift_suppression(&event, &contact_id)?;
         self.events.push(event);
         Ok(())
-    }
-
-    /// [`Self::index`] of an `Erased` event another instance wrote, which cannot be opened:
-    /// its stored row and the index row of the identifier `id` its sealed contact names.
-    pub(super) fn index_sealed(&mut self, stored: ConsentEvent, bytes: Vec<u8>, id: Id) {
-        self.stored.push(bytes);
-        self.event_ids.push((id, None));
-        self.events.push(stored);
     }
 
     /// Appends a reply to the reply log of `partition`, which the relays follow like the
@@ -455,14 +486,13 @@ impl<'a> Staged<'a> {
                 by_contact.push((keys::by_contact(&e.tenant, id, e.partition, e.seq), vec![]));
             }
         }
-        for key @ (tenant, contact) in &self.dirty {
+        for key @ (tenant, id) in &self.dirty {
             let c = &self.own[key];
-            let id = l.digest(tenant, contact)?;
             for p in Purpose::ALL {
                 let state = c.get(p);
                 if state.events > 0 {
                     let bytes = serde_json::to_vec(state).expect("plain struct");
-                    consent.push((keys::consent(tenant, &id, p), bytes));
+                    consent.push((keys::consent(tenant, id, p), bytes));
                 }
             }
         }

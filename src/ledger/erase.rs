@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::batch::Staged;
 use super::keyring::slot;
-use super::person::PersonView;
+use super::person::{Id, PersonView};
 use super::seal::{notice_key, Notice};
 use super::{decode, keys, Ledger, LedgerError, Result};
 use crate::domain::consent::{EventTime, PurposeState, Status};
@@ -117,10 +117,6 @@ impl Ledger {
         };
         let event = self.open_event(self.event_at(s.partition, s.seq)?)?;
         Ok(Some(event).filter(|e| e.event_type == EventType::Erased))
-    }
-
-    pub(super) fn suppressed_key(&self, tenant: &TenantId, contact: &Contact) -> Result<Vec<u8>> {
-        Ok(suppressed_key(tenant, &self.digest(tenant, contact)?))
     }
 
     /// Whether the ledger holds anything about `contact`: an event, a link or a suppression.
@@ -238,26 +234,28 @@ impl Staged<'_> {
         tenant: &TenantId,
         contact: &Contact,
     ) -> Result<Option<Suppression>> {
-        let key = self.ledger().suppressed_key(tenant, contact)?;
-        match self.suppress.get(&key) {
+        self.suppression_of(tenant, &self.ledger().digest(tenant, contact)?)
+    }
+
+    /// [`Self::suppression`] of the identifier whose keyed hash is `id`.
+    fn suppression_of(&self, tenant: &TenantId, id: &Id) -> Result<Option<Suppression>> {
+        match self.suppress.get(&suppressed_key(tenant, id)) {
             Some(Some(v)) => Ok(Some(decode("suppressed", v)?)),
             Some(None) => Ok(None),
-            None => self.ledger().suppression(tenant, contact),
+            None => self.ledger().suppression_of(tenant, id),
         }
     }
 
-    /// Lifts `event.contact`'s suppression when `event` is an opt-in from it recorded after
-    /// the erasure: the identifier starts a new history.
-    pub(super) fn lift_suppression(&mut self, event: &ConsentEvent) -> Result<()> {
+    /// Lifts the suppression of `event`'s contact (keyed hash `id`) when `event` is an opt-in
+    /// from it recorded after the erasure: the identifier starts a new history.
+    pub(super) fn lift_suppression(&mut self, event: &ConsentEvent, id: &Id) -> Result<()> {
         if event.event_type != EventType::OptedIn {
             return Ok(());
         }
-        if let Some(s) = self.suppression(&event.tenant, &event.contact)? {
+        if let Some(s) = self.suppression_of(&event.tenant, id)? {
             if event.recorded_at > s.erased_at {
-                let key = self
-                    .ledger()
-                    .suppressed_key(&event.tenant, &event.contact)?;
-                self.suppress.insert(key, None);
+                self.suppress
+                    .insert(suppressed_key(&event.tenant, id), None);
             }
         }
         Ok(())

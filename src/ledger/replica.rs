@@ -135,7 +135,18 @@ impl Staged<'_> {
     /// Takes in an event another instance sealed on `partition`'s chain: it must continue the
     /// chain exactly (its seq the next, its `prev_hash` the head's hash, its hash its own),
     /// else the record topic and this ledger disagree and nothing is written.
-    pub fn adopt(&mut self, partition: u32, stored_bytes: &[u8]) -> Result<Adopted> {
+    ///
+    /// It is indexed by the keyed hashes its sealed fields carry, never opened: the view is
+    /// the same whichever data keys this instance holds. Its keys matter to readers only, so
+    /// until `keys_final` (the key topic read to where it stood once this event was
+    /// committed) an event whose identity keys are not here yet waits for them; after that a
+    /// missing key was destroyed (the person erased since) and the event is taken in as is.
+    pub fn adopt(
+        &mut self,
+        partition: u32,
+        stored_bytes: &[u8],
+        keys_final: bool,
+    ) -> Result<Adopted> {
         let stored: ConsentEvent = decode("events", stored_bytes)?;
         let head = self.head_of(partition)?;
         if stored.partition != partition {
@@ -162,8 +173,8 @@ impl Staged<'_> {
                 "its hash does not match it",
             ));
         }
-        let erased = stored.event_type == EventType::Erased;
-        if !erased && !self.ledger().keys_present(&stored)? {
+        let notice = stored.event_type == EventType::Erased;
+        if !notice && !keys_final && !self.ledger().keys_present(&stored)? {
             return Ok(Adopted::MissingKey);
         }
         self.set_head(
@@ -173,27 +184,7 @@ impl Staged<'_> {
                 hash: stored.hash.clone(),
             },
         );
-        if erased {
-            // Its identifiers were sealed under a notice key nobody kept: it is indexed by
-            // the keyed hash its sealed contact names, and changes no fold.
-            let id = super::seal::field_ref(stored.contact.as_str())
-                .ok_or_else(|| chain_error(partition, &stored, "its contact is not sealed"))?;
-            self.index_sealed(stored, stored_bytes.to_vec(), id);
-        } else {
-            let sealed_ref = super::seal::field_ref(stored.contact.as_str());
-            let event = self.ledger().open_event(stored.clone())?;
-            // The key in its slot must be the one it was sealed with: two instances that made
-            // keys for one new identifier at once would otherwise index it as `[erased]`.
-            let opened = self.ledger().digest(&event.tenant, &event.contact)?;
-            if sealed_ref.is_some_and(|r| r != opened) {
-                return Err(chain_error(
-                    partition,
-                    &stored,
-                    "this instance's data key for its contact is not the one it was sealed with (two instances made keys for one new identifier at once: keep each contact's records on one inbound partition, README \"Scale-out\")",
-                ));
-            }
-            self.index(event, stored_bytes.to_vec())?;
-        }
+        self.index_sealed(stored, stored_bytes.to_vec())?;
         Ok(Adopted::Appended)
     }
 
@@ -373,21 +364,20 @@ mod tests {
         assert!(Rows::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
     }
 
-    /// Regression guard for scale-out's key race: an event sealed under another instance's
-    /// key for the same identifier is refused, not indexed under `[erased]`.
-    #[test]
-    fn an_event_sealed_under_another_key_for_its_contact_is_refused() {
+    /// Two ledgers of one deployment (the same master key and index secret), each of which
+    /// has taken the same contact's STOP under its own data key; returns them with `a`'s
+    /// stored event.
+    fn two_instances_with_one_contact() -> (Vec<tempfile::TempDir>, Ledger, Ledger, Vec<u8>) {
         use crate::config::{ConfigFile, Settings};
         use crate::pipeline::file::{ingest, FileSinks};
         use crate::rgpd::MasterKey;
 
         let settings = Settings::from_file(ConfigFile::default()).unwrap();
-        // One deployment: the same master key for both instances.
         let master =
             || MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=").unwrap();
-        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let a = Ledger::open(&dir_a.path().join("ledger"), master()).unwrap();
-        let b = Ledger::open(&dir_b.path().join("ledger"), master()).unwrap();
+        let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let a = Ledger::open(&dirs[0].path().join("ledger"), master()).unwrap();
+        let b = Ledger::open(&dirs[1].path().join("ledger"), master()).unwrap();
         b.adopt_index_secret(&a.wrapped_index_secret().unwrap())
             .unwrap();
         let stop = |id: &str| {
@@ -395,20 +385,65 @@ mod tests {
                 r#"{{"type":"inbound","tenant":"acme","channel":"sms","message_id":"{id}","from":"+33612000001","received_at":"2026-11-20T10:00:00Z","text":"STOP"}}"#
             )
         };
-        // Each instance seals a first event of the same contact: each makes its own key.
-        for (ledger, dir, id) in [(&a, &dir_a, "m-a"), (&b, &dir_b, "m-b")] {
+        for (ledger, dir, id) in [(&a, &dirs[0], "m-a"), (&b, &dirs[1], "m-b")] {
             let mut sinks = FileSinks::in_dir(dir.path(), None);
             ingest(ledger, &settings, stop(id).as_bytes(), "test", &mut sinks).unwrap();
         }
-        let stored = a.events.iter().next().unwrap().unwrap().1;
-        // On b, a's event would continue an empty chain 0 (b's own event aside).
+        let stored = a.events.iter().next().unwrap().unwrap().1.to_vec();
+        (dirs, a, b, stored)
+    }
+
+    /// The marketing fold of the contact: how many events it counts, all of them STOPs.
+    fn marketing_events(l: &Ledger) -> u64 {
+        use crate::domain::consent::Status;
+        let tenant = crate::domain::tenant::TenantId::new("acme").unwrap();
+        let contact = crate::domain::contact::Contact::from_stored("+33612000001".into());
+        let marketing = l.own_consent(&tenant, &contact).unwrap().marketing;
+        assert_eq!(marketing.status, Status::OptedOut);
+        marketing.events
+    }
+
+    /// Regression test for scale-out's key race (two instances made data keys for one new
+    /// identifier at once): the other instance's event is folded into the view by the keyed
+    /// hash it carries, as if the key were here; before, it was refused and the service
+    /// stopped.
+    #[test]
+    fn an_event_sealed_under_another_instances_key_is_folded_by_its_keyed_hash() {
+        let (_dirs, _a, b, stored) = two_instances_with_one_contact();
+        // On b, a's event continues an empty chain 1 (b's own event is on chain 0).
         let mut staged = b.stage();
-        staged.set_head(0, ChainHead::default());
-        let refused = staged.adopt(0, &stored).unwrap_err().to_string();
-        assert!(
-            refused.contains("not the one it was sealed with"),
-            "{refused}"
+        let mut event: ConsentEvent = decode("events", &stored).unwrap();
+        event.partition = 1;
+        event.seal(&ChainHead::default().hash);
+        let bytes = event.stored_bytes();
+        assert_eq!(staged.adopt(1, &bytes, false).unwrap(), Adopted::Appended);
+        staged.commit().unwrap();
+        assert_eq!(marketing_events(&b), 2, "b's STOP and a's, one identifier");
+    }
+
+    /// Regression test: an instance that joins after an erasure finds the person's events
+    /// sealed under keys that were destroyed. They wait while the keys may still come, then
+    /// are taken in; before, they waited for ever and the instance never got ready.
+    #[test]
+    fn an_event_whose_key_is_gone_is_taken_in_once_the_keys_are_final() {
+        let (_dirs, a, _b, stored) = two_instances_with_one_contact();
+        let dir = tempfile::tempdir().unwrap();
+        let c = Ledger::open(
+            &dir.path().join("ledger"),
+            crate::rgpd::MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=")
+                .unwrap(),
+        )
+        .unwrap();
+        c.adopt_index_secret(&a.wrapped_index_secret().unwrap())
+            .unwrap();
+        let mut staged = c.stage();
+        assert_eq!(
+            staged.adopt(0, &stored, false).unwrap(),
+            Adopted::MissingKey
         );
+        assert_eq!(staged.adopt(0, &stored, true).unwrap(), Adopted::Appended);
+        staged.commit().unwrap();
+        assert_eq!(marketing_events(&c), 1, "folded without its key");
     }
 
     proptest! {

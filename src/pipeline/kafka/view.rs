@@ -6,8 +6,12 @@
 //! its transaction, and moved its cursor over it in the same write. An event is taken in only
 //! where it continues its chain ([`crate::ledger::Staged::adopt`]); one that does not means
 //! the ledger and the topic disagree, and the view stops (and with it the service) rather
-//! than answer from a wrong view. An event whose data key has not arrived yet waits for it:
-//! the key is in the same transaction, on the key topic, which this reader follows too.
+//! than answer from a wrong view. Events are indexed by the keyed hashes their sealed fields
+//! carry, so the view needs no data key; readers do, so an event whose key has not arrived
+//! yet waits for it. The key is in the same transaction, on the key topic, which this reader
+//! follows too: the wait lasts until the key topic is read up to its end offsets as they
+//! stood when the wait began. A key still missing then was destroyed (the person erased
+//! since, its key tombstoned), and the event is taken in without it.
 //!
 //! Cursors: the next offset of each partition taken in, in the ledger's `meta`, written with
 //! what was taken in. Key-topic partition `p` keeps its cursor as partition `-1 - p`.
@@ -75,8 +79,10 @@ pub struct View {
     keys_partitions: i32,
     metrics: Metrics,
     pending: BTreeMap<i32, VecDeque<OwnedMessage>>,
-    /// Since when each partition's first entry waits for its key.
-    waiting: BTreeMap<i32, Instant>,
+    /// Each partition whose first entry waits for its key: since when, and the key topic's
+    /// end offsets at that moment, past which the key is not coming (`None` until the
+    /// broker told them).
+    waiting: BTreeMap<i32, (Instant, Option<BTreeMap<i32, i64>>)>,
     /// The end offsets when the view started, and whether it has reached them.
     ends: Vec<i64>,
     pub caught_up: Arc<AtomicBool>,
@@ -231,18 +237,34 @@ impl View {
                 }
                 let payload = m.payload().unwrap_or_default();
                 match entry_kind(m) {
-                    Some(KIND_EVENT) => match staged.adopt(p as u32, payload)? {
-                        Adopted::Appended => adopted += 1,
-                        Adopted::Known => {}
-                        Adopted::MissingKey => {
-                            let since = *self.waiting.entry(p).or_insert_with(Instant::now);
-                            if since.elapsed() > KEY_WAIT_WARNING {
-                                tracing::error!(partition = p, offset = m.offset(), "an event's data key has not arrived on the key topic; the view of this partition waits");
-                                self.waiting.insert(p, Instant::now());
+                    Some(KIND_EVENT) => {
+                        let keys_final = self.waiting.get(&p).is_some_and(|(_, ends)| {
+                            ends.as_ref().is_some_and(|ends| {
+                                ends.iter().all(|(kp, end)| {
+                                    let at = positions.get(&(self.keys_topic.clone(), *kp));
+                                    at.copied().unwrap_or(0) >= *end
+                                })
+                            })
+                        });
+                        match staged.adopt(p as u32, payload, keys_final)? {
+                            Adopted::Appended => adopted += 1,
+                            Adopted::Known => {}
+                            Adopted::MissingKey => {
+                                let (consumer, topic) = (&self.consumer, &self.keys_topic);
+                                let wait = self.waiting.entry(p).or_insert((Instant::now(), None));
+                                if wait.1.is_none() {
+                                    wait.1 = key_ends(consumer, topic, self.keys_partitions);
+                                }
+                                if let Some((since, _)) = self.waiting.get_mut(&p) {
+                                    if since.elapsed() > KEY_WAIT_WARNING {
+                                        tracing::error!(partition = p, offset = m.offset(), "an event's data key has not arrived on the key topic; the view of this partition waits");
+                                        *since = Instant::now();
+                                    }
+                                }
+                                break;
                             }
-                            break;
                         }
-                    },
+                    }
                     Some(KIND_ROWS) => {
                         staged.adopt_rows(payload)?;
                     }
@@ -313,6 +335,27 @@ impl View {
         }
         out
     }
+}
+
+/// The key topic's end offsets (high watermarks: every record committed by then is below
+/// them), for an event waiting for its key.
+/// `None` when the broker does not answer: the event waits, and the next round asks again.
+fn key_ends(
+    consumer: &BaseConsumer<ViewCtx>,
+    topic: &str,
+    partitions: i32,
+) -> Option<BTreeMap<i32, i64>> {
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        match end_offset(consumer, topic, p) {
+            Ok(end) => ends.insert(p, end),
+            Err(e) => {
+                tracing::warn!(error = %e, partition = p, "cannot read the key topic's end offset; asking again");
+                return None;
+            }
+        };
+    }
+    Some(ends)
 }
 
 /// The end offset of a partition, asked again for a while when the broker does not know the
