@@ -94,29 +94,32 @@ if [[ -n "$broker_pid" ]]; then
   export CONSENT_LEDGER_TEST_BROKER=local
 fi
 echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
-# The test binaries cargo built above, by name. The Kafka ones (kafka, kafka_broker_restart)
-# wait on the broker most of the time (131 s of wall for 23 s of CPU on a quiet machine), so
-# they run beside the others rather than after them; within each binary two tests at a time,
-# as before (they share one broker and one restarts it). Every binary runs to its end, and
-# the suite fails if any failed.
+# The test binaries cargo built above, by name. The Kafka ones wait on the broker most of
+# the time (131 s of wall for 23 s of CPU on a quiet machine), so the `kafka` binary runs
+# beside everything else: the other binaries, clippy, the fuzz smoke runs and the benchmark
+# smoke run. kafka_broker_restart restarts the broker, so it runs alone, last. Every step
+# runs to its end, and the suite fails if any failed.
 test_bins=$(cargo test --no-run --quiet --message-format=json | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["target"]["name"], m["executable"])')
-run_bins() { # kafka | others: runs those binaries, each to its end
-  local name exe failed=0 kafka
+run_bins() { # kafka | kafka_broker_restart | others: runs those binaries, each to its end
+  local name exe failed=0 group
   while read -r name exe; do
-    [[ "$name" == kafka* ]] && kafka=kafka || kafka=others
-    if [[ "$kafka" == "$1" ]]; then
+    case "$name" in
+    kafka | kafka_broker_restart) group=$name ;;
+    *) group=others ;;
+    esac
+    if [[ "$group" == "$1" ]]; then
       echo "     Running $name ($exe)"
       # The Kafka tests mostly wait on the broker and on the services they start: three at
       # a time. The others share two cores, two at a time.
-      if [[ "$kafka" == kafka ]]; then
-        "$exe" --test-threads=3 || failed=1
-      else
+      if [[ "$group" == others ]]; then
         "$exe" --test-threads=2 || failed=1
+      else
+        "$exe" --test-threads=3 || failed=1
       fi
     fi
   done <<< "$test_bins"
@@ -138,18 +141,9 @@ if ! wait "$clippy_pid"; then
   echo "clippy failed; see above" >&2
   tests_failed=1
 fi
-wait "$kafka_tests_pid" || tests_failed=1
-kafka_tests_pid=""
-cat target/kafka-tests.log
-[[ "$tests_failed" == 0 ]] || { echo "tests failed; see above" >&2; exit 1; }
-
-# The benchmark script on a tiny stream with the debug build, so that it cannot rot: it
-# must still produce its report against the broker above. It measures nothing worth keeping.
-echo "==> scripts/bench.sh --smoke ($(elapsed))" >&2
-scripts/bench.sh --smoke > target/bench-smoke.md
 
 if [[ -n "$fuzz_pid" ]]; then
-  echo "==> fuzz smoke runs, ${fuzz_seconds} s each ($(elapsed))" >&2
+  echo "==> fuzz smoke runs, ${fuzz_seconds} s each, beside the Kafka tests ($(elapsed))" >&2
   if ! wait "$fuzz_pid"; then
     fuzz_pid=""
     cat target/fuzz-build.log >&2
@@ -157,6 +151,19 @@ if [[ -n "$fuzz_pid" ]]; then
     exit 1
   fi
   fuzz_pid=""
-  scripts/fuzz.sh smoke "$fuzz_seconds"
+  scripts/fuzz.sh smoke "$fuzz_seconds" || tests_failed=1
 fi
+
+# The benchmark script on a tiny stream with the debug build, so that it cannot rot: it
+# must still produce its report against the broker above. It measures nothing worth keeping,
+# so it runs beside the Kafka tests too (its own topics, group and services).
+echo "==> scripts/bench.sh --smoke, beside the Kafka tests ($(elapsed))" >&2
+scripts/bench.sh --smoke > target/bench-smoke.md || tests_failed=1
+
+wait "$kafka_tests_pid" || tests_failed=1
+kafka_tests_pid=""
+cat target/kafka-tests.log
+echo "==> kafka_broker_restart, alone on the broker ($(elapsed))" >&2
+run_bins kafka_broker_restart || tests_failed=1
+[[ "$tests_failed" == 0 ]] || { echo "tests failed; see above" >&2; exit 1; }
 echo "==> done in $(elapsed)" >&2
