@@ -91,16 +91,18 @@ def open_field(value, event_id, name, keys):
 
     kind, ref, data = value[len("enc1:"):].split(":", 2)
     key_name = f"n:{event_id}" if kind == "n" else f"{kind}:{ref}"
-    if key_name not in keys:
-        return ERASED
+    # The slot's key, and any other key of the same slot, named "<name>:<key id>" (two
+    # instances of a scale-out deployment that made a key for one identifier at once).
+    candidates = [v for k, v in keys.items() if k == key_name or k.startswith(key_name + ":")]
     blob = base64.b64decode(data, validate=True)
     context = uuid.UUID(event_id).bytes + b"\0" + name.encode()
     aad = FIELD_LABEL + kind.encode() + bytes.fromhex(ref) + context
-    try:
-        plain = AESGCM(base64.b64decode(keys[key_name], validate=True)).decrypt(blob[:12], blob[12:], aad)
-    except (InvalidTag, ValueError):
-        return ERASED
-    return plain.decode()
+    for key in candidates:
+        try:
+            return AESGCM(base64.b64decode(key, validate=True)).decrypt(blob[:12], blob[12:], aad).decode()
+        except (InvalidTag, ValueError):
+            continue
+    return ERASED
 
 
 def open_event(e, keys):

@@ -71,7 +71,11 @@ async fn retention_daily(
             if scaled {
                 expired.retain(|e| e.last_event.is_some());
             }
-            let slots: Vec<Vec<u8>> = expired.iter().flat_map(|e| e.slots().to_vec()).collect();
+            // Their records on the key topic, named while the keys are still here.
+            let mut slots = Vec::new();
+            for slot in expired.iter().flat_map(|e| e.slots()) {
+                slots.extend(l.key_records(slot)?);
+            }
             l.erase_texts(&expired)
                 .map(|keys| (expired.len(), keys, slots))
         })

@@ -135,12 +135,13 @@ impl Forward {
         self.send(&key, &payload).await
     }
 
-    /// Tombstones `slots` on the key topic: keys destroyed here (the retention of message
-    /// texts) are then gone for every instance, and for any rebuilt from Kafka.
-    pub async fn tombstone_keys(&self, slots: &[Vec<u8>]) -> Result<(), ForwardError> {
-        let sends = slots.iter().map(|slot| {
+    /// Tombstones `records` on the key topic (their keys, [`crate::ledger::Ledger::key_records`]):
+    /// keys destroyed here (the retention of message texts) are then gone for every instance,
+    /// and for any rebuilt from Kafka.
+    pub async fn tombstone_keys(&self, records: &[Vec<u8>]) -> Result<(), ForwardError> {
+        let sends = records.iter().map(|record| {
             self.producer.send(
-                FutureRecord::<[u8], [u8]>::to(&self.config.topics.keys).key(slot.as_slice()),
+                FutureRecord::<[u8], [u8]>::to(&self.config.topics.keys).key(record.as_slice()),
                 Timeout::After(Duration::ZERO),
             )
         });

@@ -20,6 +20,9 @@ use crate::domain::replies::OutboundMessage;
 use crate::domain::tenant::TenantId;
 use crate::rgpd::DataKey;
 
+/// A linked identifier by keyed hash, with the identifier where it can be read.
+type Neighbour = (Id, Option<Contact>);
+
 pub struct Staged<'a> {
     ledger: &'a Ledger,
     _writer: std::sync::MutexGuard<'a, ()>,
@@ -29,7 +32,7 @@ pub struct Staged<'a> {
     dirty: HashSet<(TenantId, Id)>,
     /// Links staged in this batch, both ways, by keyed hash (with the other side where this
     /// batch can read it), and the `links` rows to write.
-    links: HashMap<(TenantId, Id), Vec<(Id, Option<Contact>)>>,
+    links: HashMap<(TenantId, Id), Vec<Neighbour>>,
     link_rows: Vec<(Vec<u8>, Vec<u8>)>,
     pub(super) seen: HashSet<Vec<u8>>,
     pub(super) dedupe: Vec<(Vec<u8>, Vec<u8>)>,
@@ -579,6 +582,9 @@ impl<'a> Staged<'a> {
         }
         for slot in destroy {
             batch.remove(&l.keys, slot);
+            for other in l.key_entries(slot)? {
+                batch.remove(&l.keys, other);
+            }
         }
         for (key, row) in suppress {
             match row {

@@ -6,6 +6,15 @@
 //! | `index`                                  | wrapped index secret           |
 //! | `d` tenant \0 HMAC(identifier) kind byte | wrapped data key (`i`, `t`)    |
 //! | `n` tenant \0 event id                   | wrapped notice key of an `Erased` event |
+//! | data-key slot `#` key id                 | another data key of the same slot        |
+//!
+//! A slot holds one data key, except under scale-out when two instances made a key for one
+//! new identifier at once (its first records reached both through different inbound
+//! partitions): each sealed events under its own, the key topic carries both (its records
+//! are named by slot and key id, [`DataKey::id`]), and every instance keeps the first it
+//! took in the slot and the other under the slot and its id. Sealing uses the slot's key;
+//! opening tries each of its keys (the AEAD tag tells which one sealed a field); destroying
+//! a slot destroys them all.
 //!
 //! A data key belongs to one identifier, not to a person: links may arrive after the events
 //! they join, and an event's fields stay under the key they were written with. Erasing a
@@ -65,6 +74,34 @@ pub(super) fn slot(tenant: &TenantId, digest: &[u8; 32], kind: KeyKind) -> Vec<u
 
 fn data_prefix(tenant: &TenantId, digest: &[u8; 32]) -> Vec<u8> {
     [b"d", tenant.as_str().as_bytes(), b"\0", digest.as_slice()].concat()
+}
+
+/// Separates a slot from a key id: an extra key's entry, and a record's key on the key topic.
+const ID_MARK: u8 = b'#';
+
+/// The name of `slot`'s key `id`: an extra entry of the `keys` tree, and the key of its record
+/// on scale-out's key topic.
+pub(super) fn with_id(slot: &[u8], id: &str) -> Vec<u8> {
+    [slot, &[ID_MARK], id.as_bytes()].concat()
+}
+
+/// A key-topic record's key read back: the data-key slot and the key id it names (`None`: a
+/// record of before key ids, which names the slot alone). `None` for anything else.
+pub(crate) fn split_record(record: &[u8]) -> Option<(&[u8], Option<&str>)> {
+    if record.first() != Some(&b'd') {
+        return None;
+    }
+    let slot_len = record.iter().position(|b| *b == 0)? + 1 + 32 + 1;
+    let slot = record.get(..slot_len)?;
+    match record.get(slot_len..)? {
+        [] => Some((slot, None)),
+        [ID_MARK, id @ ..] => {
+            let id = std::str::from_utf8(id).ok()?;
+            let hex16 = id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            hex16.then_some((slot, Some(id)))
+        }
+        _ => None,
+    }
 }
 
 /// Checks `master` against the ledger's key-check value and unwraps the index secret; on a
@@ -167,6 +204,100 @@ impl Ledger {
             .unwrap(slot, &wrapped)
             .ok_or_else(|| corrupt("a data key does not unwrap under the master key"))?;
         Ok(Some(DataKey::from_bytes(key)))
+    }
+
+    /// Every key of `slot` (see the module doc), the slot's own first: empty when there is
+    /// none.
+    pub(super) fn stored_keys(&self, slot: &[u8]) -> Result<Vec<DataKey>> {
+        let mut keys: Vec<DataKey> = self.stored_key(slot)?.into_iter().collect();
+        for entry in self.keys.scan_prefix(with_id(slot, "")) {
+            let (name, _) = entry?;
+            keys.extend(self.stored_key(&name)?);
+        }
+        Ok(keys)
+    }
+
+    /// The `keys` entries of `slot`: the slot itself when it holds a key, and its other keys.
+    pub(super) fn key_entries(&self, slot: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        if self.keys.contains_key(slot)? {
+            out.push(slot.to_vec());
+        }
+        for name in self.keys.scan_prefix(with_id(slot, "")) {
+            out.push(name?.0.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The key-topic records that hold `slot`'s keys, to tombstone when they are destroyed:
+    /// one per key, named by its id, and the slot alone (how a record was named before ids).
+    pub fn key_records(&self, slot: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let mut out = vec![slot.to_vec()];
+        for key in self.stored_keys(slot)? {
+            out.push(with_id(slot, &key.id()));
+        }
+        Ok(out)
+    }
+
+    /// Stores a wrapped data key read from the key topic under `record` (slot and key id), or
+    /// removes it on its tombstone (`None`). Written at once, outside any batch: a key is only
+    /// ever added whole or removed, and the event it opens is adopted after it. A key this
+    /// ledger holds already is not stored twice; a second key for a slot is kept beside the
+    /// first (see the module doc).
+    pub fn adopt_key(&self, record: &[u8], wrapped: Option<&[u8]>) -> Result<()> {
+        let Some((slot, id)) = split_record(record) else {
+            // A notice key, or nothing this build knows: kept as named.
+            match wrapped {
+                Some(w) => self.keys.insert(record, w)?,
+                None => self.keys.remove(record)?,
+            }
+            return Ok(());
+        };
+        let Some(wrapped) = wrapped else {
+            if let Some(key) = self.stored_key(slot)? {
+                let named = match id {
+                    Some(id) => key.id() == id,
+                    None => true,
+                };
+                if named {
+                    self.keys.remove(slot)?;
+                }
+            }
+            match id {
+                Some(id) => self.keys.remove(with_id(slot, id))?,
+                None => {
+                    for name in self.key_entries(slot)? {
+                        self.keys.remove(name)?;
+                    }
+                }
+            }
+            return Ok(());
+        };
+        let key = self
+            .keyring()?
+            .master
+            .unwrap(slot, wrapped)
+            .map(DataKey::from_bytes)
+            .ok_or_else(|| {
+                corrupt("a data key on the key topic does not unwrap under the master key")
+            })?;
+        let key_id = key.id();
+        if id.is_some_and(|id| id != key_id) {
+            return Err(corrupt(
+                "a data key on the key topic is not the key its record names",
+            ));
+        }
+        let held = self.stored_keys(slot)?;
+        if held.iter().any(|k| k.id() == key_id) {
+            return Ok(());
+        }
+        if held.is_empty() {
+            self.keys.insert(slot, wrapped)?;
+        } else {
+            let name = with_id(slot, &key_id);
+            self.keys.insert(&name, self.wrap_key(&name, &key)?)?;
+        }
+        Ok(())
     }
 
     /// `key` wrapped for `slot`, to store in the batch that first uses it.

@@ -11,6 +11,7 @@
 //! shares through the key topic; data keys travel there too, wrapped, never here.
 
 use super::batch::Staged;
+use super::keyring::with_id;
 use super::{decode, ChainHead, Ledger, LedgerError, Result};
 use crate::domain::event::{ConsentEvent, EventType};
 use crate::domain::replies::OutboundMessage;
@@ -110,12 +111,13 @@ pub struct Replica<'s> {
     /// subscriber feed of the same transaction).
     pub events: Vec<(u32, u64, &'s [u8], &'s ConsentEvent)>,
     pub rows: Rows,
-    /// Data keys the batch created: `keys` slot and wrapped key. Not the notice keys of
-    /// `Erased` events: the transaction publishes what they open, so they are never shared
-    /// and never stored (`forget_notices`).
-    pub keys: Vec<(&'s [u8], &'s [u8])>,
-    /// Data keys the batch destroyed (an erasure): tombstones on the key topic.
-    pub destroyed: Vec<&'s [u8]>,
+    /// Data keys the batch created: the key-topic record's key (slot and key id) and the
+    /// wrapped key. Not the notice keys of `Erased` events: the transaction publishes what
+    /// they open, so they are never shared and never stored (`forget_notices`); nor keys the
+    /// same batch destroys.
+    pub keys: Vec<(Vec<u8>, &'s [u8])>,
+    /// The key-topic records of the data keys the batch destroyed (an erasure): tombstones.
+    pub destroyed: Vec<Vec<u8>>,
     /// Replies to the customer, opened, with the partition of the message that earned them.
     pub replies: Vec<(u32, &'s OutboundMessage)>,
 }
@@ -222,10 +224,21 @@ impl Staged<'_> {
             keys: self
                 .new_keys
                 .iter()
-                .filter(|(k, _)| !is_notice_slot(k))
-                .map(|(k, v)| (k.as_slice(), v.as_slice()))
-                .collect(),
-            destroyed: self.destroy.iter().map(Vec::as_slice).collect(),
+                .filter(|(k, _)| !is_notice_slot(k) && !self.destroy.contains(*k))
+                .map(|(k, v)| {
+                    let key = self.key_cache.get(k).ok_or_else(|| LedgerError::Corrupt {
+                        tree: "keys",
+                        detail: "a key the batch made is not in its cache".into(),
+                    })?;
+                    Ok((with_id(k, &key.id()), v.as_slice()))
+                })
+                .collect::<Result<_>>()?,
+            destroyed: self
+                .destroy
+                .iter()
+                .map(|slot| self.ledger().key_records(slot))
+                .collect::<Result<Vec<_>>>()?
+                .concat(),
             replies: self
                 .replies
                 .iter()
@@ -315,17 +328,6 @@ impl Ledger {
             .unwrap_or(0))
     }
 
-    /// Stores a wrapped data key read from the key topic (`None`: its tombstone, the key
-    /// destroyed). Written at once, outside any batch: a key is only ever added whole or
-    /// removed, and the event it opens is adopted after it.
-    pub fn adopt_key(&self, slot: &[u8], wrapped: Option<&[u8]>) -> Result<()> {
-        match wrapped {
-            Some(w) => self.keys.insert(slot, w)?,
-            None => self.keys.remove(slot)?,
-        }
-        Ok(())
-    }
-
     /// Whether this ledger holds no event and no data key: a new instance's, which may still
     /// take the deployment's index secret.
     pub fn is_fresh(&self) -> Result<bool> {
@@ -405,7 +407,7 @@ mod tests {
 
     /// Regression test for scale-out's key race (two instances made data keys for one new
     /// identifier at once): the other instance's event is folded into the view by the keyed
-    /// hash it carries, as if the key were here; before, it was refused and the service
+    /// hash it carries, whichever keys are here; before, it was refused and the service
     /// stopped.
     #[test]
     fn an_event_sealed_under_another_instances_key_is_folded_by_its_keyed_hash() {
@@ -416,7 +418,10 @@ mod tests {
         event.partition = 1;
         event.seal(&ChainHead::default().hash);
         let bytes = event.stored_bytes();
-        assert_eq!(staged.adopt(1, &bytes, false).unwrap(), Adopted::Appended);
+        // b's own key for the contact does not open it: it waits for a's key while that may
+        // still come, then is taken in all the same.
+        assert_eq!(staged.adopt(1, &bytes, false).unwrap(), Adopted::MissingKey);
+        assert_eq!(staged.adopt(1, &bytes, true).unwrap(), Adopted::Appended);
         staged.commit().unwrap();
         assert_eq!(marketing_events(&b), 2, "b's STOP and a's, one identifier");
     }
@@ -446,10 +451,92 @@ mod tests {
         assert_eq!(marketing_events(&c), 1, "folded without its key");
     }
 
+    /// Regression test for scale-out's key race, the fields' side: two instances that made
+    /// a key each for one new identifier keep both, so that every event of it opens on both
+    /// (before, the key topic's later record replaced the other key, whose events then read
+    /// `[erased]` everywhere); erasing the identifier destroys and tombstones both.
+    #[test]
+    fn two_keys_made_at_once_for_one_identifier_both_open_everywhere() {
+        use super::super::keyring::slot;
+        use crate::domain::contact::Contact;
+        use crate::domain::tenant::TenantId;
+        use crate::rgpd::KeyKind;
+
+        let (_dirs, a, b, stored_a) = two_instances_with_one_contact();
+        let stored_b = b.events.iter().next().unwrap().unwrap().1.to_vec();
+        let tenant = TenantId::new("acme").unwrap();
+        let id = a
+            .digest(&tenant, &Contact::from_stored("+33612000001".into()))
+            .unwrap();
+        let identity = slot(&tenant, &id, KeyKind::Identity);
+        for kind in [KeyKind::Identity, KeyKind::Text] {
+            let slot = slot(&tenant, &id, kind);
+            for (from, to) in [(&a, &b), (&b, &a)] {
+                let key = from.stored_key(&slot).unwrap().unwrap();
+                let wrapped = from.keys.get(&slot).unwrap().unwrap();
+                for _ in 0..2 {
+                    to.adopt_key(&with_id(&slot, &key.id()), Some(&wrapped))
+                        .unwrap();
+                }
+            }
+            assert_eq!(a.key_entries(&slot).unwrap().len(), 2, "one each, once");
+        }
+        for l in [&a, &b] {
+            for stored in [&stored_a, &stored_b] {
+                let e = l.open_event(decode("events", stored).unwrap()).unwrap();
+                assert_eq!(e.contact.as_str(), "+33612000001");
+                assert_eq!(e.source.text.as_deref(), Some("STOP"));
+            }
+        }
+        // A proof file names the second key by its slot and id, beside the first.
+        let names: Vec<String> = a
+            .field_keys(&decode("events", &stored_b).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert!(
+            !names.is_empty() && names.iter().all(|n| n.matches(':').count() == 2),
+            "{names:?}"
+        );
+        // The tombstone of one key removes that key only.
+        let b_key = b.stored_key(&identity).unwrap().unwrap();
+        a.adopt_key(&with_id(&identity, &b_key.id()), None).unwrap();
+        assert_eq!(a.key_entries(&identity).unwrap(), vec![identity.clone()]);
+        // Destroying the slot destroys every key of it and tombstones every record of it.
+        let mut staged = b.stage();
+        staged.destroy.insert(identity.clone());
+        let destroyed = staged.replica().unwrap().destroyed;
+        assert_eq!(destroyed.len(), 3, "the slot alone, and each key by its id");
+        staged.commit().unwrap();
+        assert!(b.key_entries(&identity).unwrap().is_empty());
+    }
+
+    #[test]
+    fn key_topic_record_names_read_back() {
+        use super::super::keyring::split_record;
+        let slot = [b"dacme\0".as_slice(), &[7u8; 32], b"i"].concat();
+        assert_eq!(split_record(&slot), Some((slot.as_slice(), None)));
+        let named = with_id(&slot, "00112233aabbccdd");
+        assert_eq!(
+            split_record(&named),
+            Some((slot.as_slice(), Some("00112233aabbccdd")))
+        );
+        for bad in [
+            &b"index/abc"[..],
+            b"d",
+            &named[..named.len() - 1],
+            b"nacme\0x",
+        ] {
+            assert_eq!(split_record(bad), None, "{bad:?}");
+        }
+    }
+
     proptest! {
         #[test]
         fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Rows::decode(&bytes);
+            let _ = super::super::keyring::split_record(&bytes);
         }
     }
 }

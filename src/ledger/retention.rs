@@ -32,8 +32,8 @@ pub struct Expired {
 }
 
 impl Expired {
-    /// The `keys` slots of the text keys its erasure destroys: scale-out tombstones them on
-    /// the key topic too.
+    /// The `keys` slots of the text keys its erasure destroys: scale-out tombstones their
+    /// records on the key topic too ([`Ledger::key_records`]).
     pub fn slots(&self) -> &[Vec<u8>] {
         &self.slots
     }

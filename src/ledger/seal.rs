@@ -48,18 +48,34 @@ pub(super) fn field_ref(stored: &str) -> Option<Id> {
 }
 
 impl Ledger {
-    /// The key a sealed field of the event `event_id` names.
-    fn field_key(
+    /// The keys that may have sealed a field of the event `event_id`: those of the slot its
+    /// reference names (more than one only after scale-out's key race, see `keyring`).
+    fn field_keys_of(
         &self,
         tenant: &TenantId,
         event_id: &uuid::Uuid,
         s: &Sealed,
-    ) -> Result<Option<DataKey>> {
+    ) -> Result<Vec<DataKey>> {
         let slot = match s.kind {
             KeyKind::Notice => notice_slot(tenant, event_id),
             kind => slot(tenant, &s.key_ref, kind),
         };
-        self.stored_key(&slot)
+        self.stored_keys(&slot)
+    }
+
+    /// The key that opens the field `name` of the event `event_id`, and the plaintext.
+    fn opening_key(
+        &self,
+        tenant: &TenantId,
+        event_id: &uuid::Uuid,
+        name: &str,
+        sealed: &Sealed,
+    ) -> Result<Option<(DataKey, String)>> {
+        let context = field::context(event_id, name);
+        Ok(self
+            .field_keys_of(tenant, event_id, sealed)?
+            .into_iter()
+            .find_map(|key| sealed.open(&key, &context).map(|plain| (key, plain))))
     }
 
     /// One stored field opened: the plaintext, `None` when its key is gone; a field that is
@@ -74,25 +90,22 @@ impl Ledger {
         let Some(sealed) = Sealed::parse(stored) else {
             return Ok(Some(stored.to_string()));
         };
-        Ok(match self.field_key(tenant, id, &sealed)? {
-            Some(key) => sealed.open(&key, &field::context(id, name)),
-            None => None,
-        })
+        Ok(self
+            .opening_key(tenant, id, name, &sealed)?
+            .map(|(_, plain)| plain))
     }
 
     /// A stored event with its personal fields opened (`[erased]` where a key is gone).
     pub fn open_event(&self, stored: ConsentEvent) -> Result<ConsentEvent> {
         let (tenant, id) = (stored.tenant.clone(), stored.event_id);
-        field::open_event(&stored, |s| self.field_key(&tenant, &id, s))
+        field::open_event(&stored, |s| self.field_keys_of(&tenant, &id, s))
     }
 
-    /// Whether every key that opens `stored`'s sealed fields is here.
+    /// Whether a key that opens each of `stored`'s sealed fields is here.
     pub(super) fn keys_present(&self, stored: &ConsentEvent) -> Result<bool> {
-        for (_, sealed) in field::sealed_fields(stored) {
-            if self
-                .field_key(&stored.tenant, &stored.event_id, &sealed)?
-                .is_none()
-            {
+        for (name, sealed) in field::sealed_fields(stored) {
+            let opened = self.opening_key(&stored.tenant, &stored.event_id, &name, &sealed)?;
+            if opened.is_none() {
                 return Ok(false);
             }
         }
@@ -100,13 +113,22 @@ impl Ledger {
     }
 
     /// The keys that open `stored`'s sealed fields, by the name a proof file gives them;
-    /// destroyed ones are absent.
+    /// destroyed ones are absent. A key that is not its slot's first (scale-out's key race)
+    /// is named with its id after the slot's name (`i:<ref>:<id>`), so that both can be in
+    /// one file.
     pub fn field_keys(&self, stored: &ConsentEvent) -> Result<Vec<(String, DataKey)>> {
+        let (tenant, id) = (&stored.tenant, &stored.event_id);
         let mut out = Vec::new();
-        for (_, sealed) in field::sealed_fields(stored) {
-            if let Some(key) = self.field_key(&stored.tenant, &stored.event_id, &sealed)? {
-                out.push((field::key_name(&sealed, &stored.event_id), key));
+        for (name, sealed) in field::sealed_fields(stored) {
+            let Some((key, _)) = self.opening_key(tenant, id, &name, &sealed)? else {
+                continue;
+            };
+            let first = self.field_keys_of(tenant, id, &sealed)?;
+            let mut name = field::key_name(&sealed, id);
+            if first.first().is_some_and(|f| f.id() != key.id()) {
+                name = format!("{name}:{}", key.id());
             }
+            out.push((name, key));
         }
         Ok(out)
     }

@@ -207,18 +207,23 @@ fn check_opened(file: &ProofFile) -> Result<(), VerifyError> {
     }
     for (stored, shown) in file.events.iter().zip(&file.opened) {
         let opened = field::open_event(stored, |sealed| {
+            // The slot's key by its name, and any other key of the slot by its name and id
+            // (`i:<ref>:<id>`, scale-out's key race).
             let name = field::key_name(sealed, &stored.event_id);
-            Ok::<_, VerifyError>(match file.keys.get(&name) {
-                Some(b64) => {
-                    let bytes: [u8; 32] = B64
-                        .decode(b64)
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or_else(|| tampered(format!("key {name} is not base64 of 32 bytes")))?;
-                    Some(DataKey::from_bytes(zeroize::Zeroizing::new(bytes)))
+            let others = format!("{name}:");
+            let mut keys = Vec::new();
+            for (n, b64) in &file.keys {
+                if *n != name && !n.starts_with(&others) {
+                    continue;
                 }
-                None => None,
-            })
+                let bytes: [u8; 32] = B64
+                    .decode(b64)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| tampered(format!("key {n} is not base64 of 32 bytes")))?;
+                keys.push(DataKey::from_bytes(zeroize::Zeroizing::new(bytes)));
+            }
+            Ok::<_, VerifyError>(keys)
         })?;
         if &opened != shown {
             return Err(tampered(format!(

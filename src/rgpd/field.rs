@@ -118,12 +118,12 @@ pub fn key_name(sealed: &Sealed, event_id: &uuid::Uuid) -> String {
     }
 }
 
-/// `stored` with every sealed field opened by the key `key` finds for it, [`ERASED`] where
-/// it finds none (or the key does not open it). The one definition of an event's readable
-/// form: the ledger's readers and the access export's verifier both use it.
+/// `stored` with every sealed field opened by one of the keys `keys` finds for it, [`ERASED`]
+/// where none opens it (or there is none). The one definition of an event's readable form:
+/// the ledger's readers and the access export's verifier both use it.
 pub fn open_event<E>(
     stored: &ConsentEvent,
-    mut key: impl FnMut(&Sealed) -> Result<Option<DataKey>, E>,
+    mut keys: impl FnMut(&Sealed) -> Result<Vec<DataKey>, E>,
 ) -> Result<ConsentEvent, E> {
     let mut e = stored.clone();
     let id = e.event_id;
@@ -131,8 +131,10 @@ pub fn open_event<E>(
         let Some(sealed) = Sealed::parse(value) else {
             return Ok(value.to_string());
         };
-        Ok(key(&sealed)?
-            .and_then(|k| sealed.open(&k, &context(&id, name)))
+        let context = context(&id, name);
+        Ok(keys(&sealed)?
+            .iter()
+            .find_map(|k| sealed.open(k, &context))
             .unwrap_or_else(|| ERASED.to_string()))
     };
     e.contact = Contact::from_stored(open("contact", e.contact.as_str())?);

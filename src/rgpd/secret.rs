@@ -134,6 +134,19 @@ impl DataKey {
     pub fn bytes(&self) -> &[u8; KEY_BYTES] {
         &self.0
     }
+
+    /// A public name for this key, the same on every instance that holds it: 16 hex digits of
+    /// a hash of the key (one-way: it tells nothing of the key). Scale-out keeps each key on
+    /// the key topic under its slot and this id, so that two keys made at once for one
+    /// identifier by two instances both survive compaction.
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = Sha256::new()
+            .chain_update(b"consent-ledger data key id\0")
+            .chain_update(self.0.as_slice())
+            .finalize();
+        hex::encode(&digest[..8])
+    }
 }
 
 #[cfg(test)]

@@ -770,3 +770,130 @@ async fn two_instances_starting_together_on_a_new_deployment_both_get_ready() {
         may_send(&a, "+33670000001") == Some(false) && may_send(&b, "+33670000001") == Some(false)
     });
 }
+
+/// Issue 14, the key race: a new identifier whose first records reach two instances at once
+/// gets a data key from each. Both keys survive on the key topic, and every instance, and one
+/// that joins later, reads every event of it. Each contact's STOP and START go to partitions
+/// three apart, which the range and the round-robin assignors alike give to different
+/// instances of two.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_that_make_keys_for_one_new_identifier_at_once_both_read_its_events() {
+    use rdkafka::producer::FutureRecord;
+
+    let (bootstrap, names) = deployment("scale-keyrace").await;
+    let (a_env, b_env, a, b) = two(&names, &bootstrap, true);
+    const BATCH: u64 = 20;
+    let p = producer(&bootstrap);
+    // Chat on every partition first, until both instances read some: the group has settled
+    // with partitions on each.
+    for partition in 0..6 {
+        let body = wa_text(
+            "33679999999",
+            &format!("wamid.kr.warm.{partition}"),
+            1_763_978_000,
+            "Bonjour",
+        );
+        p.send(
+            FutureRecord::<[u8], [u8]>::to(&names.inbound)
+                .partition(partition)
+                .payload(body.as_bytes()),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .expect("produce");
+    }
+    wait_for("both instances to read", Duration::from_secs(60), || {
+        let read = |s: &Service| metric(s, "consent_ledger_records_read_total");
+        read(&a) > 0 && read(&b) > 0 && read(&a) + read(&b) >= 6
+    });
+    // Rounds of new contacts until some slot got a key from each instance on the key topic
+    // (the race is likely in every round, not certain).
+    let mut contacts = 0;
+    let mut raced = 0;
+    while raced == 0 {
+        assert!(
+            contacts < 5 * BATCH,
+            "no identifier got two keys in 5 rounds"
+        );
+        let mut sends = Vec::new();
+        for c in contacts..contacts + BATCH {
+            let from = format!("3367{c:07}");
+            for (i, word) in ["STOP", "START"].into_iter().enumerate() {
+                let partition = ((c + 3 * i as u64) % 6) as i32;
+                let body = wa_text(
+                    &from,
+                    &format!("wamid.kr.{c}.{i}"),
+                    1_763_978_400 + i as i64,
+                    word,
+                );
+                let key = format!("{PHONE_NUMBER_ID}:{from}");
+                sends.push(
+                    p.send_result(
+                        FutureRecord::to(&names.inbound)
+                            .partition(partition)
+                            .key(key.as_bytes())
+                            .payload(body.as_bytes()),
+                    )
+                    .map_err(|(e, _)| e),
+                );
+            }
+        }
+        for sent in sends {
+            sent.expect("queued")
+                .await
+                .expect("delivered")
+                .expect("acked");
+        }
+        contacts += BATCH;
+        wait_for_views(&[&a, &b], (contacts * 2) as i64, Duration::from_secs(60));
+        let keys = consume_settled(
+            &bootstrap,
+            &format!("{}.keys", names.inbound),
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+            |r| !r.is_empty(),
+        );
+        let mut ids: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeSet<Vec<u8>>> =
+            Default::default();
+        for m in &keys {
+            let Some(key) = rdkafka::Message::key(m) else {
+                continue;
+            };
+            if let Some(at) = key.iter().rposition(|b| *b == b'#') {
+                ids.entry(key[..at].to_vec())
+                    .or_default()
+                    .insert(key[at + 1..].to_vec());
+            }
+        }
+        raced = ids.values().filter(|v| v.len() > 1).count();
+    }
+    eprintln!("{raced} key slots of {contacts} contacts got a key from each instance");
+    let events = (contacts * 2) as i64;
+
+    let history_reads = |svc: &Service| {
+        for c in 0..contacts {
+            let path = format!("/v1/tenants/acme/contacts/%2B3367{c:07}/history");
+            let (status, body) = svc.get_as(&path, Some(TOKEN)).expect("the API answers");
+            assert_eq!(status, 200, "{body}");
+            let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(
+                history["events"].as_array().map(Vec::len),
+                Some(2),
+                "{body}"
+            );
+            assert!(
+                !body.contains("[erased]"),
+                "{raced} raced; contact {c}: {body}"
+            );
+        }
+    };
+    history_reads(&a);
+    history_reads(&b);
+    let report = stop_and_compare(vec![(a, &a_env), (b, &b_env)], events as usize);
+    let c_env = Env::with_config(&config(&names));
+    let c = instance(&c_env, &bootstrap);
+    wait_ready(&c);
+    history_reads(&c);
+    assert_eq!(stop_and_compare(vec![(c, &c_env)], events as usize), report);
+}

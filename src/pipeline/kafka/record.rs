@@ -63,14 +63,14 @@ impl Txn<'_> {
         let replica = staged.replica()?;
         let t = self.topics;
         let mut sends: Vec<(&str, DeliveryFuture)> = Vec::new();
-        for (slot, wrapped) in &replica.keys {
-            sends.push((
-                &t.keys,
-                self.send(FutureRecord::to(&t.keys).key(*slot).payload(*wrapped))?,
-            ));
+        for (record, wrapped) in &replica.keys {
+            let entry = FutureRecord::to(&t.keys)
+                .key(record.as_slice())
+                .payload(*wrapped);
+            sends.push((&t.keys, self.send(entry)?));
         }
-        for slot in &replica.destroyed {
-            let tombstone = FutureRecord::<[u8], [u8]>::to(&t.keys).key(*slot);
+        for record in &replica.destroyed {
+            let tombstone = FutureRecord::<[u8], [u8]>::to(&t.keys).key(record.as_slice());
             sends.push((&t.keys, self.send(tombstone)?));
         }
         for (partition, seq, stored, opened) in &replica.events {
