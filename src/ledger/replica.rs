@@ -372,16 +372,11 @@ mod tests {
     fn two_instances_with_one_contact() -> (Vec<tempfile::TempDir>, Ledger, Ledger, Vec<u8>) {
         use crate::config::{ConfigFile, Settings};
         use crate::pipeline::file::{ingest, FileSinks};
-        use crate::rgpd::MasterKey;
 
         let settings = Settings::from_file(ConfigFile::default()).unwrap();
-        let master =
-            || MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=").unwrap();
         let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-        let a = Ledger::open(&dirs[0].path().join("ledger"), master()).unwrap();
-        let b = Ledger::open(&dirs[1].path().join("ledger"), master()).unwrap();
-        b.adopt_index_secret(&a.wrapped_index_secret().unwrap())
-            .unwrap();
+        let a = instance_of(&dirs[0], None);
+        let b = instance_of(&dirs[1], Some(&a));
         let stop = |id: &str| {
             format!(
                 r#"{{"type":"inbound","tenant":"acme","channel":"sms","message_id":"{id}","from":"+33612000001","received_at":"2026-11-20T10:00:00Z","text":"STOP"}}"#
@@ -393,6 +388,31 @@ mod tests {
         }
         let stored = a.events.iter().next().unwrap().unwrap().1.to_vec();
         (dirs, a, b, stored)
+    }
+
+    /// A new instance's ledger in `dir`, with the deployment's master key and, after the
+    /// first, the index secret of `first`.
+    fn instance_of(dir: &tempfile::TempDir, first: Option<&Ledger>) -> Ledger {
+        let master =
+            crate::rgpd::MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=")
+                .unwrap();
+        let l = Ledger::open(&dir.path().join("ledger"), master).unwrap();
+        if let Some(first) = first {
+            l.adopt_index_secret(&first.wrapped_index_secret().unwrap())
+                .unwrap();
+        }
+        l
+    }
+
+    /// Adopts `bytes` on `partition` of `l`, whose keys do not open it: it waits while they
+    /// may still come, and is taken in once they are final.
+    fn adopt_once_the_keys_are_final(l: &Ledger, partition: u32, bytes: &[u8]) {
+        let mut staged = l.stage();
+        let waits = staged.adopt(partition, bytes, false).unwrap();
+        assert_eq!(waits, Adopted::MissingKey);
+        let taken = staged.adopt(partition, bytes, true).unwrap();
+        assert_eq!(taken, Adopted::Appended);
+        staged.commit().unwrap();
     }
 
     /// The marketing fold of the contact: how many events it counts, all of them STOPs.
@@ -413,16 +433,13 @@ mod tests {
     fn an_event_sealed_under_another_instances_key_is_folded_by_its_keyed_hash() {
         let (_dirs, _a, b, stored) = two_instances_with_one_contact();
         // On b, a's event continues an empty chain 1 (b's own event is on chain 0).
-        let mut staged = b.stage();
         let mut event: ConsentEvent = decode("events", &stored).unwrap();
         event.partition = 1;
         event.seal(&ChainHead::default().hash);
         let bytes = event.stored_bytes();
         // b's own key for the contact does not open it: it waits for a's key while that may
         // still come, then is taken in all the same.
-        assert_eq!(staged.adopt(1, &bytes, false).unwrap(), Adopted::MissingKey);
-        assert_eq!(staged.adopt(1, &bytes, true).unwrap(), Adopted::Appended);
-        staged.commit().unwrap();
+        adopt_once_the_keys_are_final(&b, 1, &bytes);
         assert_eq!(marketing_events(&b), 2, "b's STOP and a's, one identifier");
     }
 
@@ -433,21 +450,8 @@ mod tests {
     fn an_event_whose_key_is_gone_is_taken_in_once_the_keys_are_final() {
         let (_dirs, a, _b, stored) = two_instances_with_one_contact();
         let dir = tempfile::tempdir().unwrap();
-        let c = Ledger::open(
-            &dir.path().join("ledger"),
-            crate::rgpd::MasterKey::from_base64("c2NhbGUtb3V0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=")
-                .unwrap(),
-        )
-        .unwrap();
-        c.adopt_index_secret(&a.wrapped_index_secret().unwrap())
-            .unwrap();
-        let mut staged = c.stage();
-        assert_eq!(
-            staged.adopt(0, &stored, false).unwrap(),
-            Adopted::MissingKey
-        );
-        assert_eq!(staged.adopt(0, &stored, true).unwrap(), Adopted::Appended);
-        staged.commit().unwrap();
+        let c = instance_of(&dir, Some(&a));
+        adopt_once_the_keys_are_final(&c, 0, &stored);
         assert_eq!(marketing_events(&c), 1, "folded without its key");
     }
 
