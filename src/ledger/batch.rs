@@ -30,6 +30,9 @@ pub struct Staged<'a> {
     /// event taken in from another instance folds without its identifier being opened.
     own: HashMap<(TenantId, Id), ContactConsent>,
     dirty: HashSet<(TenantId, Id)>,
+    /// The greatest (partition, seq) of an event each identifier folded so far has, in the
+    /// ledger or this batch (see [`Staged::fold`]).
+    last_folded: HashMap<(TenantId, Id), Option<(u32, u64)>>,
     /// Links staged in this batch, both ways, by keyed hash (with the other side where this
     /// batch can read it), and the `links` rows to write.
     links: HashMap<(TenantId, Id), Vec<Neighbour>>,
@@ -84,6 +87,7 @@ impl<'a> Staged<'a> {
             _writer: writer,
             own: HashMap::new(),
             dirty: HashSet::new(),
+            last_folded: HashMap::new(),
             links: HashMap::new(),
             link_rows: Vec::new(),
             seen: HashSet::new(),
@@ -421,15 +425,55 @@ impl<'a> Staged<'a> {
                     .push((keys::link(&event.tenant, &a, &b), key.clone()));
             }
         } else {
-            let before = self.own_of(&event.tenant, contact_id)?;
-            let after = before.apply(&event);
-            let key = (event.tenant.clone(), contact_id);
-            self.own.insert(key.clone(), after);
-            self.dirty.insert(key);
+            self.fold(&event, contact_id)?;
         }
         self.lift_suppression(&event, &contact_id)?;
         self.events.push(event);
         Ok(())
+    }
+
+    /// Folds `event` into its identifier's consent (keyed hash `id`). The view of an
+    /// identifier is its events folded in log order, (partition, seq), as `verify` and
+    /// `rebuild` fold them: the order in which this ledger met them must not show. So an
+    /// event that comes after every event of its identifier folds in at once, and one that
+    /// does not (its identifier has events on a later partition: records of one person keyed
+    /// two ways, or scale-out's view taking chains in as they come) has its identifier folded
+    /// again from all its events.
+    fn fold(&mut self, event: &ConsentEvent, id: Id) -> Result<()> {
+        let key = (event.tenant.clone(), id);
+        let at = (event.partition, event.seq);
+        let last = match self.last_folded.get(&key) {
+            Some(last) => *last,
+            None => self.ledger.last_position_of(&event.tenant, &id)?,
+        };
+        let after = match last {
+            Some(last) if last >= at => self.refold(&event.tenant, &id, event)?,
+            _ => self.own_of(&event.tenant, id)?.apply(event),
+        };
+        self.last_folded
+            .insert(key.clone(), Some(last.map_or(at, |l| l.max(at))));
+        self.own.insert(key.clone(), after);
+        self.dirty.insert(key);
+        Ok(())
+    }
+
+    /// The consent of the identifier `id`: every event of its own (not a link), stored and
+    /// staged, with `event`, folded in log order.
+    fn refold(&self, tenant: &TenantId, id: &Id, event: &ConsentEvent) -> Result<ContactConsent> {
+        let mut all: Vec<ConsentEvent> = self.ledger.own_events_of(tenant, id)?;
+        all.extend(
+            self.events
+                .iter()
+                .zip(&self.event_ids)
+                .filter(|(e, (c, linked))| &e.tenant == tenant && c == id && linked.is_none())
+                .map(|(e, _)| e.clone()),
+        );
+        all.push(event.clone());
+        all.sort_by_key(|e| (e.partition, e.seq));
+        all.dedup_by_key(|e| (e.partition, e.seq));
+        Ok(all
+            .iter()
+            .fold(ContactConsent::default(), |c, e| c.apply(e)))
     }
 
     /// Appends a reply to the reply log of `partition`, which the relays follow like the
@@ -609,4 +653,52 @@ impl<'a> Staged<'a> {
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("plain struct")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use crate::domain::contact::Contact;
+    use crate::domain::event::tests::{sample, tenant};
+    use crate::domain::event::EventType;
+    use crate::ledger::Ledger;
+    use crate::rgpd::MasterKey;
+
+    /// Regression test: one identifier's STOPs on two partitions, met in another order than
+    /// the log's (partition 1 before partition 0: records of one person keyed two ways, or
+    /// scale-out's view taking chains in as they come), made a view whose `since` and
+    /// `event_id` `verify` refused ("view says opted_out but the log says opted_out"), and
+    /// two instances answer differently.
+    #[test]
+    fn an_identifiers_events_met_out_of_log_order_fold_as_the_log_orders_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger"), MasterKey::generate()).unwrap();
+        let stop = |contact: &str, at: i64, id: u64| {
+            let mut e = sample(EventType::OptedOut, at, id);
+            e.contact = Contact::from_stored(contact.into());
+            e
+        };
+        // In two batches, then both in one batch, for another contact.
+        for (contact, batches) in [("+33612000001", 2), ("+33612000002", 1)] {
+            let mut staged = l.stage();
+            staged.append(stop(contact, 1_764_000_200, 1), 1).unwrap();
+            if batches == 2 {
+                staged.commit().unwrap();
+                staged = l.stage();
+            }
+            staged.append(stop(contact, 1_764_000_100, 2), 0).unwrap();
+            staged.commit().unwrap();
+            let c = Contact::from_stored(contact.into());
+            let marketing = l.own_consent(&tenant("acme"), &c).unwrap().marketing;
+            assert_eq!(
+                marketing.since,
+                Some(chrono::Utc.timestamp_opt(1_764_000_100, 0).unwrap()),
+                "the log's first STOP began the opt-out"
+            );
+            assert_eq!(marketing.events, 2);
+        }
+        let report = l.verify().unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }

@@ -155,7 +155,7 @@ impl Ledger {
     }
 
     /// The stored (sealed) events of the identifier whose keyed hash is `id`, in log order.
-    fn stored_events_of<'a>(
+    pub(super) fn stored_events_of<'a>(
         &'a self,
         tenant: &TenantId,
         id: &Id,

@@ -42,6 +42,13 @@ pub(super) fn notice_key(partition: u32, seq: u64) -> Vec<u8> {
     format!("notice/{partition:010}/{seq:020}").into_bytes()
 }
 
+/// The (partition, seq) an `events` key names.
+fn event_position(key: &[u8]) -> Option<(u32, u64)> {
+    let partition = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
+    let seq = u64::from_be_bytes(key.get(4..12)?.try_into().ok()?);
+    Some((partition, seq))
+}
+
 /// The reference (keyed hash) of a stored identifier field; `None` when it is not sealed.
 pub(super) fn field_ref(stored: &str) -> Option<Id> {
     Sealed::parse(stored).map(|s| s.key_ref)
@@ -148,6 +155,37 @@ impl Ledger {
             }
         }
         Ok(None)
+    }
+
+    /// The greatest (partition, seq) of an event of the identifier whose keyed hash is `id`
+    /// (its own or a link), by its `by_contact` index; `None` when it has none.
+    pub(super) fn last_position_of(
+        &self,
+        tenant: &TenantId,
+        id: &Id,
+    ) -> Result<Option<(u32, u64)>> {
+        if !self.known.may_know(id) {
+            return Ok(None);
+        }
+        let prefix = keys::contact_prefix(tenant, id);
+        let Some(entry) = self.by_contact.scan_prefix(&prefix).next_back() else {
+            return Ok(None);
+        };
+        let (key, _) = entry?;
+        Ok(event_position(&key[prefix.len()..]))
+    }
+
+    /// The stored events of the identifier whose keyed hash is `id` that are its own (not the
+    /// links it is a side of), in log order, as stored (sealed): what its consent folds.
+    pub(super) fn own_events_of(&self, tenant: &TenantId, id: &Id) -> Result<Vec<ConsentEvent>> {
+        let mut out = Vec::new();
+        for stored in self.stored_events_of(tenant, id) {
+            let stored = stored?;
+            if stored.linked_contact.is_none() && field_ref(stored.contact.as_str()) == Some(*id) {
+                out.push(stored);
+            }
+        }
+        Ok(out)
     }
 
     /// Every event of the identifier whose keyed hash is `id`, opened, oldest first in event
