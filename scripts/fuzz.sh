@@ -2,15 +2,16 @@
 # The fuzz targets of fuzz/ (cargo fuzz, libFuzzer), as README "Tests" describes:
 #
 #   scripts/fuzz.sh build              install what is missing, seed the corpora, build every target
-#   scripts/fuzz.sh smoke SECONDS      run every target at once for SECONDS, as CI does
+#   scripts/fuzz.sh smoke SECONDS      run every target at once for SECONDS
 #   scripts/fuzz.sh run TARGET [SECONDS [libFuzzer options]]
 #                                      one target, for as long as you like (default: until stopped)
 #
 # By default the targets are built optimized and with AddressSanitizer, which needs the
 # nightly toolchain (installed with rustup when missing; without it they build on stable
-# without a sanitizer). CI sets FUZZ_BUILD=dev (unoptimized: half the build time) and
-# FUZZ_SANITIZER=none (stable; seven times more inputs a second unoptimized): our code has
-# no unsafe, and every panic and failed property is caught all the same.
+# without a sanitizer). FUZZ_BUILD=dev (unoptimized: half the build time) and
+# FUZZ_SANITIZER=none (stable; seven times more inputs a second unoptimized) make the
+# cheapest build: our code has no unsafe, and every panic and failed property is caught all
+# the same. CI runs the same properties as unit tests instead (src/fuzz_targets/).
 # Crashes are written to fuzz/artifacts/TARGET/; fuzz/regressions/TARGET/ holds the inputs
 # of the bugs found so far, run again at every start.
 set -euo pipefail

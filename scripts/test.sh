@@ -38,27 +38,8 @@ if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   broker_pid=$!
 fi
 
-# The fuzz targets (fuzz/, scripts/fuzz.sh) compile the whole dependency tree again under
-# the fuzz flags: that build starts now, at the lowest CPU and I/O priority, so it takes only
-# what the main build and the tests leave idle (the Kafka tests mostly wait on the broker);
-# each target then runs for FUZZ_SECONDS after the tests (0: no fuzzing). Unoptimized and
-# on stable without a sanitizer: the cheapest build, and the most inputs a second from it.
-export FUZZ_BUILD=dev FUZZ_SANITIZER=none
-fuzz_seconds=${FUZZ_SECONDS:-20}
-fuzz_pid=""
-if [[ "$fuzz_seconds" != 0 ]]; then
-  echo "==> building the fuzz targets (scripts/fuzz.sh build), in the background" >&2
-  # Its own session, so that it can be stopped as a whole; with the kernel's autogroups a
-  # session is scheduled as one, so the session itself is niced too, or nice would not count.
-  setsid bash -c 'echo 19 > /proc/self/autogroup 2>/dev/null
-    exec ionice -c 3 nice -n 19 scripts/fuzz.sh build' > target/fuzz-build.log 2>&1 &
-  fuzz_pid=$!
-fi
-
-# On any exit: stop a fuzz build still running; let a broker start still in progress finish,
-# then stop the broker it started.
+# On any exit: let a broker start still in progress finish, then stop the broker it started.
 cleanup() {
-  [[ -z "$fuzz_pid" ]] || kill -- "-$fuzz_pid" 2>/dev/null || true
   if [[ -n "${kafka_tests_pid:-}" ]]; then
     pkill -P "$kafka_tests_pid" 2>/dev/null || true
     kill "$kafka_tests_pid" 2>/dev/null || true
@@ -96,8 +77,9 @@ fi
 echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # The test binaries cargo built above, by name. The Kafka ones wait on the broker most of
 # the time (131 s of wall for 23 s of CPU on a quiet machine), so the `kafka` binary runs
-# beside everything else: the other binaries, clippy, the fuzz smoke runs and the benchmark
-# smoke run. kafka_broker_restart restarts the broker, so it runs alone, last. Every step
+# beside everything else: the other binaries (the fuzz targets' properties among the unit
+# tests, src/fuzz_targets/), clippy and the benchmark smoke run. kafka_broker_restart
+# restarts the broker, so it runs alone, last. Every step
 # runs to its end, and the suite fails if any failed.
 test_bins=$(cargo test --no-run --quiet --message-format=json | python3 -c '
 import json, sys
@@ -148,18 +130,6 @@ if ! wait "$clippy_pid"; then
   cat target/clippy.log >&2
   echo "clippy failed; see above" >&2
   tests_failed=1
-fi
-
-if [[ -n "$fuzz_pid" ]]; then
-  echo "==> fuzz smoke runs, ${fuzz_seconds} s each, beside the Kafka tests ($(elapsed))" >&2
-  if ! wait "$fuzz_pid"; then
-    fuzz_pid=""
-    cat target/fuzz-build.log >&2
-    echo "cannot build the fuzz targets; see above" >&2
-    exit 1
-  fi
-  fuzz_pid=""
-  scripts/fuzz.sh smoke "$fuzz_seconds" || tests_failed=1
 fi
 
 # The benchmark script on a tiny stream with the debug build, so that it cannot rot: it

@@ -37,6 +37,10 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod domain;
+/// The fuzz targets' properties (`fuzz/`, and the unit tests): not an API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod init;
 pub mod ledger;
 pub mod metrics;
