@@ -11,25 +11,13 @@
 //! that normalizes to itself, so one person in two spellings is answered once.
 
 use std::io::{BufReader, Read};
-use std::sync::{Arc, OnceLock};
 
+use super::profile;
 use crate::api::fuzzing::{Line, Lines};
-use crate::config::{ConfigFile, Settings, TenantProfile};
-use crate::domain::tenant::TenantId;
 use crate::query;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 const LIMIT: usize = 1 << 20;
-
-fn profile() -> &'static TenantProfile {
-    static PROFILE: OnceLock<Arc<TenantProfile>> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let mut file = ConfigFile::default();
-        file.defaults.region = Some("FR".into());
-        let settings = Settings::from_file(file).expect("the default config is valid");
-        settings.profile(&TenantId::new("acme").expect("a valid tenant id"))
-    })
-}
 
 /// A body that gives its bytes, then fails at `cut` when there is one.
 struct Body<'a> {

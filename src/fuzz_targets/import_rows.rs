@@ -9,26 +9,12 @@
 //! the same when the body is read again (so a file sent twice is all duplicates); a byte
 //! order mark in front of the body changes nothing.
 
-use std::sync::{Arc, OnceLock};
-
+use super::profile;
 use crate::api::fuzzing::check_rows;
-use crate::config::{ConfigFile, Settings, TenantProfile};
 use crate::domain::contact;
-use crate::domain::tenant::TenantId;
 use chrono::Utc;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// The profile of a tenant of the default config with a region, so national numbers parse.
-fn profile() -> &'static TenantProfile {
-    static PROFILE: OnceLock<Arc<TenantProfile>> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        let mut file = ConfigFile::default();
-        file.defaults.region = Some("FR".into());
-        let settings = Settings::from_file(file).expect("the default config is valid");
-        settings.profile(&TenantId::new("acme").expect("a valid tenant id"))
-    })
-}
 
 /// What a reading gave, comparable: each row's line and key or reason, or the reason the
 /// whole body was refused.

@@ -9,6 +9,23 @@
 //! inserted, cut and spliced). CI runs no libFuzzer: its own build of every dependency under
 //! coverage flags, with cargo-fuzz itself, took a third of the suite's CPU.
 
+use std::sync::{Arc, OnceLock};
+
+use crate::config::{ConfigFile, Settings, TenantProfile};
+use crate::domain::tenant::TenantId;
+
+/// The profile of a tenant of the default config with a region, so national numbers parse:
+/// what the body readers read with.
+fn profile() -> &'static TenantProfile {
+    static PROFILE: OnceLock<Arc<TenantProfile>> = OnceLock::new();
+    PROFILE.get_or_init(|| {
+        let mut file = ConfigFile::default();
+        file.defaults.region = Some("FR".into());
+        let settings = Settings::from_file(file).expect("the default config is valid");
+        settings.profile(&TenantId::new("acme").expect("a valid tenant id"))
+    })
+}
+
 pub mod check_ndjson;
 pub mod classify;
 pub mod decode;
