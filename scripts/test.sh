@@ -56,7 +56,7 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "==> building tests ($(elapsed))" >&2
 cargo test --no-run --quiet
-# The three harnesses of `scripts/bench.sh --smoke` (at the end), in the same build.
+# The three harnesses of `scripts/bench.sh --smoke` (run beside the Kafka tests), in the same build.
 cargo test --no-run --quiet --bench kafka_traffic --bench kafka_reference --bench stop_latency
 
 if [[ -n "$chromium_pid" ]] && ! wait "$chromium_pid"; then
