@@ -156,6 +156,13 @@ impl KafkaConfig {
                 return Err(KafkaConfigError::EmptyTopic(name));
             }
         }
+        // Measured (README, "Scale-out"): under the cooperative protocol the generation moves
+        // while a transaction is open, its offsets are refused and the instance stops; nor
+        // was the pause any shorter than with the default eager assignors.
+        let strategy = self.properties.get("partition.assignment.strategy");
+        if self.scale_out && strategy.is_some_and(|s| s.contains("cooperative")) {
+            return Err(KafkaConfigError::CooperativeScaleOut);
+        }
         if let Some(id) = &self.instance_id {
             if id.is_empty()
                 || !id
@@ -184,6 +191,10 @@ pub enum KafkaConfigError {
     ZeroShutdownTimeout,
     #[error("kafka.instance_id must be letters, digits, '-', '_' or '.', and not empty")]
     InstanceId,
+    #[error(
+        "kafka.properties \"partition.assignment.strategy\" is cooperative, which scale_out cannot use: a rebalance would refuse the open transaction's offsets and stop the instance. Remove it to keep librdkafka's default assignors (README, \"Scale-out\")"
+    )]
+    CooperativeScaleOut,
 }
 
 #[cfg(test)]
@@ -225,6 +236,23 @@ mod tests {
             ..KafkaConfig::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    /// Regression test: with scale_out, cooperative-sticky let a rebalance refuse an open
+    /// transaction's offsets (ILLEGAL_GENERATION) and the instance stopped; it is refused at
+    /// start instead, and stays allowed without scale_out.
+    #[test]
+    fn cooperative_sticky_with_scale_out_is_refused() {
+        let toml = "[properties]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n";
+        let mut c: KafkaConfig = toml::from_str(toml).unwrap();
+        assert!(c.validate().is_ok());
+        c.scale_out = true;
+        assert_eq!(c.validate(), Err(KafkaConfigError::CooperativeScaleOut));
+        let message = c.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("partition.assignment.strategy"),
+            "{message}"
+        );
     }
 
     #[test]
