@@ -48,7 +48,8 @@ pub struct ProofFile {
     pub opened: Vec<ConsentEvent>,
     /// The keys that open the sealed fields, base64, by name: `i:<ref>` (an identifier's
     /// identity key), `t:<ref>` (its text key), `n:<event id>` (an `Erased` event's notice
-    /// key), where `<ref>` is the keyed hash a sealed field carries.
+    /// key), where `<ref>` is the keyed hash a sealed field carries. A second key of one
+    /// identifier (two scale-out instances made one each) is named `i:<ref>:<key id>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, String>,
     /// The keyed hashes of every identifier of the person (hex): each event names one of
