@@ -67,6 +67,7 @@ impl Db {
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(OpenError::Locked),
             Err(e) => return Err(OpenError::Io(e.into())),
         }
+        remove_half_created_trees(dir)?;
         // The journal keeps fjall's default bound (512 MiB, its files sparse): at 128 MiB,
         // writes stalled for 2.5 s every 32,000 STOPs (fjall sleeps a writer once the journals
         // pass 90% of the bound), and 100,000 STOPs took 16 s instead of 9.5 s.
@@ -110,6 +111,47 @@ impl Db {
     pub(crate) fn batch(&self) -> Batch {
         Batch(self.keyspace.batch())
     }
+}
+
+/// fjall 2.11 creates a tree by writing its `manifest`, then its `levels` file, and opens
+/// only trees that have both: a kill -9 between the two (a first start killed in its first
+/// few hundred milliseconds) left a ledger that no later start could open. Such a tree was
+/// never handed out, so nothing was ever written to it: it is removed, manifest first as
+/// fjall itself removes a tree, and opening creates it again. A tree with segments is left
+/// for fjall to judge. Returns the names of the trees removed.
+fn remove_half_created_trees(dir: &Path) -> std::io::Result<Vec<String>> {
+    let trees = dir.join("partitions");
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&trees) else {
+        return Ok(removed);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        let half_created = path.join("manifest").exists()
+            && !path.join("levels").exists()
+            && !path.join(".deleted").exists()
+            && std::fs::read_dir(path.join("segments"))
+                .map(|mut s| s.next().is_none())
+                .unwrap_or(true);
+        if !half_created {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tracing::warn!(
+            tree = %name,
+            "removing a storage tree whose creation a crash interrupted; it held nothing and is created again"
+        );
+        std::fs::remove_file(path.join("manifest"))?;
+        std::fs::remove_dir_all(&path)?;
+        removed.push(name);
+    }
+    if !removed.is_empty() {
+        File::open(&trees)?.sync_all()?;
+    }
+    Ok(removed)
 }
 
 /// Writes across trees committed as one journal record.
@@ -229,5 +271,51 @@ impl Tree {
             batch.0.remove(&self.part, entry?);
         }
         batch.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crash of CI at d4ab3b3 (`kill_9_at_random_points_loses_and_doubles_nothing`): a
+    /// first start killed while fjall created its trees left one with a manifest and no
+    /// levels file, and every later start failed with "No such file or directory".
+    #[test]
+    fn a_kill_while_a_tree_is_created_leaves_a_ledger_that_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Db::open(dir.path(), 1 << 20).unwrap();
+            db.open_tree("kept").unwrap().insert("k", "v").unwrap();
+            db.open_tree("half").unwrap();
+            db.open_tree("empty_manifest").unwrap();
+            db.flush().unwrap();
+        }
+        let trees = dir.path().join("partitions");
+        std::fs::remove_file(trees.join("half/levels")).unwrap();
+        // Killed inside the manifest's own write: the file is there, empty.
+        std::fs::remove_file(trees.join("empty_manifest/levels")).unwrap();
+        std::fs::write(trees.join("empty_manifest/manifest"), b"").unwrap();
+
+        let db = Db::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            db.open_tree("kept").unwrap().get("k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        let half = db.open_tree("half").unwrap();
+        half.insert("a", "b").unwrap();
+        assert_eq!(half.len().unwrap(), 1);
+        assert!(db.open_tree("empty_manifest").unwrap().is_empty().unwrap());
+    }
+
+    #[test]
+    fn a_tree_with_segments_and_no_levels_file_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("partitions/t");
+        std::fs::create_dir_all(tree.join("segments")).unwrap();
+        std::fs::write(tree.join("manifest"), b"x").unwrap();
+        std::fs::write(tree.join("segments/0"), b"data").unwrap();
+        assert!(remove_half_created_trees(dir.path()).unwrap().is_empty());
+        assert!(tree.join("segments/0").exists());
     }
 }

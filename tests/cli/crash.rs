@@ -2,7 +2,7 @@
 //! input again reaches exactly the log an undisturbed run gives.
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -27,9 +27,12 @@ fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(100 + rng.below(900)));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed += 1;
+        match child.try_wait().unwrap() {
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                killed += 1;
+            }
+            Some(status) => assert!(status.success(), "ingest failed on its own: {status}"),
         }
         child.wait().unwrap();
     }
@@ -52,4 +55,40 @@ fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
         .map(|e| e["event_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(published.len(), expected.len());
+}
+
+/// The crash of CI at d4ab3b3: a first start killed while the storage engine created its
+/// trees left a ledger no later start could open ("No such file or directory"). Kill points
+/// spread over an undisturbed first start, however fast this machine is.
+#[test]
+fn kill_9_during_a_first_start_leaves_a_ledger_that_opens() {
+    let input = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/whatsapp-webhooks.jsonl"
+    );
+    let reference = Env::new();
+    let started = Instant::now();
+    reference.ok(&["ingest", input]);
+    let whole = started.elapsed().as_millis() as u64;
+    let expected = reference.exported_event_ids().len();
+    let mut rng = Rng(0x0f1e_57a7);
+    for round in 0..12 {
+        let env = Env::new();
+        let mut child = env
+            .command(&["ingest", input])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ms = rng.below(whole.max(1));
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        env.ok(&["ingest", input]);
+        assert_eq!(
+            env.exported_event_ids().len(),
+            expected,
+            "round {round}, killed after {ms} of {whole} ms"
+        );
+    }
 }

@@ -309,6 +309,13 @@ impl Service {
 
     /// kill -9: no cleanup of any kind.
     pub fn kill9(mut self) {
+        // A service that already stopped would make the kill (and the test) prove nothing.
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "the service had exited ({status}) before kill -9; log:\n{}",
+                self.log_text()
+            );
+        }
         self.signal("-KILL");
         let _ = self.child.wait();
     }
