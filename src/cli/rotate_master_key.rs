@@ -1,7 +1,7 @@
 //! `rotate-master-key`: rewraps every stored key under a new master key, in one transaction.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -61,18 +61,9 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replaces the embedded default's key file with `key`: written beside it, then renamed over
-/// it, so the file always holds one whole key.
+/// Replaces the embedded default's key file with `key`, so that the file always holds one
+/// whole key (see [`write_private`]).
 fn replace_key_file(path: &Path, key: &MasterKey) -> Result<()> {
-    let tmp = PathBuf::from(format!("{}.new", path.display()));
-    let _ = std::fs::remove_file(&tmp);
-    write_private(&tmp, &key.to_base64(), true)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync {}", dir.display()))?;
-    }
-    Ok(())
+    write_private(path, &key.to_base64(), false)
+        .with_context(|| format!("cannot replace {}", path.display()))
 }

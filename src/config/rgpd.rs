@@ -80,14 +80,7 @@ impl RgpdConfig {
         let (seed, signer) = Signer::generate()
             .map_err(|e| ConfigError::Invalid(format!("cannot generate a signing key: {e}")))?;
         std::fs::create_dir_all(data_dir).map_err(|e| key_error(&path, e))?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| key_error(&path, e))?;
-        writeln!(file, "{}", B64.encode(seed)).map_err(|e| key_error(&path, e))?;
-        file.sync_all().map_err(|e| key_error(&path, e))?;
+        write_private(&path, &B64.encode(seed), true).map_err(|e| key_error(&path, e))?;
         tracing::warn!(
             path = %path.display(),
             "created a signing key in the data dir; production keeps it elsewhere ([rgpd] signing_key_file or CONSENT_LEDGER_SIGNING_KEY), the same for every instance"
@@ -161,18 +154,39 @@ pub fn read_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     parse_master(&text, &path.display().to_string())
 }
 
-/// Writes `text` to a new file readable by its owner only, fsynced; `create_new` refuses to
-/// replace an existing file.
+/// Writes `text` to a file readable by its owner only, fsynced. A key file is read at every
+/// start, so a kill -9 must never leave one empty or cut: the text is written and fsynced
+/// beside it, then linked in (`create_new`: refused if the file exists, as when two processes
+/// start at once) or renamed over it, and the directory is fsynced.
 pub fn write_private(path: &Path, text: &str, create_new: bool) -> std::io::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .create_new(create_new)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(&tmp)?;
     writeln!(file, "{text}")?;
-    file.sync_all()
+    file.sync_all()?;
+    drop(file);
+    let placed = if create_new {
+        std::fs::hard_link(&tmp, path)
+    } else {
+        std::fs::rename(&tmp, path)
+    };
+    // After a rename there is nothing left to remove; after a refused link, the copy goes.
+    let _ = std::fs::remove_file(&tmp);
+    placed?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn parse_master(text: &str, from: &str) -> Result<MasterKey, ConfigError> {
@@ -306,5 +320,25 @@ mod tests {
         let (_, source) = config.master_key(dir.path()).unwrap();
         assert_eq!(source, MasterKeySource::File(path));
         assert!(!dir.path().join(DEFAULT_MASTER_KEY_FILE).exists());
+    }
+
+    /// A key file is whole or absent: written beside, then linked or renamed into place.
+    #[test]
+    fn a_key_file_is_placed_whole_refused_over_an_existing_one_and_leaves_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        write_private(&path, "first", true).unwrap();
+        let err = write_private(&path, "second", true).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "first\n");
+        write_private(&path, "third", false).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "third\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("master.key")]);
     }
 }
