@@ -54,10 +54,22 @@ trap cleanup EXIT
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-echo "==> building tests ($(elapsed))" >&2
-cargo test --no-run --quiet
-# The three harnesses of `scripts/bench.sh --smoke` (run beside the Kafka tests), in the same build.
-cargo test --no-run --quiet --bench kafka_traffic --bench kafka_reference --bench stop_latency
+# Clippy lints this crate while the tests compile: clippy-driver as the workspace's rustc
+# wrapper, which is how `cargo clippy` runs it, but with code generation. `cargo clippy`
+# beside the tests type-checked every dependency a second time, about 150 s of two cores on
+# a clean clone. Every target is built (--all-targets, as clippy's), and any warning of this
+# crate, rustc's or clippy's, fails the suite as `-D warnings` would. The wrapper is part of
+# cargo's fingerprint, so these artifacts live beside a plain `cargo test`'s.
+RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || {
+  echo "clippy-driver not found: rustup component add clippy" >&2
+  exit 1
+}
+export RUSTC_WORKSPACE_WRAPPER
+echo "==> building every target, clippy linting as it compiles ($(elapsed))" >&2
+build_ok=0
+cargo test --no-run --all-targets --message-format=json \
+  | python3 scripts/build_report.py target/test-bins.txt || build_ok=1
+[[ "$build_ok" == 0 ]] || { echo "the build or its lints failed; see above" >&2; exit 1; }
 
 if [[ -n "$chromium_pid" ]] && ! wait "$chromium_pid"; then
   cat target/chromium-install.log >&2
@@ -78,15 +90,10 @@ echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # The test binaries cargo built above, by name. The Kafka ones wait on the broker most of
 # the time (131 s of wall for 23 s of CPU on a quiet machine), so the `kafka` binary runs
 # beside everything else: the other binaries (the fuzz targets' properties among the unit
-# tests, src/fuzz_targets/), clippy and the benchmark smoke run. kafka_broker_restart
-# restarts the broker, so it runs alone, last. Every step
-# runs to its end, and the suite fails if any failed.
-test_bins=$(cargo test --no-run --quiet --message-format=json | python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
-        print(m["target"]["name"], m["executable"])')
+# tests, src/fuzz_targets/) and the benchmark smoke run. kafka_broker_restart restarts the
+# broker, so it runs alone, last. Every step runs to its end, and the suite fails if any
+# failed.
+test_bins=$(cat target/test-bins.txt)
 run_bins() { # kafka | kafka_broker_restart | others: runs those binaries, each to its end
   local name exe failed=0 group
   while read -r name exe; do
@@ -117,20 +124,8 @@ run_bins() { # kafka | kafka_broker_restart | others: runs those binaries, each 
 }
 run_bins kafka > target/kafka-tests.log 2>&1 &
 kafka_tests_pid=$!
-# Clippy beside the tests rather than before them: the Kafka tests wait on the broker most
-# of the time and the others on their child processes, and clippy takes the cores they
-# leave. It fails the suite the same.
-echo "==> cargo clippy --all-targets -- -D warnings, beside the tests ($(elapsed))" >&2
-cargo clippy --all-targets --quiet -- -D warnings > target/clippy.log 2>&1 &
-clippy_pid=$!
 tests_failed=0
 run_bins others || tests_failed=1
-cargo test --doc --quiet || tests_failed=1
-if ! wait "$clippy_pid"; then
-  cat target/clippy.log >&2
-  echo "clippy failed; see above" >&2
-  tests_failed=1
-fi
 
 # The benchmark script on a tiny stream with the debug build, so that it cannot rot: it
 # must still produce its report against the broker above. It measures nothing worth keeping,

@@ -8,13 +8,15 @@ use crate::common::*;
 
 #[test]
 fn kill_9_during_ingest_then_rerun_reaches_the_same_log() {
-    let (traffic, _) = mixed_traffic(30_000, 2_000, 99);
+    // 12,000 messages: a debug build takes about 9 s for them, so every kill (0.1 to 1 s
+    // after the start) lands mid-ingest.
+    let (traffic, _) = mixed_traffic(12_000, 2_000, 99);
     let reference = Env::new();
     let input = reference.dir.path().join("traffic.jsonl");
     std::fs::write(&input, &traffic).unwrap();
     reference.ok(&["ingest", input.to_str().unwrap()]);
     let expected = reference.exported_event_ids();
-    assert!(expected.len() > 10_000);
+    assert!(expected.len() > 4_000);
 
     let crashed = Env::with_config("batch_size = 200\n");
     let mut rng = Rng(0xdead_beef);
