@@ -104,6 +104,10 @@ pub struct Metrics {
     pub view_lag: Gauge,
     /// Scale-out: events other instances wrote, taken into this instance's view.
     pub events_adopted: Counter,
+    /// Scale-out: batches whose transaction the broker refused (this instance evicted from
+    /// the group, a coordinator move), aborted and read again. A steady rise means the
+    /// instance keeps losing its membership: look at its pauses and its session timeout.
+    pub transactions_aborted: Counter,
     /// Scale-out: inbound partitions beyond the record topic's count, which no instance
     /// takes until the record topic has them too (README, "Scale-out").
     pub inbound_partitions_unmatched: Gauge,
@@ -182,6 +186,11 @@ impl Metrics {
                 &mut r,
                 "offset_commit_errors",
                 "Input offset commits that failed",
+            ),
+            transactions_aborted: add(
+                &mut r,
+                "transactions_aborted",
+                "Scale-out: batches whose transaction was refused, aborted and read again",
             ),
             clock_corrected: add(
                 &mut r,

@@ -307,6 +307,26 @@ impl Service {
         }
     }
 
+    /// Whether the process has ended (a zombie not yet waited for counts), without waiting.
+    pub fn has_exited(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .map(str::trim_start)
+                .is_some_and(|s| s.starts_with('Z'))
+        })
+    }
+
+    /// SIGSTOP: the process stands still, its heartbeats too, as in a long stall or a frozen
+    /// container; [`Service::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
     /// kill -9: no cleanup of any kind.
     pub fn kill9(mut self) {
         // A service that already stopped would make the kill (and the test) prove nothing.

@@ -114,8 +114,8 @@ fn wait_for_views(instances: &[&Service], events: i64, timeout: Duration) {
             return;
         }
         assert!(
-            Instant::now() < deadline,
-            "views hold {seen:?} of {events} events; logs:\n{}",
+            Instant::now() < deadline && !instances.iter().any(|s| s.has_exited()),
+            "views hold {seen:?} of {events} events (or an instance stopped); logs:\n{}",
             instances
                 .iter()
                 .map(|s| s.log_text())
@@ -258,6 +258,19 @@ async fn two_instances_share_the_stream_and_end_with_the_same_view() {
     );
 }
 
+/// Waits until `svc` has written `events` events itself: a point mid-stream.
+fn wait_until_written(svc: &Service, events: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while metric(svc, "consent_ledger_events_appended_total") < events as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "wrote too little; log:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Stops each instance and verifies its ledger (`verify --json`): each holds `events` events
 /// and verifies, and all reports (chain heads included) are equal. Returns the report.
 fn stop_and_compare(pairs: Vec<(Service, &Env)>, events: usize) -> serde_json::Value {
@@ -289,15 +302,7 @@ async fn kill_9_of_one_instance_mid_stream_loses_doubles_and_destroys_nothing() 
     let (a_env, b_env, a, b) = two(&names, &bootstrap, true);
     produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
     // Mid-stream: both have written, neither is done.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while metric(&a, "consent_ledger_events_appended_total") < (expected / 8) as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "a wrote nothing; log:\n{}",
-            a.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_written(&a, expected / 8);
     a.kill9();
     // b takes a's partitions over once the group drops a, and a's open transaction is
     // aborted by the broker.
@@ -330,6 +335,41 @@ async fn kill_9_of_one_instance_mid_stream_loses_doubles_and_destroys_nothing() 
         "a key was tombstoned though nothing was erased; a's log:\n{}",
         a.log_text()
     );
+    stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
+}
+
+/// An instance paused past its session timeout (a stall, a VM migration, a frozen container)
+/// is dropped from the group while it holds records it read; when it goes on, the broker
+/// refuses that batch's transaction (its group generation is gone). It must abort the batch,
+/// read it again and go on, not stop: the instance used to stop on any refused transaction.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_paused_past_its_session_timeout_aborts_the_refused_batch_and_goes_on() {
+    let (bootstrap, names) = deployment("scale-pause").await;
+    let (records, expected) = stream(20_000, 2_000, 16);
+    let (a_env, b_env, a, b) = two(&names, &bootstrap, true);
+    produce_with(&bootstrap, &names.inbound, &records, &[("linger.ms", "20")]).await;
+    wait_until_written(&a, expected / 10);
+    // Mid-stream, with records read and not yet written: frozen for longer than the session
+    // timeout (6 s), well under the transaction timeout (60 s).
+    a.pause();
+    std::thread::sleep(Duration::from_secs(10));
+    a.resume();
+    wait_for_views(&[&a, &b], expected as i64, Duration::from_secs(300));
+    let a_log = a.log_text();
+    assert!(
+        a.get("/readyz").is_some_and(|(s, _)| s == 200),
+        "a stopped or is not ready after the pause; log:\n{a_log}"
+    );
+    assert!(
+        metric(&a, "consent_ledger_transactions_aborted_total") >= 1
+            && a_log.contains("its records are read again"),
+        "the pause did not make the broker refuse a transaction; log:\n{a_log}"
+    );
+    let (own_a, own_b) = (
+        metric(&a, "consent_ledger_events_appended_total"),
+        metric(&b, "consent_ledger_events_appended_total"),
+    );
+    assert_eq!(own_a + own_b, expected as i64, "every event written once");
     stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
 }
 

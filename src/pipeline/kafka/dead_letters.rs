@@ -8,6 +8,12 @@
 //! `dlq.truncated`; if even that is refused for its size, the headers go alone. Any other
 //! refusal (the broker down, a missing permission) is retried with backoff until the service
 //! stops: then the batch is left uncommitted, and its records are read again on the next start.
+//!
+//! In scale-out the dead letters are part of the batch's transaction, and a refusal the broker
+//! sends back dooms that transaction: no retry inside it can succeed. So the first such
+//! refusal fails the batch at once, and the writer aborts it and reads it again
+//! (`rewind.rs`). A copy cut smaller for the client's own size limit never reached the
+//! transaction and is still sent again at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +57,8 @@ pub(super) struct DeadLetters<'a> {
     pub metrics: &'a Metrics,
     /// Set when the service stops: refused dead letters are then no longer retried.
     pub stopping: &'a AtomicBool,
+    /// Scale-out: produced inside the batch's transaction.
+    pub in_transaction: bool,
 }
 
 /// Why one send did not end acknowledged.
@@ -87,6 +95,15 @@ impl DeadLetters<'_> {
             todo = again;
             // A copy cut smaller goes again at once; a refusal of another kind waits.
             let Some(error) = last_error else { continue };
+            if self.in_transaction {
+                return Err(CommitError::DeadLetters {
+                    sink: format!("topic {}", self.topic),
+                    detail: format!(
+                        "{} refused inside the batch's transaction ({error}); the batch is aborted and read again",
+                        todo.len()
+                    ),
+                });
+            }
             tracing::warn!(
                 pending = todo.len(),
                 topic = %self.topic,

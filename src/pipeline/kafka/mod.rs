@@ -12,6 +12,7 @@ mod dead_letters;
 mod index_secret;
 mod record;
 pub mod relay;
+mod rewind;
 mod topics;
 mod view;
 pub mod writer;

@@ -40,8 +40,8 @@ pub const INDEX_KEY_PREFIX: &str = "index/";
 /// Rows per record topic entry, at most, in bytes: well under the broker's default 1 MiB.
 const ROWS_CHUNK_BYTES: usize = 256 * 1024;
 
-/// How long a transaction's calls may take before the batch fails (and the service stops,
-/// its input read again by whoever owns it next).
+/// How long a transaction's calls may take before the batch fails: it is then aborted and
+/// read again (`rewind.rs`), or the service stops and its owner reads it next.
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything scale-out's transaction needs besides the batch itself.

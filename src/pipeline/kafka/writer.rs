@@ -18,6 +18,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::consumer::{Ctx, ToWriter};
 use super::dead_letters::DeadLetters;
 use super::record::{Txn, TXN_TIMEOUT};
+use super::rewind::{Refusals, Rewind};
 use crate::config::Settings;
 use crate::config::Topics;
 use crate::domain::decide::Origin;
@@ -75,14 +76,18 @@ impl Writer {
         let mut pending: Vec<OwnedMessage> = Vec::new();
         let mut first_at: Option<Instant> = None;
         let mut summary = Summary::default();
+        let mut rewind = Rewind::default();
+        let mut refusals = Refusals::default();
         loop {
             let wait = first_at.map_or(Duration::from_secs(1), |t| {
                 self.linger.saturating_sub(t.elapsed())
             });
             let (flush, done, stop) = match from_consumer.recv_timeout(wait) {
                 Ok(ToWriter::Record(m)) => {
-                    pending.push(m);
-                    first_at.get_or_insert_with(Instant::now);
+                    if rewind.accepts(&m) {
+                        pending.push(m);
+                        first_at.get_or_insert_with(Instant::now);
+                    }
                     (pending.len() >= self.batch_size, None, false)
                 }
                 Ok(ToWriter::Flush(done)) => (true, Some(done), false),
@@ -90,25 +95,48 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => (true, None, false),
             };
             if flush && !pending.is_empty() {
-                match self.flush(&pending) {
-                    Ok(committed) => summary.add(&committed.summary),
-                    Err(e) => {
-                        self.failed.store(true, Ordering::SeqCst);
-                        // The batches before this one are durable: their offsets stand.
-                        self.commit_acknowledged();
-                        if let Some(done) = done {
-                            let _ = done.send(());
-                        }
-                        return Err(e);
+                let failed = match self.flush(&pending) {
+                    Ok(committed) => {
+                        summary.add(&committed.summary);
+                        refusals.reset();
+                        None
                     }
+                    Err(Failure::Aborted(e)) if refusals.again() => {
+                        self.metrics.transactions_aborted.inc();
+                        tracing::warn!(
+                            error = %e,
+                            records = pending.len(),
+                            refused_in_a_row = refusals.in_a_row(),
+                            "the batch's transaction was refused and aborted; its records are read again"
+                        );
+                        match rewind.seek(&self.consumer, &pending) {
+                            Ok(()) => {
+                                refusals.wait(&self.stopping);
+                                None
+                            }
+                            Err(e) => Some(e),
+                        }
+                    }
+                    Err(Failure::Aborted(e) | Failure::Stop(e)) => Some(e),
+                };
+                if let Some(e) = failed {
+                    self.failed.store(true, Ordering::SeqCst);
+                    // The batches before this one are durable: their offsets stand.
+                    self.commit_acknowledged();
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return Err(e);
                 }
                 pending.clear();
                 first_at = None;
             }
             if let Some(done) = done {
                 // Partitions are about to move, or the service to stop: what the
-                // asynchronous commits carried is made sure of first.
+                // asynchronous commits carried is made sure of first, and every partition
+                // assigned next starts from the group's offsets, rewound or not.
                 self.commit_acknowledged();
+                rewind.clear();
                 let _ = done.send(());
             }
             if stop {
@@ -169,13 +197,13 @@ impl Writer {
         Ok(())
     }
 
-    fn flush(&self, pending: &[OwnedMessage]) -> Result<Committed, CommitError> {
+    fn flush(&self, pending: &[OwnedMessage]) -> Result<Committed, Failure> {
         let started = Instant::now();
         if let Some(so) = &self.scale_out {
-            self.catch_up(so)?;
+            self.catch_up(so).map_err(Failure::Stop)?;
             so.producer
                 .begin_transaction()
-                .map_err(|e| CommitError::Record(format!("begin: {e}")))?;
+                .map_err(|e| Failure::Stop(CommitError::Record(format!("begin: {e}"))))?;
         }
         let inputs: Vec<Input<'_>> = pending
             .iter()
@@ -202,13 +230,27 @@ impl Writer {
             &mut sinks,
             Utc::now(),
         );
-        if let (Err(e), Some(so)) = (&committed, &self.scale_out) {
-            tracing::error!(error = %e, "batch failed; aborting its transaction");
-            if let Err(e) = so.producer.abort_transaction(TXN_TIMEOUT) {
-                tracing::error!(error = %e, "abort failed; the broker aborts it at its timeout");
+        let committed = match (committed, &self.scale_out) {
+            (Ok(c), _) => c,
+            (Err(e), None) => return Err(Failure::Stop(e)),
+            (Err(e), Some(so)) => {
+                tracing::error!(error = %e, "batch failed; aborting its transaction");
+                let aborted = so.producer.abort_transaction(TXN_TIMEOUT);
+                if let Err(a) = &aborted {
+                    tracing::error!(error = %a, "abort failed; the broker aborts it at its timeout");
+                }
+                // Only Kafka's refusals are worth a second try: a local storage error, or
+                // a producer that cannot even abort (fenced by an instance with its id),
+                // stops the instance as before.
+                let kafka = matches!(e, CommitError::Record(_) | CommitError::DeadLetters { .. });
+                let stopping = self.stopping.load(Ordering::SeqCst);
+                return Err(if aborted.is_ok() && kafka && !stopping {
+                    Failure::Aborted(e)
+                } else {
+                    Failure::Stop(e)
+                });
             }
-        }
-        let committed = committed?;
+        };
         self.metrics.batches.inc();
         self.metrics.records_read.inc_by(committed.summary.read);
         self.metrics
@@ -261,6 +303,14 @@ impl Writer {
     }
 }
 
+/// Why a batch did not commit.
+enum Failure {
+    /// Scale-out: its transaction was aborted, so it may be read again (`rewind.rs`).
+    Aborted(CommitError),
+    /// The service stops: the batch is read again on the next start.
+    Stop(CommitError),
+}
+
 /// Dead letters to the dead-letter topic, offsets to the consumer group.
 struct KafkaSinks<'a> {
     writer: &'a Writer,
@@ -275,6 +325,7 @@ impl Sinks for KafkaSinks<'_> {
             topic: &w.dead_letter_topic,
             metrics: &w.metrics,
             stopping: &w.stopping,
+            in_transaction: w.scale_out.is_some(),
         }
         .produce(dead, now)
     }
