@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: formatting, lints, unit tests, and the black-box
-# tests (CLI, HTTP, Kafka). Kafka tests run against a real Apache Kafka broker that this
-# script starts with scripts/kafka.sh (jars from Maven Central, Java 17) and stops at the end;
-# set KAFKA_BOOTSTRAP_SERVERS to use your own broker instead (the broker-restart test then
-# needs CONSENT_LEDGER_TEST_BROKER=local and a broker started by scripts/kafka.sh).
+# tests (CLI, HTTP, Kafka). Kafka tests run against real Apache Kafka brokers that this
+# script starts with scripts/kafka.sh (jars from Maven Central, Java 17) and stops at the end:
+# one for the tests, one for the test that restarts its broker. Set KAFKA_BOOTSTRAP_SERVERS
+# to use your own broker instead (the broker-restart test then needs
+# CONSENT_LEDGER_TEST_BROKER=local and a broker started by scripts/kafka.sh).
 #
 # What the tests need besides the code (Chromium for the HTML report test, the broker) is
 # installed and started in the background while the code compiles.
@@ -31,22 +32,35 @@ if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
   python3 -m pip install --quiet --user cryptography >&2
 fi
 
+# Two brokers of our own: one for the Kafka tests, and one for kafka_broker_restart alone,
+# which restarts its broker. On a broker of its own it runs beside the others instead of last,
+# alone: about 50 s less. The second shares the first's jars.
 broker_pid=""
+restart_dir="$PWD/.kafka-restart"
 if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-  echo "==> starting a local Kafka broker (scripts/kafka.sh), in the background" >&2
-  scripts/kafka.sh start > target/kafka-start.out 2> target/kafka-start.log &
+  echo "==> starting two local Kafka brokers (scripts/kafka.sh), in the background" >&2
+  (
+    scripts/kafka.sh start > target/kafka-start.out
+    mkdir -p "$restart_dir"
+    [[ -e "$restart_dir/lib" ]] || ln -s "$PWD/.kafka/lib" "$restart_dir/lib"
+    LOCAL_KAFKA_DIR="$restart_dir" scripts/kafka.sh start > target/kafka-restart-start.out
+  ) 2> target/kafka-start.log &
   broker_pid=$!
 fi
 
-# On any exit: let a broker start still in progress finish, then stop the broker it started.
+# On any exit: let a broker start still in progress finish, then stop the brokers it started.
 cleanup() {
-  if [[ -n "${kafka_tests_pid:-}" ]]; then
-    pkill -P "$kafka_tests_pid" 2>/dev/null || true
-    kill "$kafka_tests_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${kafka_tests_pid:-}" "${restart_tests_pid:-}"; do
+    if [[ -n "$pid" ]]; then
+      pkill -P "$pid" 2>/dev/null || true
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
   if [[ -n "$broker_pid" ]]; then
     wait "$broker_pid" 2>/dev/null || true
     env -u KAFKA_BOOTSTRAP_SERVERS scripts/kafka.sh stop >&2 || true
+    env -u KAFKA_BOOTSTRAP_SERVERS LOCAL_KAFKA_DIR="$restart_dir" scripts/kafka.sh stop >&2 || true
   fi
 }
 trap cleanup EXIT
@@ -79,7 +93,7 @@ fi
 if [[ -n "$broker_pid" ]]; then
   if ! wait "$broker_pid"; then
     cat target/kafka-start.log >&2
-    echo "cannot start the Kafka broker; see above" >&2
+    echo "cannot start the Kafka brokers; see above" >&2
     exit 1
   fi
   KAFKA_BOOTSTRAP_SERVERS="$(tail -n 1 target/kafka-start.out)"
@@ -90,9 +104,8 @@ echo "==> cargo test (Kafka at $KAFKA_BOOTSTRAP_SERVERS, $(elapsed))" >&2
 # The test binaries cargo built above, by name. The Kafka ones wait on the broker most of
 # the time (131 s of wall for 23 s of CPU on a quiet machine), so the `kafka` binary runs
 # beside everything else: the other binaries (the fuzz targets' properties among the unit
-# tests, src/fuzz_targets/) and the benchmark smoke run. kafka_broker_restart restarts the
-# broker, so it runs alone, last. Every step runs to its end, and the suite fails if any
-# failed.
+# tests, src/fuzz_targets/) and the benchmark smoke run, and so does kafka_broker_restart on
+# its own broker. Every step runs to its end, and the suite fails if any failed.
 test_bins=$(cat target/test-bins.txt)
 run_bins() { # kafka | kafka_broker_restart | others: runs those binaries, each to its end
   local name exe failed=0 group
@@ -124,6 +137,16 @@ run_bins() { # kafka | kafka_broker_restart | others: runs those binaries, each 
 }
 run_bins kafka > target/kafka-tests.log 2>&1 &
 kafka_tests_pid=$!
+restart_tests_pid=""
+if [[ -n "$broker_pid" ]]; then
+  echo "==> kafka_broker_restart on its own broker, beside the tests ($(elapsed))" >&2
+  (
+    KAFKA_BOOTSTRAP_SERVERS="$(tail -n 1 target/kafka-restart-start.out)"
+    export KAFKA_BOOTSTRAP_SERVERS LOCAL_KAFKA_DIR="$restart_dir"
+    run_bins kafka_broker_restart
+  ) > target/kafka-restart-tests.log 2>&1 &
+  restart_tests_pid=$!
+fi
 tests_failed=0
 run_bins others || tests_failed=1
 
@@ -136,7 +159,14 @@ scripts/bench.sh --smoke > target/bench-smoke.md || tests_failed=1
 wait "$kafka_tests_pid" || tests_failed=1
 kafka_tests_pid=""
 cat target/kafka-tests.log
-echo "==> kafka_broker_restart, alone on the broker ($(elapsed))" >&2
-run_bins kafka_broker_restart || tests_failed=1
+if [[ -n "$restart_tests_pid" ]]; then
+  wait "$restart_tests_pid" || tests_failed=1
+  restart_tests_pid=""
+  cat target/kafka-restart-tests.log
+else
+  # Your own broker: the test restarts it, so it runs alone, last.
+  echo "==> kafka_broker_restart, alone on the broker ($(elapsed))" >&2
+  run_bins kafka_broker_restart || tests_failed=1
+fi
 [[ "$tests_failed" == 0 ]] || { echo "tests failed; see above" >&2; exit 1; }
 echo "==> done in $(elapsed)" >&2

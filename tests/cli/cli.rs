@@ -615,7 +615,7 @@ fn usage_errors_exit_2_with_a_clear_message() {
 #[test]
 fn verify_passes_and_rebuild_changes_nothing_after_a_large_mixed_file() {
     let env = Env::new();
-    let (traffic, expected) = mixed_traffic(20_000, 500, 42);
+    let (traffic, expected) = mixed_traffic(8_000, 500, 42);
     let summary = env.ingest(&traffic);
     assert_eq!(summary["read"].as_u64(), Some(expected.lines));
     let out = env.ok(&["verify"]);

@@ -74,7 +74,7 @@ fn kill_9_during_a_first_start_leaves_a_ledger_that_opens() {
     let whole = started.elapsed().as_millis() as u64;
     let expected = reference.exported_event_ids().len();
     let mut rng = Rng(0x0f1e_57a7);
-    for round in 0..12 {
+    for round in 0..8 {
         let env = Env::new();
         let mut child = env
             .command(&["ingest", input])
