@@ -118,8 +118,8 @@ pub struct Replica<'s> {
     pub keys: Vec<(Vec<u8>, &'s [u8])>,
     /// The key-topic records of the data keys the batch destroyed (an erasure): tombstones.
     pub destroyed: Vec<Vec<u8>>,
-    /// Replies to the customer, opened, with the partition of the message that earned them.
-    pub replies: Vec<(u32, &'s OutboundMessage)>,
+    /// Replies to the customer, opened: the outbound topic partitions them by their key.
+    pub replies: Vec<&'s OutboundMessage>,
 }
 
 /// How adopting one event went.
@@ -239,12 +239,7 @@ impl Staged<'_> {
                 .map(|slot| self.ledger().key_records(slot))
                 .collect::<Result<Vec<_>>>()?
                 .concat(),
-            replies: self
-                .replies
-                .iter()
-                .zip(&self.opened_replies)
-                .map(|((p, _, _), m)| (*p, m))
-                .collect(),
+            replies: self.opened_replies.iter().collect(),
         })
     }
 

@@ -99,7 +99,7 @@ impl Txn<'_> {
                 .headers(kind(KIND_ROWS));
             sends.push((&t.ledger, self.send(entry)?));
         }
-        for (_, reply) in &replica.replies {
+        for reply in &replica.replies {
             let key = format!("{}:{}", reply.tenant, reply.to);
             let payload = serde_json::to_vec(reply).expect("plain struct");
             let record = FutureRecord::to(&t.outbound)
