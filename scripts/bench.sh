@@ -136,7 +136,7 @@ bench_stores() {
   echo "==> stores: $stops new STOPs, batches of $batch, sled / fjall / redb, $runs runs" >&2
   bench_bin kafka_traffic --stdout --records "$stops" --mix stops --seed 1 >"$work/stops.jsonl"
   echo "batch_size = $batch" >"$work/config.toml"
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   t0=$(now)
   "$bin" --data-dir "$work/data" --config "$work/config.toml" ingest "$work/stops.jsonl" \
     >/dev/null 2>"$work/ingest.err" || { cat "$work/ingest.err" >&2; exit 1; }
@@ -167,6 +167,12 @@ kafka_cleanup() {
 }
 
 now() { date +%s.%N; }
+
+# The machine, day and commit a section's numbers come from, and how loaded it was: every
+# section says it, since each may be run alone (BENCHMARKS.md states numbers with them).
+machine_line() {
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+}
 
 # metric NAME: the sum of a counter's samples on the service's /metrics (0 if absent).
 metric() {
@@ -304,7 +310,7 @@ bench_kafka_deadletters() {
     --records "$N" --partitions 3 --bad-percent 0 --seed 1
   cargo bench --quiet --bench kafka_traffic -- --bootstrap "$BOOTSTRAP" --topic "$bad_topic" \
     --records "$N" --partitions 3 --bad-percent "$bad" --seed 1
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   for run in $(seq "$runs"); do
     echo "run $run:" >&2
     measure good "$good_topic"
@@ -361,7 +367,7 @@ bench_kafka_burst() {
   sustained=bench.sustained.$suffix
   burst=bench.burst.$suffix
   echo "==> Kafka mode: a burst at ${factor}x the sustained rate for ${seconds} s (broker $BOOTSTRAP)" >&2
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   cargo bench --quiet --bench kafka_traffic -- --bootstrap "$BOOTSTRAP" --topic "$sustained" \
     --records "$N" --partitions 3 --seed 1
   measure sustained "$sustained"
@@ -452,9 +458,7 @@ bench_throughput() {
   bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$stops_topic" --records "$stops" \
     --partitions 3 --mix stops --seed 1
   bench_bin kafka_reference --bootstrap "$BOOTSTRAP" --topic "$chat_topic" --records 1 >/dev/null
-  local commit
-  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $commit; load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   local run t0 line
   for run in $(seq "$runs"); do
     echo "run $run:" >&2
@@ -524,7 +528,7 @@ bench_latency() {
   echo "==> latency: $stops STOPs under $rate chat webhooks/s, linger_ms $lingers; then $backlog chat webhooks as a backlog (broker $BOOTSTRAP)" >&2
   bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$backlog_topic" --records "$backlog" \
     --partitions 3 --mix chat --seed 1
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   for linger in $lingers; do
     topic=bench.latency.$suffix.$linger
     # An empty topic, so that the service has its partitions before the traffic starts.
@@ -608,7 +612,7 @@ bench_scale() {
   echo "==> scale: $N chat webhooks, 6 partitions, one instance against two, $runs runs (broker $BOOTSTRAP)" >&2
   bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$topic" --records "$N" \
     --partitions 6 --mix chat --seed 1
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   for run in $(seq "$runs"); do
     echo "run $run:" >&2
     scale_run single "$topic" 1 false
@@ -733,7 +737,7 @@ bench_peer() {
     --partitions 3 --mix chat --seed 1
   bench_bin kafka_traffic --bootstrap "$BOOTSTRAP" --topic "$stops_topic" --records "$stops" \
     --partitions 3 --mix stops --seed 1
-  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); $(date -u +%Y-%m-%d); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); load average $(cut -d' ' -f1-3 /proc/loadavg) before the runs" >&2
+  machine_line
   for _ in $(seq "$runs"); do peer_run "$chat_topic" "$stops_topic"; done
   echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   awk -v n="$N" -v stops="$stops" '
