@@ -373,6 +373,53 @@ async fn an_instance_paused_past_its_session_timeout_aborts_the_refused_batch_an
     stop_and_compare(vec![(a, &a_env), (b, &b_env)], expected);
 }
 
+/// A dead-letter topic that takes less than the producer sends (`max.message.bytes` of 8 KB):
+/// in scale-out the broker's refusal dooms the batch's transaction, so the batch is aborted
+/// and read again with its dead letter a size smaller each time, until it fits. The STOP
+/// behind the poison record counts, and the instance stays up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_its_topic_refuses_for_size_is_cut_smaller_and_the_stop_behind_it_counts() {
+    let (bootstrap, names) = deployment("scale-dlq").await;
+    create_topic_with(&bootstrap, &names.dlq, 3, &[("max.message.bytes", "8192")]).await;
+    let env = Env::with_config(&config(&names));
+    let svc = instance(&env, &bootstrap);
+    wait_ready(&svc);
+    let from = "33620009999";
+    let poison = format!(r#"{{"not":"a webhook","pad":"{}"}}"#, "x".repeat(40_000));
+    let records = vec![
+        (
+            format!("{PHONE_NUMBER_ID}:{from}"),
+            Some(poison.into_bytes()),
+        ),
+        stop_record(from, "wamid.dlq.1", 1_763_978_400, "STOP"),
+    ];
+    produce(&bootstrap, &names.inbound, &records).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while may_send(&svc, &format!("+{from}")) != Some(false) {
+        assert!(
+            Instant::now() < deadline && !svc.has_exited(),
+            "the STOP behind the poison record never counted; log:\n{}",
+            svc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead = consume_until(&bootstrap, &names.dlq, Duration::from_secs(30), |r| {
+        !r.is_empty()
+    });
+    assert_eq!(dead.len(), 1, "one dead letter, once");
+    assert_eq!(header(&dead[0], "dlq.truncated").as_deref(), Some("true"));
+    assert_eq!(
+        header(&dead[0], "dlq.original.size").as_deref(),
+        Some("40028")
+    );
+    assert!(
+        metric(&svc, "consent_ledger_transactions_aborted_total") >= 1,
+        "{}",
+        svc.log_text()
+    );
+    assert_eq!(svc.stop(), Some(0));
+}
+
 /// `METHOD path` with extra header lines and `body` on `svc`'s API: status and body.
 fn request(svc: &Service, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::{Read, Write};

@@ -12,8 +12,9 @@
 //! In scale-out the dead letters are part of the batch's transaction, and a refusal the broker
 //! sends back dooms that transaction: no retry inside it can succeed. So the first such
 //! refusal fails the batch at once, and the writer aborts it and reads it again
-//! (`rewind.rs`). A copy cut smaller for the client's own size limit never reached the
-//! transaction and is still sent again at once.
+//! (`rewind.rs`), each dead letter starting a size smaller than the time before (a dead-letter
+//! topic whose `max.message.bytes` is below the producer's). A copy cut smaller for the
+//! client's own size limit never reached the transaction and is still sent again at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -34,13 +35,23 @@ const SMALL_FIELD_BYTES: usize = 1024;
 
 /// How much of the original a dead letter carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cut {
+pub(super) enum Cut {
     Whole,
     /// An [`Excerpt`] of this many bytes.
     Head(usize),
 }
 
 impl Cut {
+    /// The copy to start with after `refused` transactions in a row ended on a dead letter
+    /// the broker refused: each one starts a size smaller.
+    pub(super) fn after(refused: u8) -> Cut {
+        match refused {
+            0 => Cut::Whole,
+            1 => Cut::Head(EXCERPT_BYTES),
+            _ => Cut::Head(0),
+        }
+    }
+
     /// The next smaller copy, after a refusal for size; `None` when nothing is left to cut.
     fn smaller(self) -> Option<Cut> {
         match self {
@@ -59,6 +70,10 @@ pub(super) struct DeadLetters<'a> {
     pub stopping: &'a AtomicBool,
     /// Scale-out: produced inside the batch's transaction.
     pub in_transaction: bool,
+    /// The copy each dead letter starts as: smaller than whole when this batch's last
+    /// transaction was refused over a dead letter, since a refusal inside a transaction
+    /// cannot be retried smaller in it.
+    pub first_cut: Cut,
 }
 
 /// Why one send did not end acknowledged.
@@ -70,7 +85,7 @@ enum Refused {
 impl DeadLetters<'_> {
     /// Returns once every dead letter is acknowledged, or fails when the service stops first.
     pub fn produce(&self, dead: &[Dead<'_>], now: DateTime<Utc>) -> Result<(), CommitError> {
-        let mut todo: Vec<(&Dead<'_>, Cut)> = dead.iter().map(|d| (d, Cut::Whole)).collect();
+        let mut todo: Vec<(&Dead<'_>, Cut)> = dead.iter().map(|d| (d, self.first_cut)).collect();
         let mut backoff = Duration::from_millis(100);
         while !todo.is_empty() {
             let outcomes = self.send_all(&todo, now);
@@ -251,6 +266,14 @@ fn headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_transaction_refused_over_a_dead_letter_starts_the_next_a_size_smaller() {
+        assert_eq!(Cut::after(0), Cut::Whole);
+        assert_eq!(Cut::after(1), Cut::Head(EXCERPT_BYTES));
+        assert_eq!(Cut::after(2), Cut::Head(0));
+        assert_eq!(Cut::after(7), Cut::Head(0));
+    }
 
     #[test]
     fn a_refused_copy_shrinks_to_an_excerpt_then_to_headers_alone() {

@@ -16,7 +16,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::consumer::{Ctx, ToWriter};
-use super::dead_letters::DeadLetters;
+use super::dead_letters::{Cut, DeadLetters};
 use super::record::{Txn, TXN_TIMEOUT};
 use super::rewind::{Refusals, Rewind};
 use crate::config::Settings;
@@ -78,6 +78,8 @@ impl Writer {
         let mut summary = Summary::default();
         let mut rewind = Rewind::default();
         let mut refusals = Refusals::default();
+        // Transactions refused in a row over a dead letter: the next copies start smaller.
+        let mut dead_letter_refusals = 0u8;
         loop {
             let wait = first_at.map_or(Duration::from_secs(1), |t| {
                 self.linger.saturating_sub(t.elapsed())
@@ -95,13 +97,17 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => (true, None, false),
             };
             if flush && !pending.is_empty() {
-                let failed = match self.flush(&pending) {
+                let failed = match self.flush(&pending, Cut::after(dead_letter_refusals)) {
                     Ok(committed) => {
                         summary.add(&committed.summary);
                         refusals.reset();
+                        dead_letter_refusals = 0;
                         None
                     }
                     Err(Failure::Aborted(e)) if refusals.again() => {
+                        if matches!(e, CommitError::DeadLetters { .. }) {
+                            dead_letter_refusals = dead_letter_refusals.saturating_add(1);
+                        }
                         self.metrics.transactions_aborted.inc();
                         tracing::warn!(
                             error = %e,
@@ -197,7 +203,7 @@ impl Writer {
         Ok(())
     }
 
-    fn flush(&self, pending: &[OwnedMessage]) -> Result<Committed, Failure> {
+    fn flush(&self, pending: &[OwnedMessage], first_cut: Cut) -> Result<Committed, Failure> {
         let started = Instant::now();
         if let Some(so) = &self.scale_out {
             self.catch_up(so).map_err(Failure::Stop)?;
@@ -222,6 +228,7 @@ impl Writer {
         let mut sinks = KafkaSinks {
             writer: self,
             pending,
+            first_cut,
         };
         let committed = commit::commit(
             &self.ledger,
@@ -315,6 +322,8 @@ enum Failure {
 struct KafkaSinks<'a> {
     writer: &'a Writer,
     pending: &'a [OwnedMessage],
+    /// The copy each dead letter starts as (`dead_letters.rs`).
+    first_cut: Cut,
 }
 
 impl Sinks for KafkaSinks<'_> {
@@ -326,6 +335,7 @@ impl Sinks for KafkaSinks<'_> {
             metrics: &w.metrics,
             stopping: &w.stopping,
             in_transaction: w.scale_out.is_some(),
+            first_cut: self.first_cut,
         }
         .produce(dead, now)
     }
