@@ -157,8 +157,9 @@ impl KafkaConfig {
             }
         }
         // Measured (README, "Scale-out"): under the cooperative protocol the generation moves
-        // while a transaction is open, its offsets are refused and the instance stops; nor
-        // was the pause any shorter than with the default eager assignors.
+        // while a transaction is open and its offsets are refused, so the batch is aborted
+        // and done again on every rebalance; nor was the pause any shorter than with the
+        // default eager assignors.
         let strategy = self.properties.get("partition.assignment.strategy");
         if self.scale_out && strategy.is_some_and(|s| s.contains("cooperative")) {
             return Err(KafkaConfigError::CooperativeScaleOut);
@@ -192,7 +193,7 @@ pub enum KafkaConfigError {
     #[error("kafka.instance_id must be letters, digits, '-', '_' or '.', and not empty")]
     InstanceId,
     #[error(
-        "kafka.properties \"partition.assignment.strategy\" is cooperative, which scale_out cannot use: a rebalance would refuse the open transaction's offsets and stop the instance. Remove it to keep librdkafka's default assignors (README, \"Scale-out\")"
+        "kafka.properties \"partition.assignment.strategy\" is cooperative, which scale_out does not use: a rebalance would refuse the open transaction's offsets and the batch would be done again, and the pause was no shorter than with the default. Remove it to keep librdkafka's default assignors (README, \"Scale-out\")"
     )]
     CooperativeScaleOut,
 }
