@@ -80,10 +80,11 @@ RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || {
 }
 export RUSTC_WORKSPACE_WRAPPER
 echo "==> building every target, clippy linting as it compiles ($(elapsed))" >&2
-build_ok=0
-cargo test --no-run --all-targets --message-format=json \
-  | python3 scripts/build_report.py target/test-bins.txt || build_ok=1
-[[ "$build_ok" == 0 ]] || { echo "the build or its lints failed; see above" >&2; exit 1; }
+if ! cargo test --no-run --all-targets --message-format=json |
+  python3 scripts/build_report.py target/test-bins.txt; then
+  echo "the build or its lints failed; see above" >&2
+  exit 1
+fi
 
 if [[ -n "$chromium_pid" ]] && ! wait "$chromium_pid"; then
   cat target/chromium-install.log >&2

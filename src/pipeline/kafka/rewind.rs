@@ -21,6 +21,7 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset};
 
 use super::consumer::Ctx;
+use super::dead_letters::Cut;
 use crate::pipeline::commit::CommitError;
 
 /// Refusals in a row after which the instance stops after all, as it did before rewinds: a
@@ -74,6 +75,10 @@ impl Rewind {
     /// before the seek, still in the channel. The first record at or before the rewind point
     /// ends the partition's rewind.
     pub fn accepts(&mut self, m: &OwnedMessage) -> bool {
+        // Every record passes here: no key is built while nothing is rewound.
+        if self.points.is_empty() {
+            return true;
+        }
         let key = (m.topic().to_string(), m.partition());
         match self.points.get(&key) {
             None => true,
@@ -109,21 +114,33 @@ fn first_offsets(batch: &[OwnedMessage]) -> HashMap<(String, i32), i64> {
     firsts
 }
 
-/// Refusals in a row, and the backoff between the attempts.
+/// Refusals in a row, the backoff between the attempts, and how small the next attempt's dead
+/// letters start.
 #[derive(Debug, Default)]
 pub struct Refusals {
     in_a_row: u32,
+    /// Of those, the refusals over a dead letter.
+    over_dead_letters: u8,
 }
 
 impl Refusals {
+    /// A batch committed.
     pub fn reset(&mut self) {
-        self.in_a_row = 0;
+        *self = Refusals::default();
     }
 
-    /// Counts a refusal; false once [`MAX_REFUSALS_IN_A_ROW`] is reached.
-    pub fn again(&mut self) -> bool {
+    /// Counts the refusal `error`; false once [`MAX_REFUSALS_IN_A_ROW`] is reached.
+    pub fn again(&mut self, error: &CommitError) -> bool {
         self.in_a_row += 1;
+        if matches!(error, CommitError::DeadLetters { .. }) {
+            self.over_dead_letters = self.over_dead_letters.saturating_add(1);
+        }
         self.in_a_row < MAX_REFUSALS_IN_A_ROW
+    }
+
+    /// The copy the next attempt's dead letters start as (`dead_letters.rs`).
+    pub fn first_cut(&self) -> Cut {
+        Cut::after(self.over_dead_letters)
     }
 
     pub fn in_a_row(&self) -> u32 {
@@ -191,17 +208,18 @@ mod tests {
 
     #[test]
     fn refusals_back_off_and_give_up_after_the_limit() {
+        let refused = CommitError::Record("refused".into());
         let mut r = Refusals::default();
-        assert!(r.again());
+        assert!(r.again(&refused));
         assert_eq!(r.backoff(), Duration::from_millis(250));
-        assert!(r.again());
+        assert!(r.again(&refused));
         assert_eq!(r.backoff(), Duration::from_millis(500));
         for _ in 2..MAX_REFUSALS_IN_A_ROW - 1 {
-            assert!(r.again());
+            assert!(r.again(&refused));
         }
         assert_eq!(r.backoff(), Duration::from_secs(8));
-        assert!(!r.again());
+        assert!(!r.again(&refused));
         r.reset();
-        assert!(r.again());
+        assert!(r.again(&refused));
     }
 }

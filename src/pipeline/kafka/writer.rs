@@ -78,8 +78,6 @@ impl Writer {
         let mut summary = Summary::default();
         let mut rewind = Rewind::default();
         let mut refusals = Refusals::default();
-        // Transactions refused in a row over a dead letter: the next copies start smaller.
-        let mut dead_letter_refusals = 0u8;
         loop {
             let wait = first_at.map_or(Duration::from_secs(1), |t| {
                 self.linger.saturating_sub(t.elapsed())
@@ -97,17 +95,13 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => (true, None, false),
             };
             if flush && !pending.is_empty() {
-                let failed = match self.flush(&pending, Cut::after(dead_letter_refusals)) {
+                let failed = match self.flush(&pending, refusals.first_cut()) {
                     Ok(committed) => {
                         summary.add(&committed.summary);
                         refusals.reset();
-                        dead_letter_refusals = 0;
                         None
                     }
-                    Err(Failure::Aborted(e)) if refusals.again() => {
-                        if matches!(e, CommitError::DeadLetters { .. }) {
-                            dead_letter_refusals = dead_letter_refusals.saturating_add(1);
-                        }
+                    Err(Failure::Aborted(e)) if refusals.again(&e) => {
                         self.metrics.transactions_aborted.inc();
                         tracing::warn!(
                             error = %e,
