@@ -20,12 +20,21 @@ import urllib.error
 import urllib.request
 
 
-def rss_mb(pid):
+def status(pid):
+    """The server's resident memory in MB, split as the kernel counts it (heap and other
+    anonymous memory, mapped files), and its thread count: a growing RSS is told apart from
+    a growing heap, mapped files or threads that come and go."""
+    fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+            name, _, value = line.partition(":")
+            fields[name] = value.split()
+    mb = lambda name: int(fields[name][0]) / 1024
+    return {"rss": mb("VmRSS"), "anon": mb("RssAnon"), "file": mb("RssFile"), "threads": int(fields["Threads"][0])}
+
+
+def rss_mb(pid):
+    return status(pid)["rss"]
 
 
 def slope_per_10min(samples):
@@ -120,9 +129,14 @@ def main():
     while time.monotonic() < stop:
         now = time.monotonic()
         if now - last_sample >= 10:
-            samples.append((now - started, rss_mb(a.pid)))
+            st = status(a.pid)
+            samples.append((now - started, st["rss"]))
             last_sample = now
-            print(f"{(now - started) / 60:6.1f} min  rss {samples[-1][1]:7.1f} MB  requests {load.counter}", flush=True)
+            print(
+                f"{(now - started) / 60:6.1f} min  rss {st['rss']:7.1f} MB  anon {st['anon']:7.1f}"
+                f"  file {st['file']:6.1f}  threads {st['threads']:3d}  requests {load.counter}",
+                flush=True,
+            )
         workers = [w for w in workers if w.is_alive()]
         if len(workers) < 16:
             w = threading.Thread(target=load.one, daemon=True)
