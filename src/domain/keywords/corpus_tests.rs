@@ -1,10 +1,10 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune8` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune9` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%), then tuned on. The next fresh set goes in as `holdout9`: its
-//! misses are listed and its figures reported rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%), then tuned on. The next fresh set goes in as
+//! `holdout10`: its misses are listed and its figures reported rather than asserted.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,20 @@ use super::*;
 const CORPUS: &str = include_str!("../../../tests/fixtures/keywords/corpus.jsonl");
 const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
+/// Every split, in the order the report lists them.
+const SPLITS: [&str; 11] = [
+    "tune",
+    "tune2",
+    "tune3",
+    "tune4",
+    "tune5",
+    "tune6",
+    "tune7",
+    "tune8",
+    "tune9",
+    "holdout",
+    "holdout10",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,14 +121,7 @@ fn corpus_is_well_formed_and_big_enough() {
     let mut seen = std::collections::HashSet::new();
     for c in &cases {
         assert!(labels.contains(&c.label.as_str()), "{c:?}: label");
-        assert!(
-            [
-                "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "holdout",
-                "holdout9"
-            ]
-            .contains(&c.split.as_str()),
-            "{c:?}: split"
-        );
+        assert!(SPLITS.contains(&c.split.as_str()), "{c:?}: split");
         assert!(!c.source.trim().is_empty(), "{c:?}: no source");
         assert!(seen.insert((&c.language, &c.text)), "{c:?}: listed twice");
         if c.split != "tune" && c.split != "holdout" {
@@ -172,10 +179,7 @@ fn holdout_meets_the_recall_and_precision_targets() {
         "|---|---|---|---|---|".to_string(),
     ];
     let mut totals: BTreeMap<&str, Tally> = BTreeMap::new();
-    for split in [
-        "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "holdout",
-        "holdout9",
-    ] {
+    for split in SPLITS {
         for code in KeywordSet::builtin_languages() {
             if let Some(t) = tallies.get(&(code.to_string(), split.to_string())) {
                 table.push(row(&format!("{code}, {split}"), t));
@@ -218,11 +222,15 @@ fn holdout_meets_the_recall_and_precision_targets() {
     // tune7's precision (88.0%) counts against the rules ten messages that its collector labelled
     // possible opt-outs but that ask to stop messages ("arrêtez de m'envoyer des réponses
     // automatiques, je veux parler à un conseiller", a bare "annuler"): the rules take the side
-    // that stops marketing there, on purpose. Its recall is held at the target.
-    let tune7 = totals.get("tune7").copied().unwrap_or_default();
-    assert!(
-        tune7.recall() >= MIN_RECALL,
-        "tune7: recall {:.3}",
-        tune7.recall()
-    );
+    // that stops marketing there, on purpose. tune9's (96.8%) counts two of the same kind: "please
+    // end", a courtesy word and a CTIA keyword, and "stop covid", a leading STOP with a service.
+    // Their recall is held at the target.
+    for split in ["tune7", "tune9"] {
+        let t = totals.get(split).copied().unwrap_or_default();
+        assert!(
+            t.recall() >= MIN_RECALL,
+            "{split}: recall {:.3}",
+            t.recall()
+        );
+    }
 }

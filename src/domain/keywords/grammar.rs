@@ -54,6 +54,8 @@ pub(super) struct Grammar {
     pub(super) all_words: Vec<String>,
     pub(super) determiners: Vec<String>,
     pub(super) wait_words: Vec<String>,
+    pub(super) conjunctions: Vec<String>,
+    pub(super) not_services: Vec<String>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -185,6 +187,8 @@ impl Grammar {
             all_words: single_words(data.all_words.iter().map(String::as_str)),
             determiners: single_words(data.determiners.iter().map(String::as_str)),
             wait_words: single_words(data.wait_words.iter().map(String::as_str)),
+            conjunctions: single_words(data.conjunctions.iter().map(String::as_str)),
+            not_services: single_words(data.not_services.iter().map(String::as_str)),
         })
     }
 

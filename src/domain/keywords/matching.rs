@@ -298,7 +298,10 @@ impl KeywordSet {
         {
             return c;
         }
-        if let Some(c) = self.keyword_sentence(text) {
+        if let Some(c) = self
+            .keyword_sentence(text)
+            .or_else(|| self.clause_revocation(text))
+        {
             return c;
         }
         if let Some(h) = self.find_span(&key, &toks, |e| e.opt_out.as_ref()) {
@@ -314,27 +317,59 @@ impl KeywordSet {
     /// recevoir vos sms ? stop", "Bitte austragen, kein Interesse"): people put the keyword
     /// before or after whatever else they had to say. Before the last sentence a "wait word"
     /// does not count: a leading "Stop!" often means "wait" ("Stop, I ordered the wrong
-    /// size"), so it stays a possible opt-out for review.
+    /// size"), so it stays a possible opt-out for review. A keyword after a sentence's last
+    /// conjunction is a clause too ("Cancel my appointment and STOP ALL"), but only one that
+    /// cannot mean "wait": "reschedule and cancel" asks about the appointment.
     fn keyword_sentence(&self, text: &str) -> Option<Classification> {
         let keys: Vec<String> = text
             .split(SENTENCE_ENDS)
             .map(|s| match_key(&normalize(s)))
             .filter(|key| !key.is_empty())
             .collect();
-        if keys.len() < 2 {
+        let last = keys.len().checked_sub(1)?;
+        let waits = |hit: &Hit| {
+            self.extra
+                .is_wait_word(&match_key(&normalize(&hit.display)))
+        };
+        let found = |hit: &Hit| self.result(Intent::OptOut, hit, Rule::KeywordInSentence);
+        keys.iter().enumerate().rev().find_map(|(i, key)| {
+            if let Some(hit) = self.opt_out_keyword(key).filter(|_| last > 0) {
+                if i == last || !waits(hit) {
+                    return Some(found(hit));
+                }
+            }
+            let toks = token_spans(key);
+            let conjunction = toks
+                .iter()
+                .rposition(|&(s, e)| self.extra.is_conjunction(&key[s..e]))?;
+            let &(rest, _) = toks.get(conjunction + 1)?;
+            let hit = self.opt_out_keyword(&key[rest..])?;
+            (!waits(hit)).then(|| found(hit))
+        })
+    }
+
+    /// The opt-out keyword a clause is, alone or among courtesy words.
+    fn opt_out_keyword(&self, key: &str) -> Option<&Hit> {
+        self.entries
+            .get(key)
+            .and_then(|e| e.role(Intent::OptOut))
+            .or_else(|| self.wrapped(key, &token_spans(key), Intent::OptOut))
+    }
+
+    /// The phrases and grammar again on each clause of a message of several, so that `^` and
+    /// `$` also hold at a clause's edges ("Une copie. Plus de newsletter ni d'offres").
+    fn clause_revocation(&self, text: &str) -> Option<Classification> {
+        let clauses: Vec<String> = text
+            .split(SENTENCE_ENDS)
+            .map(normalize)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if clauses.len() < 2 {
             return None;
         }
-        let last = keys.len() - 1;
-        keys.iter().enumerate().rev().find_map(|(i, key)| {
-            let hit = self
-                .entries
-                .get(key.as_str())
-                .and_then(|e| e.role(Intent::OptOut));
-            let hit = hit.or_else(|| self.wrapped(key, &token_spans(key), Intent::OptOut))?;
-            let waits = self
-                .extra
-                .is_wait_word(&match_key(&normalize(&hit.display)));
-            (i == last || !waits).then(|| self.result(Intent::OptOut, hit, Rule::KeywordInSentence))
+        clauses.iter().find_map(|normalized| {
+            let key = match_key(normalized);
+            self.revocation(&Words::new(normalized, &key))
         })
     }
 

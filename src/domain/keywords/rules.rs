@@ -23,6 +23,8 @@ pub(super) struct Extra {
     all_words: Set<String>,
     determiners: Set<String>,
     wait_words: Set<String>,
+    conjunctions: Set<String>,
+    not_services: Set<String>,
     topics: Set<String>,
     links: Set<String>,
     typos: TypoIndex,
@@ -32,6 +34,10 @@ impl Extra {
     /// Whether a keyword (as a match key) may mean "wait": every word of it is a wait word.
     pub(super) fn is_wait_word(&self, key: &str) -> bool {
         key.split(' ').all(|w| self.wait_words.contains(w))
+    }
+
+    pub(super) fn is_conjunction(&self, word: &str) -> bool {
+        self.conjunctions.contains(word)
     }
 
     pub(super) fn new(tables: &[LangTable]) -> Self {
@@ -56,6 +62,12 @@ impl Extra {
                     .determiners
                     .extend(grammar.determiners.iter().cloned());
                 extra.wait_words.extend(grammar.wait_words.iter().cloned());
+                extra
+                    .conjunctions
+                    .extend(grammar.conjunctions.iter().cloned());
+                extra
+                    .not_services
+                    .extend(grammar.not_services.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
@@ -183,6 +195,7 @@ impl KeywordSet {
                     && last == start
                     && start < n
                     && !self.entries.contains_key(w.tok(start))
+                    && !self.extra.not_services.contains(w.tok(start))
                     && tail[start + 1]
                     && self.extra.any_topic.contains(keyword)
                 {
@@ -223,10 +236,14 @@ impl KeywordSet {
         };
         let other_object =
             |end: usize| (end..n.min(end + 4)).any(|i| self.extra.other_objects.contains(w.tok(i)));
+        // "no me manden el código" has another object; "dejen de mandarme los avisos" names
+        // the messages themselves after the same article.
+        let another_object = |end: usize| {
+            self.extra.not_before.contains(w.tok(end))
+                && !(end + 1 < n && self.extra.topics.contains(w.tok(end + 1)))
+        };
         let allowed = |start: usize, end: usize| {
-            (end == n || !self.extra.not_before.contains(w.tok(end)))
-                && !negated(start)
-                && !other_object(end)
+            (end == n || !another_object(end)) && !negated(start) && !other_object(end)
         };
         let mut phrase = None;
         for i in 0..n {

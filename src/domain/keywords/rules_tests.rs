@@ -273,3 +273,70 @@ fn a_message_spelled_a_letter_at_a_time_opts_out_for_review() {
     );
     assert_rule(&["o k", "h i t h e r e"], None);
 }
+
+#[test]
+fn a_keyword_after_a_conjunction_is_a_clause_unless_it_can_mean_wait() {
+    let set = KeywordSet::defaults(&["en", "fr"]);
+    assert_eq!(
+        set.classify("Cancel my appointment and STOP ALL"),
+        Classification::OptOut {
+            scope: Scope::All,
+            keyword: "STOP ALL".into(),
+            rule: Rule::KeywordInSentence,
+            language: Some("en".into()),
+        }
+    );
+    assert_rule(
+        &["I read it and unsubscribe", "merci et désabonnement"],
+        Some(Rule::KeywordInSentence),
+    );
+    // "stop" and "cancel" may be about what came before.
+    assert_rule(
+        &[
+            "Can I reschedule and cancel",
+            "drive up and stop",
+            "vérifiez et arrêtez",
+        ],
+        None,
+    );
+}
+
+#[test]
+fn the_grammar_reads_each_clause_with_its_own_edges() {
+    assert_rule(
+        &[
+            "Quelles informations avez-vous ? Une copie. Plus de newsletter ni d'offres",
+            "Who is this? Lose my number.",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    let set = KeywordSet::defaults(&["de", "en"]);
+    assert!(matches!(
+        set.classify("Ich habe kein Interesse mehr, bitte nicht weiter schreiben."),
+        Classification::OptOut { .. }
+    ));
+    // A "^" pattern still needs the clause to open with it.
+    assert_rule(&["Thanks. I always forget my number"], None);
+}
+
+#[test]
+fn an_article_before_the_messages_themselves_is_no_other_object() {
+    let set = KeywordSet::defaults(&["es", "en"]);
+    assert!(matches!(
+        set.classify("Y dejen de mandarme los avisos"),
+        Classification::OptOut { .. }
+    ));
+    assert!(!matches!(
+        set.classify("no me manden el código otra vez"),
+        Classification::OptOut { .. }
+    ));
+}
+
+#[test]
+fn a_compound_of_the_language_is_no_service_to_stop() {
+    assert_rule(
+        &["arrêt maladie", "stop tabac", "stop sign", "stop by"],
+        None,
+    );
+    assert_rule(&["stop meteo", "arret quiz"], Some(Rule::KeywordWithCode));
+}

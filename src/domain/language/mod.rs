@@ -109,6 +109,12 @@ pub struct Grammar {
     /// Opt-out keywords that also mean "wait" or "cancel that" ("Stop, I ordered the wrong
     /// size"): on their own before the last sentence, they are left for review.
     pub wait_words: Vec<String>,
+    /// Words that join two requests in one sentence ("Cancel my appointment and STOP ALL"):
+    /// a keyword after the last of them is a clause of its own, as after a comma.
+    pub conjunctions: Vec<String>,
+    /// Words that make a leading keyword a compound of the language rather than a service
+    /// ("arrêt maladie", sick leave; "stop tabac", a quit-smoking programme): no opt-out.
+    pub not_services: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
