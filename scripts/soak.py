@@ -50,8 +50,11 @@ def slope_per_10min(samples):
 
 
 class Load:
-    def __init__(self, base, token, seed):
+    def __init__(self, base, token, seed, mix):
         self.base = base.rstrip("/")
+        total = sum(mix.values())
+        self.check_share = mix.get("check", 0) / total
+        self.write_share = mix.get("write", 0) / total
         self.token = token
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -91,11 +94,11 @@ class Load:
             self.counter += 1
             n = self.counter
         roll = self.rng.random()
-        if roll < 0.70:
+        if roll < self.check_share:
             contacts = [self.contact() for _ in range(500)]
             body = json.dumps({"purpose": "marketing", "contacts": contacts}).encode()
             self.request("check", "/consent/check", body, "application/json")
-        elif roll < 0.97:
+        elif roll < self.check_share + self.write_share:
             kind = "OptedOut" if self.rng.random() < 0.7 else "OptedIn"
             body = json.dumps({"contact": self.contact(), "type": kind, "source": "soak"}).encode()
             self.request("write", "/consent-events", body, "application/json", key=f"soak-{n}")
@@ -116,9 +119,22 @@ def main():
     p.add_argument("--rate", type=float, default=50, help="requests per second, steady")
     p.add_argument("--warmup", type=float, default=5, help="minutes left out of the RSS trend")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--mix",
+        default="check=70,write=27,import=3",
+        help="shares of checks, writes and imports; one kind alone tells which one memory grows with",
+    )
     a = p.parse_args()
+    mix = {}
+    for part in a.mix.split(","):
+        kind, _, share = part.partition("=")
+        if kind not in ("check", "write", "import") or not share.strip().isdigit():
+            p.error(f"--mix: {part!r} is not check=N, write=N or import=N")
+        mix[kind] = int(share)
+    if sum(mix.values()) == 0:
+        p.error("--mix: every share is 0")
 
-    load = Load(a.base, a.token, a.seed)
+    load = Load(a.base, a.token, a.seed, mix)
     stop = time.monotonic() + a.minutes * 60
     started = time.monotonic()
     samples = []
@@ -153,6 +169,7 @@ def main():
     errors = sum(load.errors.values())
     report = {
         "minutes": a.minutes,
+        "mix": a.mix,
         "requests": total,
         "error_rate": errors / total if total else None,
         "p99_seconds": {
