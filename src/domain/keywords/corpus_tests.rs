@@ -1,10 +1,10 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune9` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune10` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%), then tuned on. The next fresh set goes in as
-//! `holdout10`: its misses are listed and its figures reported rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%), then tuned on. The next fresh set goes
+//! in as `holdout11`: its misses are listed and its figures reported rather than asserted.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ const CORPUS: &str = include_str!("../../../tests/fixtures/keywords/corpus.jsonl
 const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
-const SPLITS: [&str; 11] = [
+const SPLITS: [&str; 12] = [
     "tune",
     "tune2",
     "tune3",
@@ -26,8 +26,9 @@ const SPLITS: [&str; 11] = [
     "tune7",
     "tune8",
     "tune9",
+    "tune10",
     "holdout",
-    "holdout10",
+    "holdout11",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -224,8 +225,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
     // automatiques, je veux parler à un conseiller", a bare "annuler"): the rules take the side
     // that stops marketing there, on purpose. tune9's (96.8%) counts two of the same kind: "please
     // end", a courtesy word and a CTIA keyword, and "stop covid", a leading STOP with a service.
+    // tune10's (98.5%) counts one more: "je suis en réunion, stop" ends with a keyword.
     // Their recall is held at the target.
-    for split in ["tune7", "tune9"] {
+    for split in ["tune7", "tune9", "tune10"] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.recall() >= MIN_RECALL,

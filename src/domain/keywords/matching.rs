@@ -319,7 +319,8 @@ impl KeywordSet {
     /// does not count: a leading "Stop!" often means "wait" ("Stop, I ordered the wrong
     /// size"), so it stays a possible opt-out for review. A keyword after a sentence's last
     /// conjunction is a clause too ("Cancel my appointment and STOP ALL"), but only one that
-    /// cannot mean "wait": "reschedule and cancel" asks about the appointment.
+    /// cannot mean "wait": "reschedule and cancel" asks about the appointment, "... But stop."
+    /// does not.
     fn keyword_sentence(&self, text: &str) -> Option<Classification> {
         let keys: Vec<String> = text
             .split(SENTENCE_ENDS)
@@ -344,7 +345,10 @@ impl KeywordSet {
                 .rposition(|&(s, e)| self.extra.is_conjunction(&key[s..e]))?;
             let &(rest, _) = toks.get(conjunction + 1)?;
             let hit = self.opt_out_keyword(&key[rest..])?;
-            (!waits(hit)).then(|| found(hit))
+            // A sentence that opens with the conjunction ("But also stop.") is a sentence of
+            // its own keyword, which ends the message as any other would.
+            let own_sentence = conjunction == 0 && i == last;
+            (own_sentence || !waits(hit)).then(|| found(hit))
         })
     }
 
@@ -356,8 +360,9 @@ impl KeywordSet {
             .or_else(|| self.wrapped(key, &token_spans(key), Intent::OptOut))
     }
 
-    /// The phrases and grammar again on each clause of a message of several, so that `^` and
-    /// `$` also hold at a clause's edges ("Une copie. Plus de newsletter ni d'offres").
+    /// The phrases and grammar again on each clause of a message of several, so that `^` holds
+    /// at a clause's start ("Une copie. Plus de newsletter ni d'offres"), and `$` at the last
+    /// clause's end.
     fn clause_revocation(&self, text: &str) -> Option<Classification> {
         let clauses: Vec<String> = text
             .split(SENTENCE_ENDS)
@@ -367,9 +372,10 @@ impl KeywordSet {
         if clauses.len() < 2 {
             return None;
         }
-        clauses.iter().find_map(|normalized| {
+        let last = clauses.len() - 1;
+        clauses.iter().enumerate().find_map(|(i, normalized)| {
             let key = match_key(normalized);
-            self.revocation(&Words::new(normalized, &key))
+            self.revocation_in(&Words::new(normalized, &key), i == last)
         })
     }
 

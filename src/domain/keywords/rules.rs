@@ -224,6 +224,12 @@ impl KeywordSet {
     /// A revocation phrase of the tables, else a sentence of some language's grammar; either
     /// anywhere in the message, unless the next word shows the verb has another object.
     pub(super) fn revocation(&self, w: &Words) -> Option<Classification> {
+        self.revocation_in(w, true)
+    }
+
+    /// [`Self::revocation`] in one clause of a message. `$` holds at a clause's end only when
+    /// it ends the message: "stop it, that's funny" goes on after "stop it".
+    pub(super) fn revocation_in(&self, w: &Words, ends_message: bool) -> Option<Classification> {
         let n = w.spans.len();
         let negated = |start: usize| {
             self.extra.not_after.iter().any(|neg| {
@@ -262,7 +268,12 @@ impl KeywordSet {
         if let Some((_, h)) = phrase {
             return Some(self.revoked(h.display.clone(), self.language(h)));
         }
-        let (head, tail) = (self.courtesy_head(w), self.courtesy_tail(w));
+        let head = self.courtesy_head(w);
+        let tail = if ends_message {
+            self.courtesy_tail(w)
+        } else {
+            vec![false; n + 1]
+        };
         let edges = Edges {
             head: &head,
             tail: &tail,

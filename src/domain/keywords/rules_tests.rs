@@ -287,7 +287,11 @@ fn a_keyword_after_a_conjunction_is_a_clause_unless_it_can_mean_wait() {
         }
     );
     assert_rule(
-        &["I read it and unsubscribe", "merci et désabonnement"],
+        &[
+            "I read it and unsubscribe",
+            "merci et désabonnement",
+            "How much does it pay? But also stop.",
+        ],
         Some(Rule::KeywordInSentence),
     );
     // "stop" and "cancel" may be about what came before.
@@ -339,4 +343,31 @@ fn a_compound_of_the_language_is_no_service_to_stop() {
         None,
     );
     assert_rule(&["stop meteo", "arret quiz"], Some(Rule::KeywordWithCode));
+}
+
+#[test]
+fn a_clause_that_the_message_goes_on_after_is_no_revocation_on_its_own() {
+    assert_rule(
+        &["stop it, that's funny", "Stop it. You are hilarious"],
+        None,
+    );
+    assert_rule(&["that's funny. stop it"], Some(Rule::RevocationPhrase));
+}
+
+#[test]
+fn a_request_for_later_or_a_negated_removal_is_no_revocation() {
+    for (lang, text) in [
+        (
+            "es",
+            "no me manden nada todavía, primero quiero ver la demo",
+        ),
+        ("pt", "não me tire da lista, por favor"),
+        ("en", "don't text me until Friday"),
+    ] {
+        let set = KeywordSet::defaults(&[lang, "en"]);
+        assert!(
+            !matches!(set.classify(text), Classification::OptOut { .. }),
+            "{text:?}"
+        );
+    }
 }
