@@ -1,10 +1,11 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune10` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune11` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%), then tuned on. The next fresh set goes
-//! in as `holdout11`: its misses are listed and its figures reported rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%), then tuned on. The next fresh
+//! set goes in as `holdout12`: its misses are listed and its figures reported rather than
+//! asserted.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ const CORPUS: &str = include_str!("../../../tests/fixtures/keywords/corpus.jsonl
 const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
-const SPLITS: [&str; 12] = [
+const SPLITS: [&str; 13] = [
     "tune",
     "tune2",
     "tune3",
@@ -27,8 +28,9 @@ const SPLITS: [&str; 12] = [
     "tune8",
     "tune9",
     "tune10",
+    "tune11",
     "holdout",
-    "holdout11",
+    "holdout12",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +213,9 @@ fn holdout_meets_the_recall_and_precision_targets() {
         holdout.precision()
     );
     // The former held-out sets, tuned on since their measurement, must stay at the targets.
-    for split in ["tune2", "tune3", "tune4", "tune5", "tune6", "tune8"] {
+    for split in [
+        "tune2", "tune3", "tune4", "tune5", "tune6", "tune8", "tune11",
+    ] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.recall() >= MIN_RECALL && t.precision() >= MIN_PRECISION,

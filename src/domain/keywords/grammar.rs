@@ -56,6 +56,7 @@ pub(super) struct Grammar {
     pub(super) wait_words: Vec<String>,
     pub(super) conjunctions: Vec<String>,
     pub(super) not_services: Vec<String>,
+    pub(super) topic_links: Vec<String>,
 }
 
 /// The match keys of a spelling, split into words.
@@ -189,6 +190,7 @@ impl Grammar {
             wait_words: single_words(data.wait_words.iter().map(String::as_str)),
             conjunctions: single_words(data.conjunctions.iter().map(String::as_str)),
             not_services: single_words(data.not_services.iter().map(String::as_str)),
+            topic_links: single_words(data.topic_links.iter().map(String::as_str)),
         })
     }
 

@@ -25,6 +25,7 @@ pub(super) struct Extra {
     wait_words: Set<String>,
     conjunctions: Set<String>,
     not_services: Set<String>,
+    topic_links: Set<String>,
     topics: Set<String>,
     links: Set<String>,
     typos: TypoIndex,
@@ -68,6 +69,9 @@ impl Extra {
                 extra
                     .not_services
                     .extend(grammar.not_services.iter().cloned());
+                extra
+                    .topic_links
+                    .extend(grammar.topic_links.iter().cloned());
                 extra.grammars.push((lang, grammar));
             }
             let topics = data.keywords.topics.iter().map(|t| t.word.as_str());
@@ -240,8 +244,12 @@ impl KeywordSet {
                         .all(|(t, i)| w.tok(i) == t)
             })
         };
-        let other_object =
-            |end: usize| (end..n.min(end + 4)).any(|i| self.extra.other_objects.contains(w.tok(i)));
+        // After "about" the noun is what the messages are about: "stop texting me about my
+        // invoice" still stops the texts.
+        let other_object = |end: usize| {
+            !(end < n && self.extra.topic_links.contains(w.tok(end)))
+                && (end..n.min(end + 4)).any(|i| self.extra.other_objects.contains(w.tok(i)))
+        };
         // "no me manden el código" has another object; "dejen de mandarme los avisos" names
         // the messages themselves after the same article.
         let another_object = |end: usize| {

@@ -371,3 +371,33 @@ fn a_request_for_later_or_a_negated_removal_is_no_revocation() {
         );
     }
 }
+
+#[test]
+fn a_noun_after_about_is_what_the_messages_are_about() {
+    assert_rule(
+        &[
+            "Stop texting me about my invoice",
+            "stop texting me about my appointments!",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert_rule(&["stop texting me the invoice, email it"], None);
+}
+
+#[test]
+fn unsubscribing_again_and_again_opts_out_but_once_by_mistake_does_not() {
+    assert_rule(
+        &[
+            "I keep getting these, I've already unsubscribed",
+            "je me suis désinscrite deux fois déjà",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert_rule(
+        &[
+            "je me suis désabonné par erreur, vous pouvez me réinscrire ?",
+            "Envoyez-moi plus d'offres !",
+        ],
+        None,
+    );
+}

@@ -115,6 +115,9 @@ pub struct Grammar {
     /// Words that make a leading keyword a compound of the language rather than a service
     /// ("arrêt maladie", sick leave; "stop tabac", a quit-smoking programme): no opt-out.
     pub not_services: Vec<String>,
+    /// Words after a revocation that introduce what the messages are about ("stop texting me
+    /// about my invoice"): a noun after them is no other object of the verb.
+    pub topic_links: Vec<String>,
     pub classes: BTreeMap<String, Vec<String>>,
     pub patterns: Vec<String>,
 }
