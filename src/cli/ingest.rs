@@ -23,6 +23,7 @@ pub fn run(
     let keep = settings.file.rgpd.dead_letter_retention()?;
     purge_at_start(sinks.dead_letter.path(), keep)?;
     let summary = ingest(ledger, settings, super::open_input(file)?, file, &mut sinks)?;
+    ledger.settle()?;
     let mut out = super::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;
