@@ -305,8 +305,10 @@ fn v4_message_ids() -> Vec<String> {
         "tests/fixtures/data-v4.campaign.jsonl",
     ] {
         let text = std::fs::read_to_string(repo_file(file)).unwrap();
+        // Whole, with their prefix: a short id such as "bad1" is also four hex digits, which a
+        // hex-encoded hash in the ledger holds now and then (it failed stop 26's CI so).
         for part in text.split("\"wamid.").skip(1) {
-            ids.push(part[..part.find('"').unwrap()].to_string());
+            ids.push(format!("wamid.{}", &part[..part.find('"').unwrap()]));
         }
     }
     ids
