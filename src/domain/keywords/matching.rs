@@ -62,6 +62,26 @@ pub fn normalize_sentences(text: &str) -> String {
         .join(". ")
 }
 
+/// One sentence or clause of a message, normalized once for both rules that read clauses.
+struct Clause {
+    normalized: String,
+    key: String,
+}
+
+impl Clause {
+    /// The message's non-empty clauses, split at [`SENTENCE_ENDS`].
+    fn all(text: &str) -> Vec<Clause> {
+        text.split(SENTENCE_ENDS)
+            .map(normalize)
+            .filter(|n| !n.is_empty())
+            .map(|normalized| Clause {
+                key: match_key(&normalized),
+                normalized,
+            })
+            .collect()
+    }
+}
+
 impl KeywordSet {
     pub(super) fn compile(tables: Vec<LangTable>) -> Self {
         let mut entries: Map<String, Entry> = Map::default();
@@ -298,9 +318,10 @@ impl KeywordSet {
         {
             return c;
         }
+        let clauses = Clause::all(text);
         if let Some(c) = self
-            .keyword_sentence(text)
-            .or_else(|| self.clause_revocation(text))
+            .keyword_sentence(&clauses)
+            .or_else(|| self.clause_revocation(&clauses))
         {
             return c;
         }
@@ -321,10 +342,10 @@ impl KeywordSet {
     /// conjunction is a clause too ("Cancel my appointment and STOP ALL"), but only one that
     /// cannot mean "wait": "reschedule and cancel" asks about the appointment, "... But stop."
     /// does not.
-    fn keyword_sentence(&self, text: &str) -> Option<Classification> {
-        let keys: Vec<String> = text
-            .split(SENTENCE_ENDS)
-            .map(|s| match_key(&normalize(s)))
+    fn keyword_sentence(&self, clauses: &[Clause]) -> Option<Classification> {
+        let keys: Vec<&String> = clauses
+            .iter()
+            .map(|c| &c.key)
             .filter(|key| !key.is_empty())
             .collect();
         let last = keys.len().checked_sub(1)?;
@@ -363,20 +384,15 @@ impl KeywordSet {
     /// The phrases and grammar again on each clause of a message of several, so that `^` holds
     /// at a clause's start ("Une copie. Plus de newsletter ni d'offres"), and `$` at the last
     /// clause's end.
-    fn clause_revocation(&self, text: &str) -> Option<Classification> {
-        let clauses: Vec<String> = text
-            .split(SENTENCE_ENDS)
-            .map(normalize)
-            .filter(|c| !c.is_empty())
-            .collect();
+    fn clause_revocation(&self, clauses: &[Clause]) -> Option<Classification> {
         if clauses.len() < 2 {
             return None;
         }
         let last = clauses.len() - 1;
-        clauses.iter().enumerate().find_map(|(i, normalized)| {
-            let key = match_key(normalized);
-            self.revocation_in(&Words::new(normalized, &key), i == last)
-        })
+        clauses
+            .iter()
+            .enumerate()
+            .find_map(|(i, c)| self.revocation_in(&Words::new(&c.normalized, &c.key), i == last))
     }
 
     /// Classifies a quick-reply button payload or id. Payloads are machine
