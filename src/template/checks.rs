@@ -1,6 +1,9 @@
 //! The MARKETING checks: a footer naming an opt-out keyword of the template's language, and a
 //! QUICK_REPLY button whose text is one, each problem with a fix the linter itself accepts.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use super::{suggested_button_text, suggested_footer, LintProblem, MAX_BUTTONS, MAX_FOOTER_CHARS};
@@ -8,9 +11,27 @@ use crate::domain::keywords::{normalize, Intent, KeywordSet};
 
 pub(super) struct Context {
     language: String,
-    own: KeywordSet,
+    own: Cow<'static, KeywordSet>,
     /// Every built-in language, to tell "no keyword" from "a keyword of another language".
+    all: &'static KeywordSet,
+}
+
+/// The built-in tables the linter reads, compiled once per process: compiling six languages'
+/// grammar for every lint cost more than the lint itself (`POST /v1/templates/lint`).
+struct Builtin {
+    each: Vec<(&'static str, KeywordSet)>,
     all: KeywordSet,
+}
+
+fn builtin() -> &'static Builtin {
+    static BUILTIN: OnceLock<Builtin> = OnceLock::new();
+    BUILTIN.get_or_init(|| Builtin {
+        each: KeywordSet::builtin_languages()
+            .iter()
+            .map(|l| (*l, KeywordSet::defaults(&[l])))
+            .collect(),
+        all: KeywordSet::defaults(KeywordSet::builtin_languages()),
+    })
 }
 
 fn component_type(c: &Value) -> String {
@@ -64,10 +85,15 @@ fn component(kind: &str, key: &str, value_json: &str) -> String {
 
 impl Context {
     pub(super) fn new(language: &str) -> Context {
+        let tables = builtin();
+        let own = match tables.each.iter().find(|(l, _)| *l == language) {
+            Some((_, set)) => Cow::Borrowed(set),
+            None => Cow::Owned(KeywordSet::defaults(&[language])),
+        };
         Context {
             language: language.to_string(),
-            own: KeywordSet::defaults(&[language]),
-            all: KeywordSet::defaults(KeywordSet::builtin_languages()),
+            own,
+            all: &tables.all,
         }
     }
 

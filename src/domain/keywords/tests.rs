@@ -1048,12 +1048,24 @@ fn arb_message() -> impl Strategy<Value = String> {
     prop::collection::vec(words, 0..40).prop_map(|w| w.concat())
 }
 
+/// The properties' keyword sets, built once: building one (tables parsed, grammar compiled)
+/// took more time in a debug build than classifying a case, and most of these tests' time.
+fn shared_en_fr() -> &'static KeywordSet {
+    static SET: std::sync::OnceLock<KeywordSet> = std::sync::OnceLock::new();
+    SET.get_or_init(en_fr)
+}
+
+fn every_language() -> &'static KeywordSet {
+    static SET: std::sync::OnceLock<KeywordSet> = std::sync::OnceLock::new();
+    SET.get_or_init(|| KeywordSet::defaults(KeywordSet::builtin_languages()))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn never_panics_and_normalize_is_idempotent(s in any::<String>()) {
-        let set = KeywordSet::defaults(KeywordSet::builtin_languages());
+        let set = every_language();
         let n = normalize(&s);
         prop_assert_eq!(normalize(&n), n.clone());
         prop_assert!(!n.starts_with(' ') && !n.ends_with(' ') && !n.contains("  "));
@@ -1065,7 +1077,7 @@ proptest! {
     #[test]
     fn never_panics_on_long_unicode(chars in prop::collection::vec(any::<char>(), 0..5000)) {
         let s: String = chars.into_iter().collect();
-        let set = en_fr();
+        let set = shared_en_fr();
         let n = normalize(&s);
         prop_assert_eq!(normalize(&n), n.clone());
         let _ = set.classify(&s);
@@ -1074,7 +1086,7 @@ proptest! {
 
     #[test]
     fn keyword_soup_is_consistent(s in arb_message()) {
-        let set = en_fr();
+        let set = shared_en_fr();
         let n = normalize(&s);
         prop_assert_eq!(normalize(&n), n.clone());
         // Classification depends only on the normalized text of each sentence: a sentence
