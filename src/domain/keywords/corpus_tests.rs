@@ -1,11 +1,11 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune11` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune12` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%), then tuned on. `holdout12`
-//! (54.2% at its first measurement) is the fresh set now: its misses are listed and its figures
-//! reported rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%), then tuned on.
+//! `holdout13` is the fresh set now: its misses are listed and its figures reported rather than
+//! asserted.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,7 @@ const CORPUS: &str = include_str!("../../../tests/fixtures/keywords/corpus.jsonl
 const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
-const SPLITS: [&str; 13] = [
+const SPLITS: [&str; 14] = [
     "tune",
     "tune2",
     "tune3",
@@ -29,8 +29,9 @@ const SPLITS: [&str; 13] = [
     "tune9",
     "tune10",
     "tune11",
+    "tune12",
     "holdout",
-    "holdout12",
+    "holdout13",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +232,17 @@ fn holdout_meets_the_recall_and_precision_targets() {
     // end", a courtesy word and a CTIA keyword, and "stop covid", a leading STOP with a service.
     // tune10's (98.5%) counts one more: "je suis en réunion, stop" ends with a keyword.
     // Their recall is held at the target.
+    // tune12 (mail to open-source projects) keeps six misses, long complaints such as "Even if I
+    // unsubscribed then also I am getting the emails", and two possible opt-outs that the rules
+    // opt out on purpose ("NE M'ENVOYEZ PLUS DE PROGRAMMES"). It is held where it stands, so that
+    // no change loses what it gained.
+    let t = totals.get("tune12").copied().unwrap_or_default();
+    assert!(
+        t.found >= 77 && t.left_alone >= 65,
+        "tune12: recall {:.3}, precision {:.3}",
+        t.recall(),
+        t.precision()
+    );
     for split in ["tune7", "tune9", "tune10"] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(

@@ -47,9 +47,10 @@ struct Rank {
 }
 
 /// What ends a sentence or a clause, for [`KeywordSet::classify`]'s keyword-sentence rule: "Not
-/// interested, stop" has a keyword of its own as much as "Not interested. Stop" does.
-pub(super) const SENTENCE_ENDS: [char; 9] = [
-    '.', '!', '?', ';', ',', '\n', '\u{2026}', '\u{a1}', '\u{bf}',
+/// interested, stop" has a keyword of its own as much as "Not interested. Stop" does, and so
+/// has "second time I ask: NO MORE SMS".
+pub(super) const SENTENCE_ENDS: [char; 10] = [
+    '.', '!', '?', ';', ',', ':', '\n', '\u{2026}', '\u{a1}', '\u{bf}',
 ];
 
 /// A message as classification sees it: each sentence normalized, joined by ". ". Two texts

@@ -391,3 +391,85 @@ fn unsubscribing_again_and_again_opts_out_but_once_by_mistake_does_not() {
         None,
     );
 }
+
+#[test]
+fn asking_how_to_unsubscribe_or_to_be_removed_from_a_list_opts_out() {
+    assert_rule(
+        &[
+            "LET ME UNSUBSCRIBE",
+            "lemme unsubscribe from this",
+            "I'm not able to unsubscribe from the email list.",
+            "Is there any way to be removed from the mailing list??",
+            "Pas d'autre moyen de me désinscrire de la liste",
+            "Désinscription de la mailing list",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert_rule(&["Désinscription de mon fils au cours de judo"], None);
+}
+
+#[test]
+fn mail_still_coming_after_unsubscribing_opts_out() {
+    assert_rule(
+        &[
+            "Fix the unsubscribe button, I unsubscribed 4 times. I still receive emails.",
+            "I've tried unsubscribing several times, but the emails keep coming.",
+            "I'm still getting emails every day",
+            "Stop the email spam",
+            "Please don't send SPAM emails",
+            "I unsubscribed already. Stop fucking spamming me.",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert!(opts_out(&["en"], "Please stop these mails"));
+}
+
+#[test]
+fn a_request_to_delete_an_account_or_personal_data_opts_out() {
+    assert_rule(
+        &[
+            "could you delete my account, please?",
+            "I want to delete all my personal data",
+        ],
+        Some(Rule::RevocationPhrase),
+    );
+    assert_rule(
+        &[
+            "how do I get my account back?",
+            "what if I don't want to delete my account?",
+        ],
+        None,
+    );
+}
+
+#[test]
+fn a_colon_ends_a_clause() {
+    assert!(opts_out(
+        &["fr", "en"],
+        "c'est la 2e fois que je demande : PLUS DE SMS"
+    ));
+}
+
+#[test]
+fn new_wordings_in_other_languages_opt_out() {
+    for (lang, text) in [
+        ("fr", "stp arête de m'envoyer des messages"),
+        (
+            "fr",
+            "svp arretez avec vos sms de promo, ca fait 3 par jour",
+        ),
+        ("es", "quita mi número"),
+        ("de", "hoert endlich auf mir werbung zu schicken!!!"),
+        ("de", "vergiss mich"),
+        ("it", "nn voglio piu ricevere le vostre offerte grz"),
+        ("pt", "me descadastra por favor"),
+        ("pt", "não me chame mais"),
+        ("pt", "Quero que meus dados sejam excluídos"),
+    ] {
+        assert!(opts_out(&[lang, "en"], text), "{lang}: {text:?}");
+    }
+    assert!(!opts_out(
+        &["de", "en"],
+        "schreib mir nicht mehr als einen Satz"
+    ));
+}
