@@ -61,10 +61,12 @@ impl Suppression {
         }
     }
 
-    /// `view` with marketing suppressed.
+    /// `view` with marketing suppressed. An erased person's STOP changes nothing they can be
+    /// told about, so the suppression counts for confirmations too.
     pub(super) fn apply(&self, mut view: PersonView) -> PersonView {
         let events = view.consent.marketing.events;
         view.consent.marketing = self.marketing(events);
+        view.decided.marketing = self.marketing(view.decided.marketing.events);
         view
     }
 }

@@ -20,6 +20,9 @@ use crate::domain::tenant::TenantId;
 pub struct PersonView {
     /// The identifier's consent: the person's, under the rules of `domain::person`.
     pub consent: ContactConsent,
+    /// The consent from the person's own decisions, without a retirement's suppression
+    /// ([`Person::decided`]): what a confirmation is measured against.
+    pub decided: ContactConsent,
     pub linked: Linked,
     /// When a number or BSUID change retired this identifier.
     pub retired_at: Option<DateTime<Utc>>,
@@ -29,6 +32,7 @@ impl PersonView {
     /// The view of an identifier no link names: its own consent.
     pub fn alone(consent: ContactConsent) -> Self {
         PersonView {
+            decided: consent.clone(),
             consent,
             ..PersonView::default()
         }
@@ -44,6 +48,7 @@ impl PersonView {
         };
         PersonView {
             consent: person.consent(),
+            decided: person.decided(),
             linked: Linked {
                 all: readable(person.applies_to(EventType::OptedOut)),
                 active: readable(person.applies_to(EventType::OptedIn)),

@@ -333,6 +333,7 @@ impl Batch<'_, '_> {
         }
         let state = State {
             consent: &person.consent,
+            decided: &person.decided,
             replied_to: replied_to.as_ref(),
             last_marketing: last_marketing.as_ref(),
             attribution_window: profile.attribution_window,
@@ -416,6 +417,7 @@ impl Batch<'_, '_> {
         let profile = self.settings.profile(tenant);
         let state = State {
             consent: &person.consent,
+            decided: &person.decided,
             replied_to: None,
             last_marketing: None,
             attribution_window: profile.attribution_window,

@@ -74,6 +74,7 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
         svc.log_text()
     );
     std::thread::sleep(Duration::from_secs(2));
+    let log = svc.log.clone();
     assert_eq!(svc.stop(), Some(0));
 
     let events: Vec<(String, Value)> = got
@@ -133,6 +134,21 @@ async fn a_stop_by_user_id_links_and_a_number_change_reach_consent_events() {
         Duration::from_secs(3),
         |r| !r.is_empty(),
     );
-    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies.len(),
+        1,
+        "events {:?}; log:\n{}",
+        events
+            .iter()
+            .map(|(_, e)| (
+                e["partition"].clone(),
+                e["seq"].clone(),
+                e["type"].clone(),
+                e["contact"].clone(),
+                e["occurred_at"].clone()
+            ))
+            .collect::<Vec<_>>(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert_eq!(json_of(&replies[0])["to"], USER_ID);
 }

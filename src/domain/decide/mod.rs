@@ -117,6 +117,9 @@ fn looks_for_campaign(r: &Resolved, outcome: Outcome) -> bool {
 pub struct State<'a> {
     /// The contact's consent before the command.
     pub consent: &'a ContactConsent,
+    /// The same from the customer's own decisions, without a number change's suppression of
+    /// a retired identifier: a confirmation goes out when the command changes this.
+    pub decided: &'a ContactConsent,
     /// The sent message the customer replied to (`context.id`), when the ledger knows it.
     pub replied_to: Option<&'a SentRef>,
     /// The last marketing send to the contact at or before the message.
@@ -322,7 +325,7 @@ fn decide_message(state: State<'_>, r: &Resolved, classified: &Classified) -> De
     // A provider that matched the opt-out itself has answered the customer already; the FCC
     // allows one confirmation, and a second would read as the business not listening.
     let provider_answered = classified.kind == SourceKind::Provider;
-    if changes_status(state.consent, &event) && !provider_answered {
+    if changes_status(state.decided, &event) && !provider_answered {
         decision.reply = Some(Reply {
             kind: match event_type {
                 EventType::OptedIn => ReplyKind::OptInConfirmation,

@@ -88,6 +88,7 @@ impl Given {
     fn when_command(&mut self, command: Command<'_>) -> Decision {
         let state = State {
             consent: &self.consent,
+            decided: &self.consent,
             replied_to: self.replied_to.as_ref(),
             last_marketing: self.last_marketing.as_ref(),
             attribution_window: Duration::hours(72),

@@ -87,13 +87,26 @@ impl<'a> Person<'a> {
     /// The consent of the identifier asked about: the person's events, ranked by event time
     /// with the opt-out winning ties, under the rules of this module.
     pub fn consent(&self) -> ContactConsent {
+        self.fold(true)
+    }
+
+    /// [`Self::consent`] from the person's own decisions alone, without a retirement's
+    /// suppression: what a confirmation is measured against. The suppression is the ledger's
+    /// precaution, not the customer's word, and it dates from the change: a STOP written
+    /// before a number change and read after it, from another partition, still changed what
+    /// the customer had asked for, and is confirmed as it would have been in the other order.
+    pub fn decided(&self) -> ContactConsent {
+        self.fold(false)
+    }
+
+    fn fold(&self, with_retirement: bool) -> ContactConsent {
         let mut counted: Vec<ConsentEvent> = self
             .events
             .iter()
             .filter(|e| self.counts(e))
             .cloned()
             .collect();
-        if let Some(link) = self.retired.get(self.asked) {
+        if let Some(link) = self.retired.get(self.asked).filter(|_| with_retirement) {
             counted.push(suppression(link));
         }
         counted.sort_by_key(|e| rank(EventTime::of(e), e.is_opt_out()));
