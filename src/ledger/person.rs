@@ -46,9 +46,15 @@ impl PersonView {
             cs.retain(|c| c.as_str() != crate::rgpd::ERASED);
             cs
         };
+        let consent = person.consent();
+        // The two differ only for a retired identifier: fold the events once otherwise.
+        let decided = match person.retired_at() {
+            Some(_) => person.decided(),
+            None => consent.clone(),
+        };
         PersonView {
-            consent: person.consent(),
-            decided: person.decided(),
+            consent,
+            decided,
             linked: Linked {
                 all: readable(person.applies_to(EventType::OptedOut)),
                 active: readable(person.applies_to(EventType::OptedIn)),
