@@ -56,7 +56,10 @@ pub fn run(
             continue;
         }
         match audience.check(input)? {
-            Verdict::Allowed(c) => writeln!(out, "{c}")?,
+            Verdict::Allowed(c) => {
+                out.write_all(c.as_str().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
             Verdict::Excluded {
                 contact,
                 reason,
