@@ -86,9 +86,8 @@ impl<'w> Answer<'w> {
 
     fn allowed(&mut self, contact: &str, at: &Position) -> Result<(), StreamError> {
         if self.ndjson {
-            let mut l = Self::ndjson_line("allowed", at);
-            l.contact = Some(contact.to_string());
-            return self.line(&l);
+            let line = Self::ndjson_line("allowed", at).line.unwrap_or_default();
+            return Ok(allowed_line(&mut *self.w, line, contact)?);
         }
         if self.allowed_written > 0 {
             self.w.write_all(b",")?;
@@ -180,6 +179,14 @@ impl<'w> Answer<'w> {
         self.w.write_all(b"}")?;
         Ok(())
     }
+}
+
+/// The NDJSON line of an allowed contact, nearly every line of an audience: written directly,
+/// byte for byte as [`CheckLine`] serializes it, without its allocations.
+pub(super) fn allowed_line(w: &mut impl Write, line: u64, contact: &str) -> std::io::Result<()> {
+    write!(w, "{{\"outcome\":\"allowed\",\"line\":{line},\"contact\":")?;
+    serde_json::to_writer(&mut *w, contact)?;
+    w.write_all(b"}\n")
 }
 
 fn append_json<T: Serialize>(buf: &mut Vec<u8>, value: &T) {

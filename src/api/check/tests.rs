@@ -1,7 +1,8 @@
 use axum::http::{header, HeaderMap, HeaderValue};
 
-use super::media_type;
+use super::answer::allowed_line;
 use super::ndjson::item;
+use super::{media_type, CheckLine};
 
 #[test]
 fn an_ndjson_line_is_a_json_string_an_object_or_the_bare_number() {
@@ -34,4 +35,32 @@ fn media_types_lose_their_parameters_and_case() {
         media_type(&headers, header::ACCEPT).as_deref(),
         Some("application/json")
     );
+}
+
+#[test]
+fn an_allowed_line_is_written_as_check_line_serializes_it() {
+    for contact in [
+        "+33612345678",
+        "US.13491208655302741918",
+        "quote\"and\\slash",
+    ] {
+        let mut direct = Vec::new();
+        allowed_line(&mut direct, 42, contact).unwrap();
+        let line = CheckLine {
+            outcome: "allowed".into(),
+            line: Some(42),
+            contact: Some(contact.into()),
+            input: None,
+            reason: None,
+            since: None,
+            detail: None,
+            counts: None,
+        };
+        let mut expected = serde_json::to_vec(&line).unwrap();
+        expected.push(b'\n');
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
 }
