@@ -1,11 +1,10 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the issue's targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune12` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune13` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%), then tuned on.
-//! `holdout13` is the fresh set now: its misses are listed and its figures reported rather than
-//! asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%; 2026-12-08: 89.5%), then
+//! tuned on.
 
 use std::collections::BTreeMap;
 
@@ -18,20 +17,8 @@ const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
 const SPLITS: [&str; 14] = [
-    "tune",
-    "tune2",
-    "tune3",
-    "tune4",
-    "tune5",
-    "tune6",
-    "tune7",
-    "tune8",
-    "tune9",
-    "tune10",
-    "tune11",
-    "tune12",
-    "holdout",
-    "holdout13",
+    "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "tune9", "tune10",
+    "tune11", "tune12", "tune13", "holdout",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +227,17 @@ fn holdout_meets_the_recall_and_precision_targets() {
     assert!(
         t.found >= 77 && t.left_alone >= 65,
         "tune12: recall {:.3}, precision {:.3}",
+        t.recall(),
+        t.precision()
+    );
+    // tune13 keeps four messages that the rules opt out on purpose: a bare "basta" and
+    // "cancelar" (platform keywords, labelled possible opt-outs), "Non scrivetemi più qui,
+    // mandatemi una mail" (stop writing here), and "don't call me before 10, write me here",
+    // where a time after the revocation could as well precede "before I report you".
+    let t = totals.get("tune13").copied().unwrap_or_default();
+    assert!(
+        t.found >= 38 && t.left_alone >= 35,
+        "tune13: recall {:.3}, precision {:.3}",
         t.recall(),
         t.precision()
     );

@@ -473,3 +473,32 @@ fn new_wordings_in_other_languages_opt_out() {
         "schreib mir nicht mehr als einen Satz"
     ));
 }
+
+#[test]
+fn the_classes_of_tune13_opt_out_and_their_look_alikes_do_not() {
+    for (languages, text) in [
+        (&["en"][..], "nah im good. pls stop sending these every day"),
+        (&["en"], "delete my number"),
+        (&["en"], "Take my contact info off please"),
+        (
+            &["fr"],
+            "si je reçois encore un seul sms je vous signale au 33700",
+        ),
+        (&["es"], "borrad mis datos por favor"),
+        (&["de"], "boah hört endlich auf mit den sms"),
+        (&["de"], "lasst mich in Ruhe"),
+    ] {
+        assert!(opts_out(languages, text), "{text:?}");
+    }
+    for (languages, text) in [
+        (&["en"][..], "what is this number?? how did u get my info"),
+        (&["en"], "can you take my number for the delivery"),
+        (&["en"], "stop sending these to my old address"),
+        (
+            &["de"],
+            "lassen Sie mich in Ruhe überlegen, dann bestelle ich",
+        ),
+    ] {
+        assert!(!opts_out(languages, text), "{text:?}");
+    }
+}
