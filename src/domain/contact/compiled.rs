@@ -31,7 +31,12 @@ pub(super) struct Parsed {
 
 impl Parsed {
     pub fn e164(&self) -> String {
-        format!("+{}{}", self.code, self.national)
+        use std::fmt::Write;
+        // Sized once: an audience check builds one for nearly every contact.
+        let mut e164 = String::with_capacity(6 + self.national.len());
+        write!(e164, "+{}", self.code).expect("writing to a String cannot fail");
+        e164.push_str(&self.national);
+        e164
     }
 }
 

@@ -129,12 +129,15 @@ fn normalize_with(input: &str, region: country::Id, rules: Rules) -> Result<Cont
     if trimmed.len() > 64 {
         return Err(ContactError::TooLong);
     }
-    // One pass over the input, which an audience check makes for every contact of a list.
+    // One pass over the bytes, which an audience check makes for every contact of a list: the
+    // separators are ASCII but for the no-break space (C2 A0 in UTF-8).
     let mut digits = String::with_capacity(trimmed.len());
-    for c in trimmed.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '+' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
+    let mut bytes = trimmed.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'0'..=b'9' => digits.push(char::from(b)),
+            b' ' | b'+' | b'-' | b'.' | b'(' | b')' | b'/' => {}
+            0xC2 if bytes.next() == Some(0xA0) => {}
             _ => return Err(ContactError::NotANumber),
         }
     }
@@ -294,6 +297,22 @@ mod tests {
             "+33 (0)6 12 34 56 78",
         ] {
             assert_eq!(fr(input).as_deref(), Ok("+33612345678"), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_no_break_space_separates_digits_and_other_characters_are_no_number() {
+        assert_eq!(
+            fr("06\u{a0}12\u{a0}34\u{a0}56\u{a0}78").as_deref(),
+            Ok("+33612345678")
+        );
+        for input in [
+            "06\u{a9}12345678",
+            "06 12 34 56 7８",
+            "06\u{c2}12345678",
+            "06x12345678",
+        ] {
+            assert_eq!(fr(input), Err(ContactError::NotANumber), "input {input:?}");
         }
     }
 
