@@ -210,6 +210,13 @@ impl Ledger {
     /// none.
     pub(super) fn stored_keys(&self, slot: &[u8]) -> Result<Vec<DataKey>> {
         let mut keys: Vec<DataKey> = self.stored_key(slot)?.into_iter().collect();
+        keys.extend(self.other_keys(slot)?);
+        Ok(keys)
+    }
+
+    /// The keys of `slot` other than its own: those scale-out's key race left (module doc).
+    pub(super) fn other_keys(&self, slot: &[u8]) -> Result<Vec<DataKey>> {
+        let mut keys = Vec::new();
         for entry in self.keys.scan_prefix(with_id(slot, "")) {
             let (name, _) = entry?;
             keys.extend(self.stored_key(&name)?);

@@ -49,6 +49,14 @@ fn event_position(key: &[u8]) -> Option<(u32, u64)> {
     Some((partition, seq))
 }
 
+/// The `keys` slot of the key that sealed `s`, a field of the event `event_id`.
+fn field_slot(tenant: &TenantId, event_id: &uuid::Uuid, s: &Sealed) -> Vec<u8> {
+    match s.kind {
+        KeyKind::Notice => notice_slot(tenant, event_id),
+        kind => slot(tenant, &s.key_ref, kind),
+    }
+}
+
 /// The reference (keyed hash) of a stored identifier field; `None` when it is not sealed.
 pub(super) fn field_ref(stored: &str) -> Option<Id> {
     Sealed::parse(stored).map(|s| s.key_ref)
@@ -63,14 +71,12 @@ impl Ledger {
         event_id: &uuid::Uuid,
         s: &Sealed,
     ) -> Result<Vec<DataKey>> {
-        let slot = match s.kind {
-            KeyKind::Notice => notice_slot(tenant, event_id),
-            kind => slot(tenant, &s.key_ref, kind),
-        };
-        self.stored_keys(&slot)
+        self.stored_keys(&field_slot(tenant, event_id, s))
     }
 
-    /// The key that opens the field `name` of the event `event_id`, and the plaintext.
+    /// The key that opens the field `name` of the event `event_id`, and the plaintext. The
+    /// slot's own key is tried before its others are looked for: there are others only after
+    /// scale-out's key race, and looking cost a range scan for every field the relays opened.
     fn opening_key(
         &self,
         tenant: &TenantId,
@@ -79,10 +85,12 @@ impl Ledger {
         sealed: &Sealed,
     ) -> Result<Option<(DataKey, String)>> {
         let context = field::context(event_id, name);
-        Ok(self
-            .field_keys_of(tenant, event_id, sealed)?
-            .into_iter()
-            .find_map(|key| sealed.open(&key, &context).map(|plain| (key, plain))))
+        let slot = field_slot(tenant, event_id, sealed);
+        let open = |key: DataKey| sealed.open(&key, &context).map(|plain| (key, plain));
+        if let Some(opened) = self.stored_key(&slot)?.and_then(open) {
+            return Ok(Some(opened));
+        }
+        Ok(self.other_keys(&slot)?.into_iter().find_map(open))
     }
 
     /// One stored field opened: the plaintext, `None` when its key is gone; a field that is
@@ -105,7 +113,18 @@ impl Ledger {
     /// A stored event with its personal fields opened (`[erased]` where a key is gone).
     pub fn open_event(&self, stored: ConsentEvent) -> Result<ConsentEvent> {
         let (tenant, id) = (stored.tenant.clone(), stored.event_id);
-        field::open_event(&stored, |s| self.field_keys_of(&tenant, &id, s))
+        // An event's fields mostly share a slot (the sender's contact and message id): each
+        // slot's keys are read and unwrapped once per event, not once per field.
+        let mut read: Vec<(Vec<u8>, Vec<DataKey>)> = Vec::new();
+        field::open_event(&stored, |s| {
+            let slot = field_slot(&tenant, &id, s);
+            if let Some((_, keys)) = read.iter().find(|(known, _)| *known == slot) {
+                return Ok(keys.clone());
+            }
+            let keys = self.stored_keys(&slot)?;
+            read.push((slot, keys.clone()));
+            Ok(keys)
+        })
     }
 
     /// Whether a key that opens each of `stored`'s sealed fields is here.
