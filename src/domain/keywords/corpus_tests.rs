@@ -1,11 +1,10 @@
 //! The labelled corpus of tests/fixtures/keywords/: recall on opt-outs and precision on every
 //! other message, per language and split. The held-out third must reach the targets;
 //! only the tuning parts' misses are listed, so the held-out cases stay unread while tuning.
-//! `tune2` to `tune13` are former fresh held-out sets, each collected by someone who had not read
+//! `tune2` to `tune14` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
-//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%; 2026-12-08: 89.5%), then
-//! tuned on. `holdout14` is the fresh set now: its misses are listed and its figures reported
-//! rather than asserted.
+//! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%; 2026-12-08: 89.5%,
+//! 78.4%), then tuned on.
 
 use std::collections::BTreeMap;
 
@@ -18,21 +17,8 @@ const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
 const SPLITS: [&str; 15] = [
-    "tune",
-    "tune2",
-    "tune3",
-    "tune4",
-    "tune5",
-    "tune6",
-    "tune7",
-    "tune8",
-    "tune9",
-    "tune10",
-    "tune11",
-    "tune12",
-    "tune13",
-    "holdout",
-    "holdout14",
+    "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "tune9", "tune10",
+    "tune11", "tune12", "tune13", "tune14", "holdout",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +238,16 @@ fn holdout_meets_the_recall_and_precision_targets() {
     assert!(
         t.found >= 38 && t.left_alone >= 35,
         "tune13: recall {:.3}, precision {:.3}",
+        t.recall(),
+        t.precision()
+    );
+    // tune14 keeps five: "Just quit." ending a message, two angry "sick of it" / "tired of it"
+    // labelled possible opt-outs, "No quiero más mensajes de mi aseguradora" (maybe about
+    // another sender, maybe about this one) and "me tira da lista de presentes" (a gift list).
+    let t = totals.get("tune14").copied().unwrap_or_default();
+    assert!(
+        t.found >= 88 && t.left_alone >= 57,
+        "tune14: recall {:.3}, precision {:.3}",
         t.recall(),
         t.precision()
     );

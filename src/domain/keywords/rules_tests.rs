@@ -502,3 +502,45 @@ fn the_classes_of_tune13_opt_out_and_their_look_alikes_do_not() {
         assert!(!opts_out(languages, text), "{text:?}");
     }
 }
+
+#[test]
+fn the_classes_of_tune14_opt_out_and_their_look_alikes_do_not() {
+    for (languages, text) in [
+        (&["en"][..], "Yeah\nknock it off"),
+        (&["en"], "stop notifying me"),
+        (&["en"], "don't text this #"),
+        (&["fr"], "lâchez-moi"),
+        (&["fr"], "arrêtez ça ne m'intéressera jamais"),
+        (
+            &["fr"],
+            "Cessez d'utiliser mon adresse pour vos campagnes marketing",
+        ),
+        (&["fr"], "J'ai dit STOP, ça aurait dû stop."),
+        (&["es"], "No me vuelvan a llamar."),
+        (&["es"], "quiero salir de la lista"),
+        (&["es"], "No me escriban más por este carrito"),
+        (&["de"], "Hören Sie auf!"),
+        (&["de"], "Bitte keinen Kontakt mehr"),
+        (&["de"], "Belästigen Sie mich nicht"),
+        (&["de"], "Sie haben die falsche Nummer"),
+        (&["de"], "Ich verlange die Löschung meiner Daten nach DSGVO"),
+        (&["it"], "lasciami in pace"),
+        (&["pt"], "não me procure mais"),
+    ] {
+        assert!(opts_out(languages, text), "{text:?}");
+    }
+    for (languages, text) in [
+        (
+            &["fr"][..],
+            "j'ai envoyé STOP par erreur, vous pouvez me remettre sur la liste ?",
+        ),
+        (&["es"], "No quiero volver a recibir este plato."),
+        (
+            &["de"],
+            "Wie kann ich im Antrag falsche Daten löschen und neu eingeben",
+        ),
+        (&["it"], "non chiamatemi prima delle 10, scrivetemi qui"),
+    ] {
+        assert!(!opts_out(languages, text), "{text:?}");
+    }
+}
