@@ -4,7 +4,8 @@
 //! `tune2` to `tune14` are former fresh held-out sets, each collected by someone who had not read
 //! the rules, committed before its single measurement (2026-12-06: recall 66.7%, 72.0%, 77.3%,
 //! 90.7%, 69.4%, 73.9%, 73.9%; 2026-12-07: 78.4%, 74.7%, 77.9%, 54.2%; 2026-12-08: 89.5%,
-//! 78.4%), then tuned on.
+//! 78.4%), then tuned on. `holdout15` is the fresh set now: its misses are listed and its
+//! figures reported rather than asserted.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +17,23 @@ const CORPUS: &str = include_str!("../../../tests/fixtures/keywords/corpus.jsonl
 const MIN_RECALL: f64 = 0.98;
 const MIN_PRECISION: f64 = 0.99;
 /// Every split, in the order the report lists them.
-const SPLITS: [&str; 15] = [
-    "tune", "tune2", "tune3", "tune4", "tune5", "tune6", "tune7", "tune8", "tune9", "tune10",
-    "tune11", "tune12", "tune13", "tune14", "holdout",
+const SPLITS: [&str; 16] = [
+    "tune",
+    "tune2",
+    "tune3",
+    "tune4",
+    "tune5",
+    "tune6",
+    "tune7",
+    "tune8",
+    "tune9",
+    "tune10",
+    "tune11",
+    "tune12",
+    "tune13",
+    "tune14",
+    "holdout",
+    "holdout15",
 ];
 
 #[derive(Debug, Deserialize)]
