@@ -243,10 +243,10 @@ fn holdout_meets_the_recall_and_precision_targets() {
     //   (platform keywords, labelled possible opt-outs), "Non scrivetemi più qui, mandatemi una
     //   mail" (stop writing here), and "don't call me before 10, write me here", where a time
     //   after the revocation could as well precede "before I report you";
-    // - tune14 keeps five: "Just quit." ending a message, two angry "sick of it" / "tired of it"
-    //   labelled possible opt-outs, "No quiero más mensajes de mi aseguradora" (maybe about
-    //   another sender, maybe about this one) and "me tira da lista de presentes" (a gift list).
-    for (split, found, left_alone) in [("tune12", 77, 65), ("tune13", 38, 35), ("tune14", 88, 57)] {
+    // - tune14 keeps four: "Just quit." ending a message, two angry "sick of it" / "tired of it"
+    //   labelled possible opt-outs, and "No quiero más mensajes de mi aseguradora" (maybe about
+    //   another sender, maybe about this one).
+    for (split, found, left_alone) in [("tune12", 77, 65), ("tune13", 38, 35), ("tune14", 88, 58)] {
         let t = totals.get(split).copied().unwrap_or_default();
         assert!(
             t.found >= found && t.left_alone >= left_alone,

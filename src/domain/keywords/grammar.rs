@@ -43,12 +43,14 @@ pub(super) struct Grammar {
     patterns: Vec<Vec<Slot>>,
     /// The patterns by a first token they can start with: only those are tried at a token.
     starting: Map<String, Vec<usize>>,
-    /// Words after which a match does not count (another object follows the verb).
-    pub(super) not_before: Vec<String>,
+    /// Words after which a match does not count (another object follows the verb), as word
+    /// sequences ("prima delle").
+    pub(super) not_before: Vec<Vec<String>>,
     /// Negations before which a match does not count, as word sequences.
     pub(super) not_after: Vec<Vec<String>>,
-    /// Nouns after which, within three words, a match does not count (another object).
-    pub(super) other_objects: Vec<String>,
+    /// Nouns after which, within three words, a match does not count (another object), as
+    /// word sequences ("voice notes", "estado de cuenta").
+    pub(super) other_objects: Vec<Vec<String>>,
     /// Keywords that take any one-word topic; words that widen a keyword to every purpose.
     pub(super) any_topic: Vec<String>,
     pub(super) all_words: Vec<String>,
@@ -176,9 +178,17 @@ impl Grammar {
             by_first,
             patterns,
             starting,
-            not_before: single_words(data.not_before.iter().map(String::as_str)),
+            not_before: data
+                .not_before
+                .iter()
+                .flat_map(|w| token_forms(w))
+                .collect(),
             not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
-            other_objects: single_words(data.other_objects.iter().map(String::as_str)),
+            other_objects: data
+                .other_objects
+                .iter()
+                .flat_map(|w| token_forms(w))
+                .collect(),
             any_topic: data
                 .any_topic
                 .iter()

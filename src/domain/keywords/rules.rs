@@ -16,9 +16,9 @@ use crate::domain::language;
 pub(super) struct Extra {
     /// (language position, its grammar), in priority order.
     grammars: Vec<(usize, Grammar)>,
-    not_before: Set<String>,
+    not_before: Vec<Vec<String>>,
     not_after: Vec<Vec<String>>,
-    other_objects: Set<String>,
+    other_objects: Vec<Vec<String>>,
     any_topic: Set<String>,
     all_words: Set<String>,
     determiners: Set<String>,
@@ -108,6 +108,14 @@ impl<'a> Words<'a> {
 
     fn tok(&self, i: usize) -> &'a str {
         &self.key[self.spans[i].0..self.spans[i].1]
+    }
+
+    /// Whether one of `phrases` (word sequences) starts at word `i`.
+    fn starts_any(&self, i: usize, phrases: &[Vec<String>]) -> bool {
+        phrases.iter().any(|p| {
+            i + p.len() <= self.spans.len()
+                && p.iter().enumerate().all(|(k, t)| self.tok(i + k) == t)
+        })
     }
 
     fn display(&self, from: usize, to: usize) -> String {
@@ -248,12 +256,12 @@ impl KeywordSet {
         // invoice" still stops the texts.
         let other_object = |end: usize| {
             !(end < n && self.extra.topic_links.contains(w.tok(end)))
-                && (end..n.min(end + 4)).any(|i| self.extra.other_objects.contains(w.tok(i)))
+                && (end..n.min(end + 4)).any(|i| w.starts_any(i, &self.extra.other_objects))
         };
         // "no me manden el código" has another object; "dejen de mandarme los avisos" names
         // the messages themselves after the same article.
         let another_object = |end: usize| {
-            self.extra.not_before.contains(w.tok(end))
+            w.starts_any(end, &self.extra.not_before)
                 && !(end + 1 < n && self.extra.topics.contains(w.tok(end + 1)))
         };
         let allowed = |start: usize, end: usize| {

@@ -550,3 +550,18 @@ fn the_classes_of_tune14_opt_out_and_their_look_alikes_do_not() {
         ],
     );
 }
+
+/// Regression: entries of several words in `not_before` and `other_objects` ("voice notes",
+/// "notas de voz", "lista de presentes") were dropped when the grammar was compiled, so they
+/// never undid a revocation.
+#[test]
+fn multi_word_other_objects_and_not_before_entries_count() {
+    assert_classes(
+        &[(&["pt"][..], "me tira da lista de vocês")],
+        &[
+            (&["en"][..], "stop sending me voice notes, text me instead"),
+            (&["es"], "no me manden más notas de voz"),
+            (&["pt"], "me tira da lista de presentes"),
+        ],
+    );
+}
