@@ -431,14 +431,17 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             unreachable!("handled above")
         }
     };
-    close_for_exit(ledger)?;
-    result
+    // A command's own error is the one to report, before one from closing.
+    let closed = close_for_exit(ledger);
+    let code = result?;
+    closed?;
+    Ok(code)
 }
 
 /// The process ends with the command, so the ledger is made durable and then left to the
 /// exit rather than dropped: fjall's drop waits for its monitor thread, which sleeps 250 ms at
-/// a time, and every command paid up to a quarter of a second for it (a 1,000,000-contact
-/// `check` 1.01 s, of which 0.25 s waiting; BENCHMARKS.md, "HTTP check"). A flush or
+/// a time, and every command paid up to a quarter of a second for it (a one-contact `check`
+/// took 0.27 s, 0.07 s without it; BENCHMARKS.md, "HTTP check"). A flush or
 /// compaction that fjall's threads have in flight at that moment is recovered at the next open
 /// as after a crash, which the kill -9 tests exercise.
 fn close_for_exit(ledger: Ledger) -> Result<()> {
