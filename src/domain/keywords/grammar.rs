@@ -73,6 +73,12 @@ fn token_forms(spelling: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Every match key of every spelling, as word sequences: for the lists whose entries may be
+/// phrases (`not_before`, `not_after`, `other_objects`).
+fn phrases(spellings: &[String]) -> Vec<Vec<String>> {
+    spellings.iter().flat_map(|w| token_forms(w)).collect()
+}
+
 /// Every match key of every spelling, one word each: for the single-word lists (links, topics).
 pub(super) fn single_words<'a>(spellings: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     spellings
@@ -178,17 +184,9 @@ impl Grammar {
             by_first,
             patterns,
             starting,
-            not_before: data
-                .not_before
-                .iter()
-                .flat_map(|w| token_forms(w))
-                .collect(),
-            not_after: data.not_after.iter().flat_map(|w| token_forms(w)).collect(),
-            other_objects: data
-                .other_objects
-                .iter()
-                .flat_map(|w| token_forms(w))
-                .collect(),
+            not_before: phrases(&data.not_before),
+            not_after: phrases(&data.not_after),
+            other_objects: phrases(&data.other_objects),
             any_topic: data
                 .any_topic
                 .iter()
